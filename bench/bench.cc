@@ -1,0 +1,15 @@
+#include "bench/bench.h"
+
+#include "lib/common.h"
+
+namespace ntc::bench {
+
+int run(const std::vector<std::string>& args) {
+  if (args.empty()) fail("bench: name a benchmark (conv)");
+  const std::string name = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (name == "conv") return bench_conv(rest);
+  fail("bench: unknown benchmark '", name, "' (known: conv)");
+}
+
+}  // namespace ntc::bench

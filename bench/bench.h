@@ -1,0 +1,11 @@
+// bench — `ntc bench <name> [--json]`. Each benchmark validates its computation first, then
+// warms up, repeats, and reports medians (and ratios measured in the same run) as one JSON
+// object with --json, or a readable table otherwise.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace ntc::bench {
+int run(const std::vector<std::string>& args);
+int bench_conv(const std::vector<std::string>& args);
+}  // namespace ntc::bench

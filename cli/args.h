@@ -1,0 +1,66 @@
+// args — the small flag parser shared by every `ntc` subcommand.
+// Flags are `--name value`, `--name=value` or boolean `--name`; anything else is positional.
+// Unknown flags are errors (each subcommand lists what it accepts).
+#pragma once
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lib/common.h"
+
+namespace ntc::cli {
+
+class Args {
+ public:
+  // `valued`: flags that take a value; `boolean`: flags that do not.
+  Args(const std::vector<std::string>& argv, const std::set<std::string>& valued,
+       const std::set<std::string>& boolean) {
+    for (size_t i = 0; i < argv.size(); ++i) {
+      const std::string& a = argv[i];
+      if (a.rfind("--", 0) != 0 || a == "--") {
+        pos_.push_back(a);
+        continue;
+      }
+      std::string name = a.substr(2), value;
+      const size_t eq = name.find('=');
+      const bool has_eq = eq != std::string::npos;
+      if (has_eq) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      }
+      if (valued.count(name)) {
+        if (!has_eq) {
+          if (i + 1 >= argv.size()) fail("flag --", name, " needs a value");
+          value = argv[++i];
+        }
+      } else if (boolean.count(name)) {
+        if (has_eq) fail("flag --", name, " takes no value");
+        value = "1";
+      } else {
+        fail("unknown flag --", name);
+      }
+      flags_[name] = value;
+    }
+  }
+  bool has(const std::string& n) const { return flags_.count(n) > 0; }
+  std::string str(const std::string& n, const std::string& def = "") const {
+    auto it = flags_.find(n);
+    return it == flags_.end() ? def : it->second;
+  }
+  long integer(const std::string& n, long def) const {
+    auto it = flags_.find(n);
+    if (it == flags_.end()) return def;
+    char* end = nullptr;
+    long v = std::strtol(it->second.c_str(), &end, 10);
+    if (it->second.empty() || *end) fail("flag --", n, " wants an integer, got '", it->second, "'");
+    return v;
+  }
+  const std::vector<std::string>& positional() const { return pos_; }
+
+ private:
+  std::map<std::string, std::string> flags_;
+  std::vector<std::string> pos_;
+};
+
+}  // namespace ntc::cli

@@ -1,0 +1,8 @@
+// The `ntc` subcommands other than bench (which lives in bench/).
+#pragma once
+#include <string>
+#include <vector>
+
+namespace ntc::cli {
+int cmd_demo(const std::vector<std::string>& args);
+}  // namespace ntc::cli

@@ -1,0 +1,77 @@
+// ntc — command-line entry point. Every subcommand parses its own flags (cli/args.h); errors in
+// input, files or flags print one line "ntc: error: ..." and exit with status 1 (2 for usage).
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bench/bench.h"
+#include "cli/commands.h"
+#include "kernels/kernels.h"
+#include "lib/common.h"
+#include "lib/threads.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: ntc [--threads N] [--kernels simd|ref] <command> [args]\n"
+    "commands:\n"
+    "  demo [--steps N] [--image FILE]   train a tiny autoencoder on one image (smoke test)\n"
+    "  bench <name> [--json]             benchmarks: conv\n"
+    "  version                           print version and the SIMD target\n"
+    "global flags (before or after the command):\n"
+    "  --threads N      threads for OpenMP and OpenBLAS (default: all cores)\n"
+    "  --kernels K      simd (default) or ref (scalar reference twins)\n";
+
+// Pulls the global flags out of argv wherever they appear.
+std::vector<std::string> take_globals(int argc, char** argv) {
+  std::vector<std::string> rest;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const std::string& name) -> std::string {
+      if (a.rfind(name + "=", 0) == 0) return a.substr(name.size() + 1);
+      if (i + 1 >= argc) ntc::fail("flag ", name, " needs a value");
+      return argv[++i];
+    };
+    if (a == "--threads" || a.rfind("--threads=", 0) == 0) {
+      std::string v = value("--threads");
+      char* end = nullptr;
+      long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end || n < 1 || n > 1024) ntc::fail("--threads wants 1..1024, got '", v, "'");
+      ntc::set_num_threads(int(n));
+    } else if (a == "--kernels" || a.rfind("--kernels=", 0) == 0) {
+      std::string v = value("--kernels");
+      if (v != "simd" && v != "ref") ntc::fail("--kernels wants simd or ref, got '", v, "'");
+      ntc::k::set_reference_kernels(v == "ref");
+    } else {
+      rest.push_back(a);
+    }
+  }
+  return rest;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    ntc::set_num_threads(0);
+    std::vector<std::string> args = take_globals(argc, argv);
+    if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+      std::fputs(kUsage, args.empty() ? stderr : stdout);
+      return args.empty() ? 2 : 0;
+    }
+    const std::string cmd = args[0];
+    args.erase(args.begin());
+    if (cmd == "version") {
+      std::printf("ntc 0.1.0 (kernels %s, %d threads)\n", ntc::k::kernel_target_name(), ntc::num_threads());
+      return 0;
+    }
+    if (cmd == "demo") return ntc::cli::cmd_demo(args);
+    if (cmd == "bench") return ntc::bench::run(args);
+    std::fprintf(stderr, "ntc: error: unknown command '%s'\n%s", cmd.c_str(), kUsage);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ntc: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,106 @@
+#include "kernels/im2col.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace ntc::k {
+namespace {
+
+// Range [lo, hi) of output positions o whose image position o·s + off lies in [0, n).
+inline void valid_range(int off, int s, int n, int count, int* lo, int* hi) {
+  // o·s + off >= 0  <=>  o >= ceil(-off / s)
+  int a = off >= 0 ? 0 : (-off + s - 1) / s;
+  // o·s + off <= n-1  <=>  o <= floor((n-1-off)/s)
+  int b = (n - 1 - off) < 0 ? -1 : (n - 1 - off) / s;
+  *lo = std::min(a, count);
+  *hi = std::max(*lo, std::min(b + 1, count));
+}
+
+}  // namespace
+
+void im2col(const ConvGeom& g, const float* x, float* col) {
+  const int rows = g.C * g.kh * g.kw;
+  const int64_t plane = int64_t(g.Ho) * g.Wo;
+#pragma omp parallel for schedule(static) if (int64_t(rows) * plane > 32768)
+  for (int r = 0; r < rows; ++r) {
+    const int kx = r % g.kw, ky = (r / g.kw) % g.kh, c = r / (g.kw * g.kh);
+    const float* xc = x + int64_t(c) * g.H * g.W;
+    float* out = col + int64_t(r) * plane;
+    int ox0, ox1;
+    valid_range(kx - g.pad_l, g.stride, g.W, g.Wo, &ox0, &ox1);
+    for (int oy = 0; oy < g.Ho; ++oy) {
+      float* o = out + int64_t(oy) * g.Wo;
+      const int iy = oy * g.stride + ky - g.pad_t;
+      if (iy < 0 || iy >= g.H) {
+        std::memset(o, 0, sizeof(float) * size_t(g.Wo));
+        continue;
+      }
+      const float* xr = xc + int64_t(iy) * g.W + kx - g.pad_l;
+      for (int ox = 0; ox < ox0; ++ox) o[ox] = 0.f;
+      if (g.stride == 1) {
+        std::memcpy(o + ox0, xr + ox0, sizeof(float) * size_t(ox1 - ox0));
+      } else {
+        for (int ox = ox0; ox < ox1; ++ox) o[ox] = xr[ox * g.stride];
+      }
+      for (int ox = ox1; ox < g.Wo; ++ox) o[ox] = 0.f;
+    }
+  }
+}
+
+void col2im(const ConvGeom& g, const float* col, float* x) {
+  const int64_t plane = int64_t(g.Ho) * g.Wo;
+  const int rows = g.C * g.H;
+#pragma omp parallel for schedule(static) if (int64_t(g.C) * g.kh * g.kw * plane > 32768)
+  for (int r = 0; r < rows; ++r) {  // one row of x per iteration: (c, iy)
+    const int c = r / g.H, iy = r % g.H;
+    float* xr = x + int64_t(c) * g.H * g.W + int64_t(iy) * g.W;
+    for (int ky = 0; ky < g.kh; ++ky) {
+      const int t = iy + g.pad_t - ky;  // = oy·s
+      if (t < 0 || t % g.stride) continue;
+      const int oy = t / g.stride;
+      if (oy >= g.Ho) continue;
+      for (int kx = 0; kx < g.kw; ++kx) {
+        const float* cr = col + (int64_t(c * g.kh + ky) * g.kw + kx) * plane + int64_t(oy) * g.Wo;
+        int ox0, ox1;
+        valid_range(kx - g.pad_l, g.stride, g.W, g.Wo, &ox0, &ox1);
+        float* xo = xr + kx - g.pad_l;
+        if (g.stride == 1) {
+          for (int ox = ox0; ox < ox1; ++ox) xo[ox] += cr[ox];
+        } else {
+          for (int ox = ox0; ox < ox1; ++ox) xo[ox * g.stride] += cr[ox];
+        }
+      }
+    }
+  }
+}
+
+namespace ref {
+
+void im2col(const ConvGeom& g, const float* x, float* col) {
+  for (int c = 0; c < g.C; ++c)
+    for (int ky = 0; ky < g.kh; ++ky)
+      for (int kx = 0; kx < g.kw; ++kx)
+        for (int oy = 0; oy < g.Ho; ++oy)
+          for (int ox = 0; ox < g.Wo; ++ox) {
+            int iy = oy * g.stride + ky - g.pad_t, ix = ox * g.stride + kx - g.pad_l;
+            bool in = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W;
+            col[((int64_t(c) * g.kh + ky) * g.kw + kx) * g.Ho * g.Wo + oy * g.Wo + ox] =
+                in ? x[(int64_t(c) * g.H + iy) * g.W + ix] : 0.f;
+          }
+}
+
+void col2im(const ConvGeom& g, const float* col, float* x) {
+  for (int c = 0; c < g.C; ++c)
+    for (int ky = 0; ky < g.kh; ++ky)
+      for (int kx = 0; kx < g.kw; ++kx)
+        for (int oy = 0; oy < g.Ho; ++oy)
+          for (int ox = 0; ox < g.Wo; ++ox) {
+            int iy = oy * g.stride + ky - g.pad_t, ix = ox * g.stride + kx - g.pad_l;
+            if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W)
+              x[(int64_t(c) * g.H + iy) * g.W + ix] +=
+                  col[((int64_t(c) * g.kh + ky) * g.kw + kx) * g.Ho * g.Wo + oy * g.Wo + ox];
+          }
+}
+
+}  // namespace ref
+}  // namespace ntc::k

@@ -1,0 +1,33 @@
+// im2col / col2im — the data movement that turns a convolution into one GEMM.
+//
+// Geometry (one image): an "image" side x [C, H, W] and a "column" side col [C·kh·kw, Ho·Wo]:
+//   col[(c·kh + ky)·kw + kx][oy·Wo + ox] = x[c][oy·s + ky − pad_t][ox·s + kx − pad_l]
+// with zeros where the x index falls outside [0,H)×[0,W).
+// conv2d forward uses im2col (x = input, col spatial = output); conv_transpose2d forward uses
+// col2im (x = output, col spatial = input) — the two are exact adjoints of each other.
+//
+// im2col overwrites col; col2im ACCUMULATES into x. Both run on the OpenMP threads (rows of col for
+// im2col, rows of x for col2im, so each thread owns what it writes: results do not depend on the
+// thread count). `ref` versions are the naive per-element twins used by tests.
+#pragma once
+#include <cstdint>
+
+namespace ntc::k {
+
+struct ConvGeom {
+  int C, H, W;       // image side
+  int kh, kw;        // kernel
+  int stride;
+  int pad_t, pad_l;  // may be negative only for col2im of an extended transposed-conv output
+  int Ho, Wo;        // column side spatial size
+};
+
+void im2col(const ConvGeom& g, const float* x, float* col);
+void col2im(const ConvGeom& g, const float* col, float* x);
+
+namespace ref {
+void im2col(const ConvGeom& g, const float* x, float* col);
+void col2im(const ConvGeom& g, const float* col, float* x);
+}  // namespace ref
+
+}  // namespace ntc::k

@@ -1,0 +1,118 @@
+#include "lib/alloc.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "lib/common.h"
+
+namespace ntc {
+namespace {
+
+constexpr size_t kAlign = 64;
+
+size_t size_class(size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  if (bytes <= (64u << 10)) return (bytes + 255) & ~size_t(255);
+  // 1/8-octave steps: round up to a multiple of 2^(floor(log2(bytes)) - 3).
+  size_t top = size_t(1) << (63 - __builtin_clzll(bytes));
+  size_t step = top >> 3;
+  return (bytes + step - 1) / step * step;
+}
+
+struct Cache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free;  // size class -> blocks
+  MemStats st;
+
+  void* get(size_t cls) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = free.find(cls);
+      if (it != free.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        st.cached -= cls;
+        st.reused_allocs++;
+        bump(cls);
+        return p;
+      }
+    }
+    void* p = std::aligned_alloc(kAlign, cls);
+    if (!p) fail("out of memory allocating ", cls, " bytes");
+    std::lock_guard<std::mutex> lock(mu);
+    st.fresh_bytes += cls;
+    st.fresh_allocs++;
+    bump(cls);
+    return p;
+  }
+  void put(void* p, size_t cls) {
+    std::lock_guard<std::mutex> lock(mu);
+    free[cls].push_back(p);
+    st.in_use -= cls;
+    st.cached += cls;
+  }
+  void bump(size_t cls) {
+    st.in_use += cls;
+    if (st.in_use > st.peak_in_use) st.peak_in_use = st.in_use;
+  }
+};
+
+// Leaked on purpose: buffers may be released during static destruction.
+Cache& cache() {
+  static Cache* c = new Cache;
+  return *c;
+}
+
+size_t read_status_kb(const char* key) {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  size_t kb = 0, klen = std::strlen(key);
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, key, klen) == 0) kb = std::strtoull(line + klen, nullptr, 10);
+  std::fclose(f);
+  return kb * 1024;
+}
+
+}  // namespace
+
+Buffer::Buffer(size_t n) : n_(n) {
+  size_t cls = size_class(n * sizeof(float));
+  float* p = static_cast<float*>(cache().get(cls));
+  p_ = std::shared_ptr<float>(p, [cls](float* q) { cache().put(q, cls); });
+}
+
+Buffer Buffer::zeros(size_t n) {
+  Buffer b(n);
+  k::fill(0.f, b.data(), n);
+  return b;
+}
+
+MemStats mem_stats() {
+  std::lock_guard<std::mutex> lock(cache().mu);
+  return cache().st;
+}
+
+void mem_reset_peak() {
+  std::lock_guard<std::mutex> lock(cache().mu);
+  cache().st.peak_in_use = cache().st.in_use;
+}
+
+void mem_release_cache() {
+  std::lock_guard<std::mutex> lock(cache().mu);
+  for (auto& [cls, v] : cache().free) {
+    for (void* p : v) std::free(p);
+    cache().st.cached -= cls * v.size();
+    v.clear();
+  }
+}
+
+size_t rss_bytes() { return read_status_kb("VmRSS:"); }
+size_t peak_rss_bytes() { return read_status_kb("VmHWM:"); }
+
+}  // namespace ntc

@@ -1,0 +1,46 @@
+// alloc — the caching allocator behind every tensor buffer.
+//
+// Why: on these VMs first touch of fresh memory runs at ~0.3 GB/s, while reused memory is ~60x
+// faster. So freed blocks are never handed back to the OS; they go to a free list keyed by a
+// size class and are handed out again for the next request of that class. Size classes are
+// multiples of 256 B below 64 KiB and 1/8-octave steps above (waste < 12.5%). Blocks are 64-byte
+// aligned. The cache is only emptied by mem_release_cache().
+//
+// A Buffer is a shared handle; the block returns to the cache when the last handle goes.
+#pragma once
+#include <cstddef>
+#include <memory>
+
+namespace ntc {
+
+class Buffer {
+ public:
+  Buffer() = default;
+  explicit Buffer(size_t n_floats);                   // uninitialised contents
+  static Buffer zeros(size_t n_floats);
+  float* data() const { return p_.get(); }
+  size_t size() const { return n_; }
+  explicit operator bool() const { return p_ != nullptr; }
+  long use_count() const { return p_.use_count(); }
+
+ private:
+  std::shared_ptr<float> p_;
+  size_t n_ = 0;
+};
+
+struct MemStats {
+  size_t in_use = 0;         // bytes held by live buffers (size-class rounded)
+  size_t peak_in_use = 0;    // high-water mark of in_use
+  size_t cached = 0;         // bytes sitting in free lists
+  size_t fresh_bytes = 0;    // bytes ever obtained from the system
+  size_t fresh_allocs = 0;   // allocations served by the system
+  size_t reused_allocs = 0;  // allocations served from the cache
+};
+
+MemStats mem_stats();
+void mem_reset_peak();
+void mem_release_cache();      // give cached blocks back to the system
+size_t rss_bytes();            // current resident set size (VmRSS), 0 if unknown
+size_t peak_rss_bytes();       // VmHWM: peak resident set size of the process
+
+}  // namespace ntc

@@ -1,0 +1,67 @@
+#include "lib/image.h"
+
+#include <stb_image.h>
+#include <stb_image_write.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "lib/common.h"
+
+namespace ntc {
+
+Tensor read_image(const std::string& path) {
+  int w = 0, h = 0, c = 0;
+  unsigned char* px = stbi_load(path.c_str(), &w, &h, &c, 3);
+  if (!px) fail("cannot read image ", path, ": ", stbi_failure_reason());
+  Tensor t = Tensor::empty({1, 3, h, w});
+  const size_t plane = size_t(w) * size_t(h);
+  for (size_t i = 0; i < plane; ++i)
+    for (int ch = 0; ch < 3; ++ch) t.data()[size_t(ch) * plane + i] = px[i * 3 + size_t(ch)];
+  stbi_image_free(px);
+  return t;
+}
+
+void write_file_atomic(const std::string& path, const std::vector<unsigned char>& bytes) {
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail("cannot write ", tmp, ": ", std::strerror(errno));
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  ok = (std::fflush(f) == 0) && ok;
+  ok = (fsync(fileno(f)) == 0) && ok;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    fail("cannot write ", path, ": ", std::strerror(errno));
+  }
+}
+
+void write_image(const std::string& path, const Tensor& x) {
+  NTC_CHECK(x.ndim() == 4 && x.dim(0) == 1 && x.dim(1) == 3, "write_image: ", shape_str(x.shape()));
+  const int h = int(x.dim(2)), w = int(x.dim(3));
+  const size_t plane = size_t(w) * size_t(h);
+  std::vector<unsigned char> px(plane * 3);
+  for (size_t i = 0; i < plane; ++i)
+    for (size_t ch = 0; ch < 3; ++ch) {
+      float v = std::nearbyint(x.data()[ch * plane + i]);
+      px[i * 3 + ch] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+  std::vector<unsigned char> out;
+  const bool ppm = path.size() >= 4 && path.compare(path.size() - 4, 4, ".ppm") == 0;
+  if (ppm) {
+    std::string hdr = "P6\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n";
+    out.assign(hdr.begin(), hdr.end());
+    out.insert(out.end(), px.begin(), px.end());
+  } else {
+    auto sink = [](void* ctx, void* data, int size) {
+      auto* v = static_cast<std::vector<unsigned char>*>(ctx);
+      v->insert(v->end(), static_cast<unsigned char*>(data), static_cast<unsigned char*>(data) + size);
+    };
+    if (!stbi_write_png_to_func(sink, &out, w, h, 3, px.data(), w * 3)) fail("PNG encoding failed for ", path);
+  }
+  write_file_atomic(path, out);
+}
+
+}  // namespace ntc

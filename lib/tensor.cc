@@ -1,0 +1,202 @@
+#include "lib/tensor.h"
+
+#include <cstring>
+#include <unordered_set>
+
+#include "kernels/kernels.h"
+#include "lib/common.h"
+#include "lib/rng.h"
+
+namespace ntc {
+
+int64_t numel_of(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// ---------------------------------------------------------------- construction
+Tensor Tensor::empty(const Shape& s) {
+  for (int64_t d : s) NTC_CHECK(d >= 0, "negative dimension in ", shape_str(s));
+  auto p = std::make_shared<TensorImpl>();
+  p->shape = s;
+  p->data = Buffer(size_t(numel_of(s)));
+  return Tensor(std::move(p));
+}
+
+Tensor Tensor::zeros(const Shape& s) { return full(s, 0.f); }
+
+Tensor Tensor::full(const Shape& s, float v) {
+  Tensor t = empty(s);
+  k::fill(v, t.data(), size_t(t.numel()));
+  return t;
+}
+
+Tensor Tensor::from(const Shape& s, const std::vector<float>& v) {
+  NTC_CHECK(int64_t(v.size()) == numel_of(s), "from(): ", v.size(), " values for shape ", shape_str(s));
+  Tensor t = empty(s);
+  std::memcpy(t.data(), v.data(), v.size() * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::uniform(const Shape& s, float lo, float hi, Rng& rng) {
+  Tensor t = empty(s);
+  rng.fill_uniform(t.data(), size_t(t.numel()), lo, hi);
+  return t;
+}
+
+Tensor Tensor::normal(const Shape& s, float mean, float stddev, Rng& rng) {
+  Tensor t = empty(s);
+  rng.fill_normal(t.data(), size_t(t.numel()), mean, stddev);
+  return t;
+}
+
+Tensor Tensor::param(const Shape& s) {
+  Tensor t = zeros(s);
+  t.p_->requires_grad = true;
+  t.p_->is_param = true;
+  return t;
+}
+
+// ---------------------------------------------------------------- inspection
+int64_t Tensor::dim(int i) const {
+  int n = ndim();
+  if (i < 0) i += n;
+  NTC_CHECK(i >= 0 && i < n, "dim ", i, " of a tensor of shape ", shape_str(shape()));
+  return p_->shape[size_t(i)];
+}
+
+float Tensor::item() const {
+  NTC_CHECK(numel() == 1, "item() of a tensor of shape ", shape_str(shape()));
+  return data()[0];
+}
+
+std::vector<float> Tensor::to_vector() const { return std::vector<float>(data(), data() + numel()); }
+
+// ---------------------------------------------------------------- autodiff
+Tensor& Tensor::set_requires_grad(bool on) {
+  NTC_CHECK(!p_->node, "set_requires_grad on a non-leaf tensor");
+  p_->requires_grad = on;
+  return *this;
+}
+
+float* Tensor::grad_acc() const {
+  if (!p_->grad) p_->grad = Buffer::zeros(size_t(numel()));
+  return p_->grad.data();
+}
+
+Tensor Tensor::grad_tensor() const {
+  Tensor g = zeros(shape());
+  if (p_->grad) std::memcpy(g.data(), p_->grad.data(), size_t(numel()) * sizeof(float));
+  return g;
+}
+
+void Tensor::zero_grad() { p_->grad = Buffer(); }
+
+Tensor Tensor::detach() const {
+  auto p = std::make_shared<TensorImpl>();
+  p->shape = p_->shape;
+  p->data = p_->data;
+  return Tensor(std::move(p));
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = empty(shape());
+  std::memcpy(t.data(), data(), size_t(numel()) * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::reshape(const Shape& s) const {
+  Shape ns = s;
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < ns.size(); ++i) {
+    if (ns[i] == -1) {
+      NTC_CHECK(infer < 0, "reshape: more than one -1 in ", shape_str(s));
+      infer = int64_t(i);
+    } else {
+      known *= ns[i];
+    }
+  }
+  if (infer >= 0) ns[size_t(infer)] = known ? numel() / known : 0;
+  NTC_CHECK(numel_of(ns) == numel(), "reshape ", shape_str(shape()), " -> ", shape_str(s));
+  auto p = std::make_shared<TensorImpl>();
+  p->shape = ns;
+  p->data = p_->data;
+  Tensor out(std::move(p));
+  if (needs_grad({this})) {
+    Tensor x = *this;
+    size_t n = size_t(numel());
+    record(out, "reshape", {this}, [x, n](const float* gy) { k::add(x.grad_acc(), gy, x.grad_acc(), n); });
+  }
+  return out;
+}
+
+namespace {
+thread_local bool g_grad_enabled = true;
+}
+
+bool grad_enabled() { return g_grad_enabled; }
+NoGrad::NoGrad() : prev_(g_grad_enabled) { g_grad_enabled = false; }
+NoGrad::~NoGrad() { g_grad_enabled = prev_; }
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!g_grad_enabled) return false;
+  for (const Tensor* t : inputs)
+    if (t && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+void record(Tensor& out, const char* op, std::initializer_list<const Tensor*> inputs,
+            std::function<void(const float* gy)> backward) {
+  std::vector<Tensor> v;
+  for (const Tensor* t : inputs)
+    if (t) v.push_back(*t);
+  record(out, op, v, std::move(backward));
+}
+
+void record(Tensor& out, const char* op, const std::vector<Tensor>& inputs,
+            std::function<void(const float* gy)> backward) {
+  auto n = std::make_shared<Node>();
+  n->op = op;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) n->inputs.push_back(t.ptr());
+  n->backward = std::move(backward);
+  out.impl()->node = std::move(n);
+  out.impl()->requires_grad = true;
+}
+
+void Tensor::backward() {
+  NTC_CHECK(numel() == 1, "backward() needs a one-element tensor, got ", shape_str(shape()));
+  NTC_CHECK(requires_grad(), "backward() on a tensor that does not require grad");
+  // Iterative post-order DFS: every tensor comes after all tensors it was computed from.
+  std::vector<std::shared_ptr<TensorImpl>> order;
+  std::unordered_set<TensorImpl*> seen;
+  std::vector<std::pair<std::shared_ptr<TensorImpl>, size_t>> stack{{p_, 0}};
+  seen.insert(p_.get());
+  while (!stack.empty()) {
+    auto& [t, i] = stack.back();
+    if (t->node && i < t->node->inputs.size()) {
+      auto next = t->node->inputs[i++];
+      if (seen.insert(next.get()).second) stack.push_back({next, 0});
+    } else {
+      order.push_back(t);
+      stack.pop_back();
+    }
+  }
+  grad_acc()[0] += 1.f;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    TensorImpl* t = it->get();
+    if (!t->node) continue;  // leaf: keeps its accumulated gradient
+    if (t->grad) t->node->backward(t->grad.data());
+    t->grad = Buffer();  // intermediate gradient consumed
+    t->node.reset();     // release the graph as we go
+  }
+}
+
+}  // namespace ntc

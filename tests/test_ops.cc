@@ -1,0 +1,404 @@
+// Every op's backward against central finite differences, on random shapes with odd sizes;
+// forward semantics checked against direct definitions where no test vector covers them.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/im2col.h"
+#include "lib/common.h"
+#include "lib/flops.h"
+#include "lib/ops/ops.h"
+#include "lib/rng.h"
+#include "tests/gradcheck.h"
+
+namespace ntc {
+namespace {
+
+using testing::gradcheck;
+using testing::GradCheckOpts;
+
+Tensor rnd(const Shape& s, Rng& rng, float lo = -1.f, float hi = 1.f) {
+  return Tensor::uniform(s, lo, hi, rng).set_requires_grad(true);
+}
+
+// ---------------------------------------------------------------- elementwise
+TEST(Ops, BinaryBroadcastGradients) {
+  Rng rng(1);
+  const Shape s{2, 3, 5, 7};
+  for (Shape bs : {Shape{2, 3, 5, 7}, Shape{3}, Shape{1, 3, 1, 1}, Shape{1}, Shape{}}) {
+    Tensor a = rnd(s, rng), b = rnd(bs, rng, 0.5f, 1.5f);  // b away from 0 for div
+    gradcheck("add " + shape_str(bs), {a, b}, [](auto& v) { return add(v[0], v[1]); });
+    gradcheck("add swapped " + shape_str(bs), {a, b}, [](auto& v) { return add(v[1], v[0]); });
+    gradcheck("sub " + shape_str(bs), {a, b}, [](auto& v) { return sub(v[0], v[1]); });
+    gradcheck("mul " + shape_str(bs), {a, b}, [](auto& v) { return mul(v[0], v[1]); });
+    gradcheck("mul swapped " + shape_str(bs), {a, b}, [](auto& v) { return mul(v[1], v[0]); });
+    gradcheck("div " + shape_str(bs), {a, b}, [](auto& v) { return div(v[0], v[1]); });
+  }
+}
+
+TEST(Ops, BroadcastForwardValues) {
+  Tensor a = Tensor::from({1, 2, 1, 2}, {1, 2, 3, 4});
+  Tensor b = Tensor::from({2}, {10, 20});
+  EXPECT_EQ(add(a, b).to_vector(), (std::vector<float>{11, 12, 23, 24}));
+  EXPECT_EQ(sub(a, b).to_vector(), (std::vector<float>{-9, -8, -17, -16}));
+  EXPECT_EQ(mul(b, a).to_vector(), (std::vector<float>{10, 20, 60, 80}));
+  EXPECT_EQ(div(a, Tensor::from({}, {2})).to_vector(), (std::vector<float>{0.5, 1, 1.5, 2}));
+  EXPECT_THROW(add(a, Tensor::from({3}, {1, 2, 3})), Error);
+}
+
+TEST(Ops, ScalarAffineGradients) {
+  Rng rng(2);
+  Tensor x = rnd({3, 1, 4, 5}, rng);
+  gradcheck("add_scalar", {x}, [](auto& v) { return add_scalar(v[0], 0.7f); });
+  gradcheck("mul_scalar", {x}, [](auto& v) { return mul_scalar(v[0], -1.3f); });
+}
+
+// ---------------------------------------------------------------- activations
+TEST(Ops, ActivationGradients) {
+  Rng rng(3);
+  const Shape s{2, 3, 7, 5};
+  struct Case {
+    const char* name;
+    Tensor (*f)(const Tensor&);
+    float lo, hi;
+    std::vector<float> kinks;
+  };
+  const Case cases[] = {
+      {"relu", [](const Tensor& x) { return relu(x); }, -2, 2, {0}},
+      {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.2f); }, -2, 2, {0}},
+      {"gelu", [](const Tensor& x) { return gelu(x); }, -4, 4, {}},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, -6, 6, {}},
+      {"softplus", [](const Tensor& x) { return softplus(x); }, -6, 6, {}},
+      {"tanh", [](const Tensor& x) { return tanh(x); }, -3, 3, {}},
+      {"abs", [](const Tensor& x) { return abs(x); }, -2, 2, {0}},
+      {"exp", [](const Tensor& x) { return exp(x); }, -3, 2, {}},
+      {"log", [](const Tensor& x) { return log(x); }, 0.2f, 4, {}},
+      {"sqrt", [](const Tensor& x) { return sqrt(x); }, 0.2f, 4, {}},
+      {"square", [](const Tensor& x) { return square(x); }, -2, 2, {}},
+      {"clip", [](const Tensor& x) { return clip(x, -0.5f, 0.8f); }, -2, 2, {-0.5f, 0.8f}},
+      // Below the bound lower_bound passes only negative gradients (not a derivative; checked in
+      // LowerBoundGradientRule), so FD is valid above it.
+      {"lower_bound", [](const Tensor& x) { return lower_bound(x, 0.3f); }, 0.35f, 2, {}},
+  };
+  for (const auto& c : cases) {
+    Tensor x = rnd(s, rng, c.lo, c.hi);
+    testing::away_from(x, c.kinks, 0.05f);
+    EXPECT_GT(gradcheck(c.name, {x}, [&](auto& v) { return c.f(v[0]); }), 0);
+  }
+}
+
+TEST(Ops, ActivationForwardValues) {
+  Tensor x = Tensor::from({5}, {-2, -0.5f, 0, 0.5f, 3});
+  auto y = leaky_relu(x, 0.2f).to_vector();
+  EXPECT_FLOAT_EQ(y[0], -0.4f);
+  EXPECT_FLOAT_EQ(y[4], 3.f);
+  auto g = gelu(x).to_vector();
+  for (int i = 0; i < 5; ++i) {
+    double v = x.data()[i];
+    EXPECT_NEAR(g[size_t(i)], 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))), 2e-7 * (1 + std::fabs(v)));
+  }
+  auto sp = softplus(x).to_vector();
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(sp[size_t(i)], std::log1p(std::exp(double(x.data()[i]))), 1e-6);
+  EXPECT_EQ(clip(x, -1, 1).to_vector(), (std::vector<float>{-1, -0.5f, 0, 0.5f, 1}));
+  EXPECT_EQ(lower_bound(x, 0.1f).to_vector(), (std::vector<float>{0.1f, 0.1f, 0.1f, 0.5f, 3}));
+}
+
+// lower_bound passes the gradient below the bound only when it is negative.
+TEST(Ops, LowerBoundGradientRule) {
+  Tensor x = Tensor::from({4}, {-1, -1, 2, 2}).set_requires_grad(true);
+  Tensor y = lower_bound(x, 0.f);
+  Tensor up = Tensor::from({4}, {1, -1, 1, -1});
+  sum(mul(y, up)).backward();
+  EXPECT_EQ(x.grad_tensor().to_vector(), (std::vector<float>{0, -1, 1, -1}));
+}
+
+// ---------------------------------------------------------------- reductions, matmul
+TEST(Ops, ReductionAndMatmulGradients) {
+  Rng rng(4);
+  Tensor x = rnd({3, 5, 7}, rng);
+  gradcheck("sum", {x}, [](auto& v) { return sum(v[0]); });
+  gradcheck("mean", {x}, [](auto& v) { return mean(v[0]); });
+  Tensor a = rnd({5, 7}, rng), b = rnd({7, 3}, rng);
+  gradcheck("matmul", {a, b}, [](auto& v) { return matmul(v[0], v[1]); });
+  Tensor c = matmul(Tensor::from({1, 2}, {1, 2}), Tensor::from({2, 1}, {3, 4}));
+  EXPECT_FLOAT_EQ(c.item(), 11.f);
+}
+
+// ---------------------------------------------------------------- convolutions
+// Direct definitions (SPEC §1.0) to check the im2col+GEMM forward on odd geometries.
+std::vector<double> conv2d_direct(const Tensor& x, const Tensor& w, const Tensor& b, int s, Pad2 p) {
+  const int N = int(x.dim(0)), C = int(x.dim(1)), H = int(x.dim(2)), W = int(x.dim(3));
+  const int O = int(w.dim(0)), kh = int(w.dim(2)), kw = int(w.dim(3));
+  const int Ho = (H + p.top + p.bottom - kh) / s + 1, Wo = (W + p.left + p.right - kw) / s + 1;
+  std::vector<double> y(size_t(N) * O * Ho * Wo);
+  for (int n = 0; n < N; ++n)
+    for (int o = 0; o < O; ++o)
+      for (int i = 0; i < Ho; ++i)
+        for (int j = 0; j < Wo; ++j) {
+          double acc = b.defined() ? b.data()[o] : 0.0;
+          for (int c = 0; c < C; ++c)
+            for (int u = 0; u < kh; ++u)
+              for (int v = 0; v < kw; ++v) {
+                int iy = i * s + u - p.top, ix = j * s + v - p.left;
+                if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                  acc += double(x.data()[((n * C + c) * H + iy) * W + ix]) *
+                         w.data()[((o * C + c) * kh + u) * kw + v];
+              }
+          y[((size_t(n) * O + o) * Ho + i) * Wo + j] = acc;
+        }
+  return y;
+}
+
+std::vector<double> convT_direct(const Tensor& x, const Tensor& w, const Tensor& b, int s, Pad2 p) {
+  const int N = int(x.dim(0)), C = int(x.dim(1)), H = int(x.dim(2)), W = int(x.dim(3));
+  const int O = int(w.dim(1)), kh = int(w.dim(2)), kw = int(w.dim(3));
+  const int Ho = (H - 1) * s + kh - p.top - p.bottom, Wo = (W - 1) * s + kw - p.left - p.right;
+  std::vector<double> y(size_t(N) * O * Ho * Wo);
+  for (int n = 0; n < N; ++n)
+    for (int o = 0; o < O; ++o)
+      for (int i = 0; i < Ho * Wo; ++i) y[(size_t(n) * O + o) * Ho * Wo + i] = b.defined() ? b.data()[o] : 0;
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c)
+      for (int i = 0; i < H; ++i)
+        for (int j = 0; j < W; ++j)
+          for (int o = 0; o < O; ++o)
+            for (int u = 0; u < kh; ++u)
+              for (int v = 0; v < kw; ++v) {
+                int py = i * s + u - p.top, px = j * s + v - p.left;
+                if (py >= 0 && py < Ho && px >= 0 && px < Wo)
+                  y[((size_t(n) * O + o) * Ho + py) * Wo + px] +=
+                      double(x.data()[((n * C + c) * H + i) * W + j]) * w.data()[((c * O + o) * kh + u) * kw + v];
+              }
+  return y;
+}
+
+void expect_close(const Tensor& got, const std::vector<double>& want, const std::string& what) {
+  ASSERT_EQ(size_t(got.numel()), want.size()) << what;
+  double mx = 1e-6;
+  for (double v : want) mx = std::max(mx, std::fabs(v));
+  for (size_t i = 0; i < want.size(); ++i)
+    ASSERT_NEAR(got.data()[i], want[i], 2e-6 * mx) << what << " element " << i;
+}
+
+struct ConvCase {
+  int k, s, H, W;
+};
+const ConvCase kConvCases[] = {{5, 2, 17, 24}, {5, 2, 16, 9}, {3, 1, 7, 5}, {1, 1, 5, 6},
+                               {3, 2, 1, 1},   {9, 4, 13, 10}, {13, 8, 3, 2}, {18, 16, 2, 3},
+                               {6, 4, 3, 4},   {16, 16, 2, 2}, {1, 2, 4, 5}};
+
+TEST(Ops, Conv2dForwardMatchesDirectAndGradients) {
+  Rng rng(5);
+  for (const auto& c : kConvCases) {
+    const int Cin = 3, Cout = 4;
+    Tensor x = rnd({2, Cin, c.H, c.W}, rng), w = rnd({Cout, Cin, c.k, c.k}, rng), b = rnd({Cout}, rng);
+    std::string name = "conv2d k" + std::to_string(c.k) + "s" + std::to_string(c.s) + " " +
+                       std::to_string(c.H) + "x" + std::to_string(c.W);
+    Pad2 same = same_pad_conv(c.H, c.W, c.k, c.k, c.s);
+    Tensor y = conv2d_same(x, w, b, c.s);
+    EXPECT_EQ(y.dim(2), (c.H + c.s - 1) / c.s) << name;  // SAME: ceil(n/s)
+    expect_close(y, conv2d_direct(x, w, b, c.s, same), name);
+    Pad2 expl{c.k / 2, (c.k - 1) / 2, c.k / 2, (c.k - 1) / 2};  // SignalConv alignment
+    expect_close(conv2d(x, w, Tensor(), c.s, expl), conv2d_direct(x, w, Tensor(), c.s, expl), name + " explicit");
+    gradcheck(name, {x, w, b}, [&](auto& v) { return conv2d_same(v[0], v[1], v[2], c.s); });
+  }
+}
+
+TEST(Ops, ConvTranspose2dForwardMatchesDirectAndGradients) {
+  Rng rng(6);
+  for (const auto& c : kConvCases) {
+    const int Cin = 3, Cout = 2;
+    Tensor x = rnd({2, Cin, c.H, c.W}, rng), w = rnd({Cin, Cout, c.k, c.k}, rng), b = rnd({Cout}, rng);
+    std::string name = "convT k" + std::to_string(c.k) + "s" + std::to_string(c.s) + " " +
+                       std::to_string(c.H) + "x" + std::to_string(c.W);
+    Tensor y = conv_transpose2d_same(x, w, b, c.s);
+    EXPECT_EQ(y.dim(2), int64_t(c.H) * c.s) << name;  // SAME transpose: n·s exactly
+    EXPECT_EQ(y.dim(3), int64_t(c.W) * c.s) << name;
+    expect_close(y, convT_direct(x, w, b, c.s, same_pad_conv_transpose(c.k, c.k, c.s)), name);
+    Pad2 sig{c.k / 2, c.k - c.s - c.k / 2, c.k / 2, c.k - c.s - c.k / 2};  // SignalConv upsampling
+    if (sig.top >= 0)
+      expect_close(conv_transpose2d(x, w, Tensor(), c.s, sig), convT_direct(x, w, Tensor(), c.s, sig),
+                   name + " signalconv");
+    gradcheck(name, {x, w, b}, [&](auto& v) { return conv_transpose2d_same(v[0], v[1], v[2], c.s); });
+  }
+}
+
+// conv_transpose2d is the exact adjoint of conv2d: <conv(x), y> = <x, convT(y)>.
+TEST(Ops, ConvTransposeIsAdjointOfConv) {
+  Rng rng(7);
+  for (const auto& c : kConvCases) {
+    const int H = c.H * c.s, W = c.W * c.s;  // conv2d input whose SAME output is H/s x W/s
+    Tensor x = Tensor::uniform({1, 3, H, W}, -1, 1, rng);
+    Tensor w = Tensor::uniform({4, 3, c.k, c.k}, -1, 1, rng);
+    Tensor y = Tensor::uniform({1, 4, c.H, c.W}, -1, 1, rng);
+    Tensor cx = conv2d_same(x, w, Tensor(), c.s);
+    ASSERT_EQ(cx.shape(), y.shape());
+    Tensor ty = conv_transpose2d_same(y, w.reshape({4, 3, c.k, c.k}), Tensor(), c.s);
+    double lhs = 0, rhs = 0;
+    for (int64_t i = 0; i < y.numel(); ++i) lhs += double(cx.data()[i]) * y.data()[i];
+    for (int64_t i = 0; i < x.numel(); ++i) rhs += double(x.data()[i]) * ty.data()[i];
+    EXPECT_NEAR(lhs, rhs, 1e-4 * (1 + std::fabs(lhs))) << "k" << c.k << "s" << c.s;
+  }
+}
+
+TEST(Ops, SamePaddingTable) {
+  // testvectors/README.md table: k5s2 1/2, k3s1 1/1, k18s16 1/1, k13s8 2/3.
+  const int t[][4] = {{5, 2, 1, 2}, {3, 1, 1, 1}, {18, 16, 1, 1}, {13, 8, 2, 3}, {6, 4, 1, 1}, {1, 1, 0, 0}};
+  for (auto& r : t) {
+    Pad2 p = same_pad_conv_transpose(r[0], r[0], r[1]);
+    EXPECT_EQ(p.top, r[2]);
+    EXPECT_EQ(p.bottom, r[3]);
+    Pad2 q = same_pad_conv(64, 64, r[0], r[0], r[1]);  // n multiple of s: P = max(k - s, 0)
+    EXPECT_EQ(q.top, r[2]);
+    EXPECT_EQ(q.bottom, r[3]);
+  }
+  Pad2 odd = same_pad_conv(17, 17, 5, 5, 2);
+  EXPECT_EQ(odd.top, 2);
+  EXPECT_EQ(odd.bottom, 2);
+}
+
+TEST(Ops, Im2colMatchesReference) {
+  Rng rng(8);
+  for (const auto& c : kConvCases)
+    for (int pt : {0, 1, 2}) {
+      const int H = c.H * c.s + 1, W = c.W * c.s + 2;
+      k::ConvGeom g{3, H, W, c.k, c.k, c.s, pt, (pt + 1) % 3, (H + 2 * pt - c.k) / c.s + 1,
+                    (W + 2 * pt - c.k) / c.s + 1};
+      if (g.Ho <= 0 || g.Wo <= 0) continue;
+      std::vector<float> x(size_t(3 * H * W)), col(size_t(3 * c.k * c.k * g.Ho * g.Wo));
+      rng.fill_uniform(x.data(), x.size(), -1, 1);
+      rng.fill_uniform(col.data(), col.size(), -1, 1);
+      std::vector<float> c1(col.size(), 7.f), c2(col.size(), -7.f);
+      k::im2col(g, x.data(), c1.data());
+      k::ref::im2col(g, x.data(), c2.data());
+      EXPECT_EQ(c1, c2) << "im2col k" << c.k << " s" << c.s << " pt" << pt;
+      std::vector<float> x1(x), x2(x);  // col2im accumulates
+      k::col2im(g, col.data(), x1.data());
+      k::ref::col2im(g, col.data(), x2.data());
+      EXPECT_EQ(x1, x2) << "col2im k" << c.k << " s" << c.s << " pt" << pt;
+    }
+}
+
+// ---------------------------------------------------------------- GDN
+TEST(Ops, GdnGradients) {
+  Rng rng(9);
+  for (bool inverse : {false, true}) {
+    Tensor x = rnd({2, 5, 3, 7}, rng, -2, 2);
+    testing::away_from(x, {0}, 0.05f);
+    Tensor beta = rnd({5}, rng, 0.5f, 1.5f), gamma = rnd({5, 5}, rng, 0.0f, 0.3f);
+    gradcheck(inverse ? "igdn1" : "gdn1", {x, beta, gamma},
+              [inverse](auto& v) { return gdn1(v[0], v[1], v[2], inverse); });
+  }
+}
+
+TEST(Ops, GdnForwardDefinition) {
+  Tensor x = Tensor::from({1, 2, 1, 1}, {3, -4});
+  Tensor beta = Tensor::from({2}, {1, 2}), gamma = Tensor::from({2, 2}, {0.5f, 0.25f, 0, 1});
+  // norm0 = 1 + 0.5·3 + 0.25·4 = 3.5; norm1 = 2 + 0·3 + 1·4 = 6
+  auto y = gdn1(x, beta, gamma, false).to_vector();
+  EXPECT_FLOAT_EQ(y[0], 3 / 3.5f);
+  EXPECT_FLOAT_EQ(y[1], -4 / 6.f);
+  auto z = gdn1(x, beta, gamma, true).to_vector();
+  EXPECT_FLOAT_EQ(z[0], 10.5f);
+  EXPECT_FLOAT_EQ(z[1], -24.f);
+}
+
+TEST(Ops, NonnegReparam) {
+  Rng rng(10);
+  Tensor raw = rnd({4, 6}, rng, 0.05f, 1);  // above the bound (below it: lower_bound's rule)
+  gradcheck("nonneg_reparam", {raw}, [](auto& v) { return nonneg_reparam(v[0], 1e-6f); });
+  // init inverts the map: value(init(v)) = v for v above the minimum.
+  for (float v : {1.f, 0.1f, 0.003f}) {
+    Tensor r = Tensor::from({1}, {nonneg_reparam_init(v)});
+    EXPECT_NEAR(nonneg_reparam(r, 1e-6f).item(), v, 1e-7 * (1 + v));
+  }
+}
+
+// ---------------------------------------------------------------- shape ops and quantisation
+TEST(Ops, ShapeOpGradients) {
+  Rng rng(11);
+  Tensor a = rnd({2, 3, 4, 5}, rng), b = rnd({2, 2, 4, 5}, rng);
+  gradcheck("concat", {a, b}, [](auto& v) { return concat_channels({v[0], v[1], v[0]}); });
+  gradcheck("slice", {a}, [](auto& v) { return slice_channels(v[0], 1, 2); });
+  gradcheck("reshape", {a}, [](auto& v) { return mul(v[0].reshape({2, -1}), v[0].reshape({2, 60})); });
+  Tensor d = rnd({2, 8, 3, 5}, rng);
+  gradcheck("depth_to_space", {d}, [](auto& v) { return depth_to_space(v[0], 2); });
+}
+
+TEST(Ops, ShapeOpValues) {
+  Tensor a = Tensor::from({1, 2, 1, 2}, {1, 2, 3, 4}), b = Tensor::from({1, 1, 1, 2}, {5, 6});
+  EXPECT_EQ(concat_channels({a, b}).to_vector(), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(slice_channels(a, 1, 1).to_vector(), (std::vector<float>{3, 4}));
+  // TF DepthToSpace: channel (i·r + j)·C + c goes to offset (i, j) of channel c.
+  Tensor d = Tensor::from({1, 4, 1, 1}, {0, 1, 2, 3});
+  Tensor y = depth_to_space(d, 2);
+  EXPECT_EQ(y.shape(), (Shape{1, 1, 2, 2}));
+  EXPECT_EQ(y.to_vector(), (std::vector<float>{0, 1, 2, 3}));
+  Tensor e = Tensor::from({1, 8, 1, 1}, {0, 1, 2, 3, 4, 5, 6, 7});
+  EXPECT_EQ(depth_to_space(e, 2).to_vector(), (std::vector<float>{0, 2, 4, 6, 1, 3, 5, 7}));
+}
+
+TEST(Ops, RoundStraightThroughAndNoise) {
+  Tensor x = Tensor::from({6}, {-1.5f, -0.5f, 0.5f, 1.5f, 2.5f, 0.4f}).set_requires_grad(true);
+  Tensor y = round_ste(x);
+  EXPECT_EQ(y.to_vector(), (std::vector<float>{-2, -0, 0, 2, 2, 0}));  // half to even
+  sum(mul(y, Tensor::from({6}, {1, 2, 3, 4, 5, 6}))).backward();
+  EXPECT_EQ(x.grad_tensor().to_vector(), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+
+  Rng r1(42), r2(42);
+  Tensor z = Tensor::zeros({1000});
+  Tensor n1 = add_uniform_noise(z, r1), n2 = add_uniform_noise(z, r2);
+  EXPECT_EQ(n1.to_vector(), n2.to_vector());
+  double m = 0;
+  for (float v : n1.to_vector()) {
+    EXPECT_GE(v, -0.5f);
+    EXPECT_LT(v, 0.5f);
+    m += v;
+  }
+  EXPECT_NEAR(m / 1000, 0.0, 0.05);
+  Tensor xz = Tensor::zeros({5}).set_requires_grad(true);
+  Rng r3(1);
+  gradcheck("uniform_noise", {xz}, [&](auto& v) {
+    Rng r(7);  // same noise on every evaluation
+    return add_uniform_noise(v[0], r);
+  });
+}
+
+// ---------------------------------------------------------------- FLOP convention (SPEC §5.2)
+TEST(Flops, JpegLikeSynthesisMatchesPaper) {
+  NoGrad ng;
+  Rng rng(12);
+  Tensor y = Tensor::zeros({1, 320, 32, 48});
+  Tensor w = Tensor::zeros({320, 3, 18, 18}), b = Tensor::zeros({3});
+  FlopCounter fc;
+  conv_transpose2d_same(y, w, b, 16);
+  EXPECT_DOUBLE_EQ(double(fc.total()) / (512 * 768), 2433.0);
+}
+
+TEST(Flops, TwoLayerResSynthesisMatchesPaper) {
+  NoGrad ng;
+  Tensor y = Tensor::zeros({1, 320, 32, 48});
+  Tensor w1 = Tensor::zeros({320, 12, 13, 13}), b1 = Tensor::zeros({12});
+  Tensor w2 = Tensor::zeros({12, 3, 5, 5}), b2 = Tensor::zeros({3});
+  Tensor beta_raw = Tensor::full({12}, 1.f), gamma_raw = Tensor::full({12, 12}, 0.1f);
+  FlopCounter fc;
+  Tensor h = add(gdn1(conv_transpose2d_same(y, w1, b1, 8), nonneg_reparam(beta_raw, 1e-6f),
+                      nonneg_reparam(gamma_raw, 0.f), true),
+                 conv_transpose2d_same(y, w1, b1, 8));
+  conv_transpose2d_same(h, w2, b2, 2);
+  // flops_per_pixel.csv: 10,680.00119 FLOPs/px (residual add counted).
+  EXPECT_NEAR(double(fc.total()) / (512 * 768), 10680.00119, 1e-5);
+}
+
+TEST(Flops, HyperSynthesisMatchesPaper) {
+  NoGrad ng;
+  Tensor z = Tensor::zeros({1, 320, 8, 12});
+  FlopCounter fc;
+  Tensor h = relu(conv_transpose2d_same(z, Tensor::zeros({320, 320, 5, 5}), Tensor::zeros({320}), 2));
+  h = relu(conv_transpose2d_same(h, Tensor::zeros({320, 480, 5, 5}), Tensor::zeros({480}), 2));
+  conv_transpose2d_same(h, Tensor::zeros({480, 640, 3, 3}), Tensor::zeros({640}), 1);
+  EXPECT_DOUBLE_EQ(double(fc.total()) / (512 * 768), 30354.6875);
+}
+
+}  // namespace
+}  // namespace ntc
