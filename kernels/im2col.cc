@@ -20,7 +20,8 @@ inline void valid_range(int off, int s, int n, int count, int* lo, int* hi) {
 
 void im2col(const ConvGeom& g, const float* x, float* col) {
   const int rows = g.C * g.kh * g.kw;
-  const int64_t plane = int64_t(g.Ho) * g.Wo;
+  const int64_t plane = g.band_cols();
+  const int oy_end = g.band_end();
 #pragma omp parallel for schedule(static) if (int64_t(rows) * plane > 32768)
   for (int r = 0; r < rows; ++r) {
     const int kx = r % g.kw, ky = (r / g.kw) % g.kh, c = r / (g.kw * g.kh);
@@ -28,8 +29,8 @@ void im2col(const ConvGeom& g, const float* x, float* col) {
     float* out = col + int64_t(r) * plane;
     int ox0, ox1;
     valid_range(kx - g.pad_l, g.stride, g.W, g.Wo, &ox0, &ox1);
-    for (int oy = 0; oy < g.Ho; ++oy) {
-      float* o = out + int64_t(oy) * g.Wo;
+    for (int oy = g.oy0; oy < oy_end; ++oy) {
+      float* o = out + int64_t(oy - g.oy0) * g.Wo;
       const int iy = oy * g.stride + ky - g.pad_t;
       if (iy < 0 || iy >= g.H) {
         std::memset(o, 0, sizeof(float) * size_t(g.Wo));
@@ -48,19 +49,24 @@ void im2col(const ConvGeom& g, const float* x, float* col) {
 }
 
 void col2im(const ConvGeom& g, const float* col, float* x) {
-  const int64_t plane = int64_t(g.Ho) * g.Wo;
-  const int rows = g.C * g.H;
+  const int64_t plane = g.band_cols();
+  const int oy_end = g.band_end();
+  // Image rows reached from the band: oy·s + ky − pad_t for oy in the band, ky in [0, kh).
+  const int iy0 = std::max(0, g.oy0 * g.stride - g.pad_t);
+  const int iy1 = std::min(g.H, (oy_end - 1) * g.stride + g.kh - g.pad_t);
+  const int span = std::max(0, iy1 - iy0), rows = g.C * span;
 #pragma omp parallel for schedule(static) if (int64_t(g.C) * g.kh * g.kw * plane > 32768)
   for (int r = 0; r < rows; ++r) {  // one row of x per iteration: (c, iy)
-    const int c = r / g.H, iy = r % g.H;
+    const int c = r / span, iy = iy0 + r % span;
     float* xr = x + int64_t(c) * g.H * g.W + int64_t(iy) * g.W;
     for (int ky = 0; ky < g.kh; ++ky) {
       const int t = iy + g.pad_t - ky;  // = oy·s
       if (t < 0 || t % g.stride) continue;
       const int oy = t / g.stride;
-      if (oy >= g.Ho) continue;
+      if (oy < g.oy0 || oy >= oy_end) continue;
       for (int kx = 0; kx < g.kw; ++kx) {
-        const float* cr = col + (int64_t(c * g.kh + ky) * g.kw + kx) * plane + int64_t(oy) * g.Wo;
+        const float* cr =
+            col + (int64_t(c * g.kh + ky) * g.kw + kx) * plane + int64_t(oy - g.oy0) * g.Wo;
         int ox0, ox1;
         valid_range(kx - g.pad_l, g.stride, g.W, g.Wo, &ox0, &ox1);
         float* xo = xr + kx - g.pad_l;
@@ -77,28 +83,30 @@ void col2im(const ConvGeom& g, const float* col, float* x) {
 namespace ref {
 
 void im2col(const ConvGeom& g, const float* x, float* col) {
+  const int64_t plane = g.band_cols();
   for (int c = 0; c < g.C; ++c)
     for (int ky = 0; ky < g.kh; ++ky)
       for (int kx = 0; kx < g.kw; ++kx)
-        for (int oy = 0; oy < g.Ho; ++oy)
+        for (int oy = g.oy0; oy < g.band_end(); ++oy)
           for (int ox = 0; ox < g.Wo; ++ox) {
             int iy = oy * g.stride + ky - g.pad_t, ix = ox * g.stride + kx - g.pad_l;
             bool in = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W;
-            col[((int64_t(c) * g.kh + ky) * g.kw + kx) * g.Ho * g.Wo + oy * g.Wo + ox] =
+            col[((int64_t(c) * g.kh + ky) * g.kw + kx) * plane + (oy - g.oy0) * g.Wo + ox] =
                 in ? x[(int64_t(c) * g.H + iy) * g.W + ix] : 0.f;
           }
 }
 
 void col2im(const ConvGeom& g, const float* col, float* x) {
+  const int64_t plane = g.band_cols();
   for (int c = 0; c < g.C; ++c)
     for (int ky = 0; ky < g.kh; ++ky)
       for (int kx = 0; kx < g.kw; ++kx)
-        for (int oy = 0; oy < g.Ho; ++oy)
+        for (int oy = g.oy0; oy < g.band_end(); ++oy)
           for (int ox = 0; ox < g.Wo; ++ox) {
             int iy = oy * g.stride + ky - g.pad_t, ix = ox * g.stride + kx - g.pad_l;
             if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W)
               x[(int64_t(c) * g.H + iy) * g.W + ix] +=
-                  col[((int64_t(c) * g.kh + ky) * g.kw + kx) * g.Ho * g.Wo + oy * g.Wo + ox];
+                  col[((int64_t(c) * g.kh + ky) * g.kw + kx) * plane + (oy - g.oy0) * g.Wo + ox];
           }
 }
 

@@ -6,7 +6,7 @@
 // conv2d forward uses im2col (x = input, col spatial = output); conv_transpose2d forward uses
 // col2im (x = output, col spatial = input) — the two are exact adjoints of each other.
 //
-// im2col overwrites col; col2im ACCUMULATES into x. Both run on the OpenMP threads (rows of col for
+// im2col overwrites col; col2im ACCUMULATES into x (only from the band's rows). Both run on the OpenMP threads (rows of col for
 // im2col, rows of x for col2im, so each thread owns what it writes: results do not depend on the
 // thread count). `ref` versions are the naive per-element twins used by tests.
 #pragma once
@@ -18,8 +18,13 @@ struct ConvGeom {
   int C, H, W;       // image side
   int kh, kw;        // kernel
   int stride;
-  int pad_t, pad_l;  // may be negative only for col2im of an extended transposed-conv output
+  int pad_t, pad_l;
   int Ho, Wo;        // column side spatial size
+  // Band of column-side rows [oy0, oy1) actually held in col (oy1 < 0: up to Ho). col is then
+  // [C·kh·kw, (oy1 − oy0)·Wo]; convolutions work band by band so that col stays cache-sized.
+  int oy0 = 0, oy1 = -1;
+  int band_end() const { return oy1 < 0 ? Ho : oy1; }
+  int64_t band_cols() const { return int64_t(band_end() - oy0) * Wo; }
 };
 
 void im2col(const ConvGeom& g, const float* x, float* col);

@@ -9,11 +9,18 @@
 //     backward        dW += dy_n · colᵀ;   dx_n += col2im(Wᵀ · dy_n);   db += Σ dy
 //   conv_transpose2d  y_n = col2im(Wᵀ[Cout·k², Cin] · x_n)          (+ bias)
 //     backward        g = im2col(dy_n);  dx_n += W · g;  dW += x_n · gᵀ;  db += Σ dy
-// A 1x1 stride-1 unpadded conv skips im2col (col = x_n). Columns are recomputed in backward
-// rather than stored (they are k² times larger than the activation).
-// Threads: the GEMMs run on OpenBLAS's threads, im2col/col2im on OpenMP's; images are processed
-// in order, so for a fixed thread count the result is deterministic.
+// A 1x1 stride-1 unpadded conv skips im2col (col = x_n). conv2d runs band by band over output
+// rows (band_rows) so col stays cache-sized. Columns are recomputed in backward rather than
+// stored (they are k² times larger than the activation).
+// Bias costs no extra pass: y_n is first filled with the bias and the GEMM accumulates onto it
+// (beta = 1; with beta = 0 OpenBLAS would spend the same pass zeroing y_n). In conv2d's backward
+// the bias gradient rides along in the dW GEMM as one extra row of ones appended to col.
+// Threads: with at least as many images as threads, images run in parallel (see for_images);
+// otherwise the GEMMs run on OpenBLAS's threads and im2col/col2im on OpenMP's. Either way the
+// result is deterministic for a fixed thread count.
 #include <cblas.h>
+
+#include <omp.h>
 
 #include <algorithm>
 
@@ -29,6 +36,48 @@ namespace {
 void check_bias(const Tensor& b, int64_t cout, const char* op) {
   if (b.defined())
     NTC_CHECK(b.numel() == cout, op, ": bias ", shape_str(b.shape()), " for ", cout, " channels");
+}
+
+// y[c, 0:cols] = bias[c] for the C rows of y (row stride ld); the GEMM then accumulates onto it.
+void init_bias(float* y, const Tensor& b, int C, int64_t cols, int64_t ld) {
+  for (int c = 0; c < C; ++c) k::fill(b.data()[c], y + c * ld, size_t(cols));
+}
+
+// conv2d works on bands of about kBandCols output columns (whole output rows), so that the
+// band's columns stay in cache between im2col and the GEMM; GEMMs this wide run at full speed.
+constexpr int64_t kBandCols = 4096;
+int band_rows(int Ho, int Wo) { return int(std::clamp<int64_t>((kBandCols + Wo - 1) / Wo, 1, Ho)); }
+k::ConvGeom band(const k::ConvGeom& g, int oy0, int rows) {
+  k::ConvGeom b = g;
+  b.oy0 = oy0;
+  b.oy1 = std::min(g.Ho, oy0 + rows);
+  return b;
+}
+
+// Images of a batch run on separate threads (each with single-threaded GEMMs — OpenBLAS runs
+// serially inside an OpenMP region) when there are at least as many images as threads; otherwise
+// one image at a time with threaded GEMMs and im2col. Image n always goes to the same worker for
+// a given thread count (static schedule), so results are deterministic for that count.
+int image_workers(int N) {
+  const int T = omp_in_parallel() ? 1 : omp_get_max_threads();
+  return N >= T && T > 1 ? T : 1;
+}
+template <typename F>  // f(n, col, worker)
+void for_images(int N, size_t col_floats, F&& f) {
+  const int workers = image_workers(N);
+  if (workers == 1) {
+    Buffer col(col_floats);
+    for (int n = 0; n < N; ++n) f(n, col.data(), 0);
+    return;
+  }
+#pragma omp parallel num_threads(workers)
+  {
+    Buffer col(col_floats);
+    const int t = omp_get_thread_num();
+    // Contiguous static blocks: worker t gets images [t·N/workers, (t+1)·N/workers).
+    for (int n = int(int64_t(t) * N / workers); n < int(int64_t(t + 1) * N / workers); ++n)
+      f(n, col.data(), t);
+  }
 }
 
 bool is_pointwise(const k::ConvGeom& g) {
@@ -82,46 +131,89 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
   const int Wo = (W + pad.left + pad.right - kw) / stride + 1;
   NTC_CHECK(Ho > 0 && Wo > 0, "conv2d: empty output for input ", shape_str(x.shape()));
   const k::ConvGeom g{Cin, H, W, kh, kw, stride, pad.top, pad.left, Ho, Wo};
-  const int K = Cin * kh * kw, P = Ho * Wo;
+  const int K = Cin * kh * kw, P = Ho * Wo, br = band_rows(Ho, Wo);
   const bool pw = is_pointwise(g);
+  const float beta = b.defined() ? 1.f : 0.f;
 
   Tensor y = Tensor::empty({N, Cout, Ho, Wo});
-  Buffer col(pw ? 0 : size_t(K) * P);
-  for (int n = 0; n < N; ++n) {
+  // One image; col: this thread's band buffer.
+  auto image = [&](int n, float* col) {
     const float* xn = x.data() + int64_t(n) * Cin * H * W;
-    if (!pw) k::im2col(g, xn, col.data());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, P, K, 1.f, w.data(), K,
-                pw ? xn : col.data(), P, 0.f, y.data() + int64_t(n) * Cout * P, P);
-  }
-  if (b.defined()) k::add_channel(y.data(), b.data(), y.data(), size_t(N), size_t(Cout), size_t(P));
+    float* yn = y.data() + int64_t(n) * Cout * P;
+    if (pw) {
+      if (b.defined()) init_bias(yn, b, Cout, P, P);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, P, K, 1.f, w.data(), K, xn, P,
+                  beta, yn, P);
+      return;
+    }
+    for (int oy0 = 0; oy0 < Ho; oy0 += br) {
+      const k::ConvGeom gb = band(g, oy0, br);
+      const int cols = int(gb.band_cols());
+      float* yb = yn + int64_t(oy0) * Wo;
+      k::im2col(gb, xn, col);
+      if (b.defined()) init_bias(yb, b, Cout, cols, P);  // band by band: stays in cache
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, cols, K, 1.f, w.data(), K, col,
+                  cols, beta, yb, P);
+    }
+  };
+  for_images(N, pw ? 0 : size_t(K) * size_t(br) * Wo, [&](int n, float* col, int) { image(n, col); });
   count_flops("conv2d", int64_t(N) * conv2d_flops(Cin, Cout, kh, kw, Ho, Wo, b.defined()));
 
   if (needs_grad({&x, &w, &b}))
-    record(y, "conv2d", {&x, &w, &b}, [x, w, b, g, N, Cout, K, P, pw](const float* gy) {
+    record(y, "conv2d", {&x, &w, &b}, [x, w, b, g, N, Cout, K, P, br, pw](const float* gy) {
       const int64_t xsz = int64_t(g.C) * g.H * g.W;
-      Buffer col(pw ? 0 : size_t(K) * P);
-      for (int n = 0; n < N; ++n) {
+      const bool gb = b.defined() && b.requires_grad();
+      // dW and db in one GEMM: [dW | db] += dy · [col; 1]ᵀ, with a row of ones under col.
+      const bool fused = gb && w.requires_grad() && !pw;
+      const int Ka = fused ? K + 1 : K;
+      // Per-worker [dW | db] accumulators, summed in worker order at the end.
+      const int workers = image_workers(N);
+      Buffer gwb = w.requires_grad() ? Buffer::zeros(size_t(workers) * Cout * Ka) : Buffer();
+      auto image = [&](int n, float* col, int worker) {
         const float* xn = x.data() + n * xsz;
         const float* gyn = gy + int64_t(n) * Cout * P;
-        if (w.requires_grad()) {
-          if (!pw) k::im2col(g, xn, col.data());
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, K, P, 1.f, gyn, P,
-                      pw ? xn : col.data(), P, 1.f, w.grad_acc(), K);
-        }
-        if (x.requires_grad()) {
-          float* gxn = x.grad_acc() + n * xsz;
-          if (pw) {
+        float* gw = w.requires_grad() ? gwb.data() + int64_t(worker) * Cout * Ka : nullptr;
+        float* gxn = x.requires_grad() ? x.grad_acc() + n * xsz : nullptr;
+        if (pw) {
+          if (gw)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, K, P, 1.f, gyn, P, xn, P,
+                        1.f, gw, K);
+          if (gxn)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cout, 1.f, w.data(), K, gyn,
                         P, 1.f, gxn, P);
-          } else {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cout, 1.f, w.data(), K, gyn,
-                        P, 0.f, col.data(), P);
-            k::col2im(g, col.data(), gxn);
+          return;
+        }
+        for (int oy0 = 0; oy0 < g.Ho; oy0 += br) {
+          const k::ConvGeom gbd = band(g, oy0, br);
+          const int cols = int(gbd.band_cols());
+          const float* gyb = gyn + int64_t(oy0) * g.Wo;
+          if (gw) {
+            k::im2col(gbd, xn, col);
+            if (fused) k::fill(1.f, col + int64_t(K) * cols, size_t(cols));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, Ka, cols, 1.f, gyb, P, col,
+                        cols, 1.f, gw, Ka);
+          }
+          if (gxn) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, cols, Cout, 1.f, w.data(), K,
+                        gyb, P, 0.f, col, cols);
+            k::col2im(gbd, col, gxn);
+          }
+        }
+      };
+      if (x.requires_grad()) x.grad_acc();  // allocate before the workers start
+      for_images(N, pw ? 0 : size_t(Ka) * size_t(br) * g.Wo, image);
+      if (w.requires_grad()) {
+        float* gwo = w.grad_acc();
+        float* gbias = fused ? b.grad_acc() : nullptr;
+        for (int t = 0; t < workers; ++t) {
+          const float* src = gwb.data() + int64_t(t) * Cout * Ka;
+          for (int o = 0; o < Cout; ++o) {
+            k::add(gwo + int64_t(o) * K, src + int64_t(o) * Ka, gwo + int64_t(o) * K, size_t(K));
+            if (fused) gbias[o] += src[int64_t(o) * Ka + K];
           }
         }
       }
-      if (b.defined() && b.requires_grad())
-        k::sum_channel(gy, b.grad_acc(), size_t(N), size_t(Cout), size_t(P));
+      if (gb && !fused) k::sum_channel(gy, b.grad_acc(), size_t(N), size_t(Cout), size_t(P));
     });
   return y;
 }
@@ -153,18 +245,17 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int s
   for (int n = 0; n < N; ++n) {
     const float* xn = x.data() + int64_t(n) * Cin * P;
     float* yn = y.data() + n * ysz;
+    if (b.defined()) init_bias(yn, b, Cout, int64_t(Ho) * Wo, int64_t(Ho) * Wo);
+    else k::fill(0.f, yn, size_t(ysz));
     if (pw) {
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cin, 1.f, w.data(), K, xn, P, 0.f,
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cin, 1.f, w.data(), K, xn, P, 1.f,
                   yn, P);
     } else {
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cin, 1.f, w.data(), K, xn, P, 0.f,
                   col.data(), P);
-      k::fill(0.f, yn, size_t(ysz));
       k::col2im(g, col.data(), yn);
     }
   }
-  if (b.defined())
-    k::add_channel(y.data(), b.data(), y.data(), size_t(N), size_t(Cout), size_t(Ho) * Wo);
   count_flops("conv_transpose2d",
               int64_t(N) * conv_transpose2d_flops(Cin, Cout, kh, kw, H, W, Ho, Wo, b.defined()));
 
