@@ -147,7 +147,9 @@ TEST(Memory, NoGrowthOverTrainingIterations) {
   const size_t rss1 = rss_bytes();
   EXPECT_LT(last, first);                             // it does train
   EXPECT_EQ(mem_stats().fresh_allocs, fresh0);        // every buffer came from the cache
+#ifndef __SANITIZE_ADDRESS__  // ASan's quarantine holds freed blocks on purpose: RSS says nothing
   EXPECT_LT(double(rss1), double(rss0) + 2e6) << "RSS grew from " << rss0 << " to " << rss1;
+#endif
 }
 
 }  // namespace
