@@ -5,11 +5,12 @@
 namespace ntc::bench {
 
 int run(const std::vector<std::string>& args) {
-  if (args.empty()) fail("bench: name a benchmark (conv)");
+  if (args.empty()) fail("bench: name a benchmark (conv, rans)");
   const std::string name = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (name == "conv") return bench_conv(rest);
-  fail("bench: unknown benchmark '", name, "' (known: conv)");
+  if (name == "rans") return bench_rans(rest);
+  fail("bench: unknown benchmark '", name, "' (known: conv, rans)");
 }
 
 }  // namespace ntc::bench

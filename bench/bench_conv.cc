@@ -101,14 +101,17 @@ int bench_conv(const std::vector<std::string>& argv) {
   if (reps < 1) fail("--reps wants >= 1");
   Rng rng(2024);
 
-  // Raw sgemm, 2048^3, same threads.
-  const int G = 2048;
+  // Raw sgemm, 2048^3, OpenBLAS's own threading on the same thread count (ntc itself keeps
+  // OpenBLAS single-threaded and tiles GEMMs over threads, lib/gemm.h); restored afterwards.
+  const int G = 2048, T = num_threads();
   Buffer A(size_t(G) * G), B(size_t(G) * G), C(size_t(G) * G);
   rng.fill_uniform(A.data(), A.size(), -1, 1);
   rng.fill_uniform(B.data(), B.size(), -1, 1);
+  openblas_set_num_threads(T);
   const double t_gemm = median_time([&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, G, G, 1.f, A.data(), G, B.data(), G, 0.f, C.data(), G);
   }, std::max(reps, 3), 1.0);
+  set_num_threads(T);
   const double sgemm_gflops = 2.0 * G * G * G / t_gemm * 1e-9;
 
   const Layer layers[] = {

@@ -1,6 +1,7 @@
 // Pointwise nonlinearities. Each is a forward kernel plus a backward closure that accumulates
 // gy·f'(x) into x's gradient; f' is evaluated from x or from the saved output y (noted per op).
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/kernels.h"
 #include "lib/flops.h"
@@ -75,6 +76,24 @@ Tensor square(const Tensor& x) {
       float* gx = x.grad_acc();
       const float* xv = x.data();
       for (size_t i = 0; i < n; ++i) gx[i] += 2.f * xv[i] * gy[i];
+    });
+  return y;
+}
+
+Tensor normal_cdf(const Tensor& x) {
+  const size_t n = size_t(x.numel());
+  Tensor y = Tensor::empty(x.shape());
+  k::scale(float(-M_SQRT1_2), x.data(), y.data(), n);
+  k::erfc_fwd(y.data(), y.data(), n);
+  k::scale(0.5f, y.data(), y.data(), n);
+  count_flops("normal_cdf", 3 * int64_t(n));
+  if (needs_grad({&x}))
+    record(y, "normal_cdf", {&x}, [x, n](const float* gy) {
+      float* gx = x.grad_acc();
+      const float* xv = x.data();
+      const double inv_sqrt_2pi = 0.3989422804014327;
+      for (size_t i = 0; i < n; ++i)
+        gx[i] += gy[i] * float(inv_sqrt_2pi * std::exp(-0.5 * double(xv[i]) * xv[i]));
     });
   return y;
 }

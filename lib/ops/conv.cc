@@ -16,9 +16,9 @@
 // (beta = 1; with beta = 0 OpenBLAS would spend the same pass zeroing y_n). In conv2d's backward
 // the bias gradient rides along in the dW GEMM as one extra row of ones appended to col.
 // Threads: with at least as many images as threads, images run in parallel (see for_images);
-// otherwise the GEMMs run on OpenBLAS's threads and im2col/col2im on OpenMP's. Either way the
-// result is deterministic for a fixed thread count.
-#include <cblas.h>
+// otherwise the GEMM tiles (lib/gemm.h) and im2col/col2im rows are spread over the threads.
+// Forward and backward results are bit-identical for any thread count (weight gradients are
+// summed per image, then over images in order).
 
 #include <omp.h>
 
@@ -27,6 +27,7 @@
 #include "kernels/im2col.h"
 #include "kernels/kernels.h"
 #include "lib/common.h"
+#include "lib/gemm.h"
 #include "lib/flops.h"
 #include "lib/ops/ops.h"
 
@@ -54,10 +55,10 @@ k::ConvGeom band(const k::ConvGeom& g, int oy0, int rows) {
   return b;
 }
 
-// Images of a batch run on separate threads (each with single-threaded GEMMs — OpenBLAS runs
-// serially inside an OpenMP region) when there are at least as many images as threads; otherwise
-// one image at a time with threaded GEMMs and im2col. Image n always goes to the same worker for
-// a given thread count (static schedule), so results are deterministic for that count.
+// Images of a batch run on separate threads when there are at least as many images as threads;
+// otherwise one image at a time with im2col and the GEMM tiles (lib/gemm.h) on all threads. Both
+// ways compute every output element with the same instructions (gemm's tile grid depends only on
+// the shape), so results are identical for any thread count.
 int image_workers(int N) {
   const int T = omp_in_parallel() ? 1 : omp_get_max_threads();
   return N >= T && T > 1 ? T : 1;
@@ -142,7 +143,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
     float* yn = y.data() + int64_t(n) * Cout * P;
     if (pw) {
       if (b.defined()) init_bias(yn, b, Cout, P, P);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, P, K, 1.f, w.data(), K, xn, P,
+      gemm(false, false, Cout, P, K, 1.f, w.data(), K, xn, P,
                   beta, yn, P);
       return;
     }
@@ -152,7 +153,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
       float* yb = yn + int64_t(oy0) * Wo;
       k::im2col(gb, xn, col);
       if (b.defined()) init_bias(yb, b, Cout, cols, P);  // band by band: stays in cache
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, cols, K, 1.f, w.data(), K, col,
+      gemm(false, false, Cout, cols, K, 1.f, w.data(), K, col,
                   cols, beta, yb, P);
     }
   };
@@ -166,20 +167,20 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
       // dW and db in one GEMM: [dW | db] += dy · [col; 1]ᵀ, with a row of ones under col.
       const bool fused = gb && w.requires_grad() && !pw;
       const int Ka = fused ? K + 1 : K;
-      // Per-worker [dW | db] accumulators, summed in worker order at the end.
-      const int workers = image_workers(N);
-      Buffer gwb = w.requires_grad() ? Buffer::zeros(size_t(workers) * Cout * Ka) : Buffer();
-      auto image = [&](int n, float* col, int worker) {
+      // Per-image [dW | db] partial sums, added in image order at the end: the result does not
+      // depend on how images were spread over threads.
+      Buffer gwb = w.requires_grad() ? Buffer::zeros(size_t(N) * Cout * Ka) : Buffer();
+      auto image = [&](int n, float* col, int) {
         const float* xn = x.data() + n * xsz;
         const float* gyn = gy + int64_t(n) * Cout * P;
-        float* gw = w.requires_grad() ? gwb.data() + int64_t(worker) * Cout * Ka : nullptr;
+        float* gw = w.requires_grad() ? gwb.data() + int64_t(n) * Cout * Ka : nullptr;
         float* gxn = x.requires_grad() ? x.grad_acc() + n * xsz : nullptr;
         if (pw) {
           if (gw)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, K, P, 1.f, gyn, P, xn, P,
+            gemm(false, true, Cout, K, P, 1.f, gyn, P, xn, P,
                         1.f, gw, K);
           if (gxn)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cout, 1.f, w.data(), K, gyn,
+            gemm(true, false, K, P, Cout, 1.f, w.data(), K, gyn,
                         P, 1.f, gxn, P);
           return;
         }
@@ -190,11 +191,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
           if (gw) {
             k::im2col(gbd, xn, col);
             if (fused) k::fill(1.f, col + int64_t(K) * cols, size_t(cols));
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, Ka, cols, 1.f, gyb, P, col,
+            gemm(false, true, Cout, Ka, cols, 1.f, gyb, P, col,
                         cols, 1.f, gw, Ka);
           }
           if (gxn) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, cols, Cout, 1.f, w.data(), K,
+            gemm(true, false, K, cols, Cout, 1.f, w.data(), K,
                         gyb, P, 0.f, col, cols);
             k::col2im(gbd, col, gxn);
           }
@@ -205,8 +206,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
       if (w.requires_grad()) {
         float* gwo = w.grad_acc();
         float* gbias = fused ? b.grad_acc() : nullptr;
-        for (int t = 0; t < workers; ++t) {
-          const float* src = gwb.data() + int64_t(t) * Cout * Ka;
+        for (int n = 0; n < N; ++n) {
+          const float* src = gwb.data() + int64_t(n) * Cout * Ka;
           for (int o = 0; o < Cout; ++o) {
             k::add(gwo + int64_t(o) * K, src + int64_t(o) * Ka, gwo + int64_t(o) * K, size_t(K));
             if (fused) gbias[o] += src[int64_t(o) * Ka + K];
@@ -248,10 +249,10 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int s
     if (b.defined()) init_bias(yn, b, Cout, int64_t(Ho) * Wo, int64_t(Ho) * Wo);
     else k::fill(0.f, yn, size_t(ysz));
     if (pw) {
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cin, 1.f, w.data(), K, xn, P, 1.f,
+      gemm(true, false, K, P, Cin, 1.f, w.data(), K, xn, P, 1.f,
                   yn, P);
     } else {
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cin, 1.f, w.data(), K, xn, P, 0.f,
+      gemm(true, false, K, P, Cin, 1.f, w.data(), K, xn, P, 0.f,
                   col.data(), P);
       k::col2im(g, col.data(), yn);
     }
@@ -270,10 +271,10 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int s
           gcol = col.data();
         }
         if (x.requires_grad())
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, P, K, 1.f, w.data(), K, gcol,
+          gemm(false, false, Cin, P, K, 1.f, w.data(), K, gcol,
                       P, 1.f, x.grad_acc() + int64_t(n) * Cin * P, P);
         if (w.requires_grad())
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cin, K, P, 1.f,
+          gemm(false, true, Cin, K, P, 1.f,
                       x.data() + int64_t(n) * Cin * P, P, gcol, P, 1.f, w.grad_acc(), K);
       }
       if (b.defined() && b.requires_grad())

@@ -6,12 +6,12 @@
 //   y    = x / norm    (GDN)   or   x · norm   (inverse GDN)
 // Backward, with gn = dL/dnorm from kernels::gdn_bwd (which also adds the direct term to dx):
 //   dbeta += Σ gn;  dgamma += gn · aᵀ;  dx += sign(x) ⊙ (gammaᵀ · gn)
-#include <cblas.h>
 
 #include <cmath>
 
 #include "kernels/kernels.h"
 #include "lib/common.h"
+#include "lib/gemm.h"
 #include "lib/flops.h"
 #include "lib/ops/ops.h"
 
@@ -30,7 +30,7 @@ Tensor gdn1(const Tensor& x, const Tensor& beta, const Tensor& gamma, bool inver
   Buffer a(n), norm(n);
   k::abs_fwd(x.data(), a.data(), n);
   for (int i = 0; i < N; ++i)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, P, C, 1.f, gamma.data(), C,
+    gemm(false, false, C, P, C, 1.f, gamma.data(), C,
                 a.data() + int64_t(i) * C * P, P, 0.f, norm.data() + int64_t(i) * C * P, P);
   k::add_channel(norm.data(), beta.data(), norm.data(), size_t(N), size_t(C), size_t(P));
   k::gdn_fwd(x.data(), norm.data(), y.data(), n, inverse);
@@ -49,13 +49,13 @@ Tensor gdn1(const Tensor& x, const Tensor& beta, const Tensor& gamma, bool inver
                Buffer a(n);
                k::abs_fwd(x.data(), a.data(), n);
                for (int i = 0; i < N; ++i)
-                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, C, P, 1.f,
+                 gemm(false, true, C, C, P, 1.f,
                              gn.data() + int64_t(i) * C * P, P, a.data() + int64_t(i) * C * P, P,
                              1.f, gamma.grad_acc(), C);
              }
              if (x.requires_grad()) {
                for (int i = 0; i < N; ++i)
-                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, P, C, 1.f, gamma.data(), C,
+                 gemm(true, false, C, P, C, 1.f, gamma.data(), C,
                              gn.data() + int64_t(i) * C * P, P, 0.f, ga.data() + int64_t(i) * C * P, P);
                k::abs_bwd(x.data(), ga.data(), x.grad_acc(), n);
              }

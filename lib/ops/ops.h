@@ -3,7 +3,8 @@
 //
 //   elementwise.cc  add sub mul div (same shape, scalar or per-channel broadcast of either side
 //                   for add/mul, of the right side for sub/div), add_scalar, mul_scalar
-//   activations.cc  relu leaky_relu gelu sigmoid softplus tanh abs exp log sqrt square clip lower_bound
+//   activations.cc  relu leaky_relu gelu sigmoid softplus tanh abs exp log sqrt square normal_cdf
+//                   clip lower_bound
 //   reduce.cc       sum mean
 //   matmul.cc       matmul
 //   conv.cc         conv2d conv_transpose2d (TF "SAME" or explicit padding)
@@ -41,6 +42,8 @@ Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor square(const Tensor& x);
+// Standard normal CDF Φ(x) = ½·erfc(−x/√2) (vectorised erfc, kernels.h); Φ'(x) = φ(x).
+Tensor normal_cdf(const Tensor& x);
 // clip: forward min(max(x, lo), hi); gradient passes iff lo <= x <= hi.
 Tensor clip(const Tensor& x, float lo, float hi);
 // lower_bound (tfc/CompressAI LowerBound): forward max(x, bound); gradient passes iff

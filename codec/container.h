@@ -1,0 +1,26 @@
+// container — the .ntc file: a fixed header, length-prefixed sections and a CRC-32.
+// The byte layout is specified in codec/BITSTREAM.md; this file is its only reader and writer.
+// read_container() distrusts its input: every field is range-checked and every length validated
+// against the actual size before anything is allocated or read; any mismatch is an ntc::Error.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace ntc::codec {
+
+constexpr uint8_t kBitstreamVersion = 1;
+constexpr uint32_t kMaxImageSide = 1u << 16;
+constexpr int kMaxSections = 16;
+
+struct Container {
+  uint64_t model_hash = 0;  // identifies the model the stream was made with (data/MODELS.md)
+  uint32_t height = 0, width = 0;
+  std::vector<std::vector<uint8_t>> sections;  // e.g. [z stream, y stream]
+};
+
+std::vector<uint8_t> write_container(const Container& c);
+Container read_container(const uint8_t* data, size_t size);
+uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc = 0);
+
+}  // namespace ntc::codec

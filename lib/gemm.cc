@@ -1,0 +1,35 @@
+#include "lib/gemm.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+
+namespace ntc {
+namespace {
+constexpr int kTargetTiles = 8;  // enough for 8 threads; fixed, never the thread count
+int ceil_div(int a, int b) { return (a + b - 1) / b; }
+int round_up(int a, int m) { return ceil_div(a, m) * m; }
+}  // namespace
+
+void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+          int ldb, float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  // Tile grid from the shape alone: columns first (about kTargetTiles chunks of >= 256), then rows.
+  const int nt = std::min(N, std::max(256, round_up(ceil_div(N, kTargetTiles), 64)));
+  const int n_tiles = ceil_div(N, nt);
+  int mt = M;
+  if (n_tiles < kTargetTiles) mt = std::min(M, std::max(16, round_up(ceil_div(M, ceil_div(kTargetTiles, n_tiles)), 16)));
+  const int m_tiles = ceil_div(M, mt), tiles = m_tiles * n_tiles;
+  const auto oa = ta ? CblasTrans : CblasNoTrans, ob = tb ? CblasTrans : CblasNoTrans;
+#pragma omp parallel for schedule(dynamic) if (tiles > 1 && !omp_in_parallel())
+  for (int t = 0; t < tiles; ++t) {
+    const int i0 = (t / n_tiles) * mt, j0 = (t % n_tiles) * nt;
+    const int mi = std::min(mt, M - i0), nj = std::min(nt, N - j0);
+    const float* a = ta ? A + i0 : A + int64_t(i0) * lda;
+    const float* b = tb ? B + int64_t(j0) * ldb : B + j0;
+    cblas_sgemm(CblasRowMajor, oa, ob, mi, nj, K, alpha, a, lda, b, ldb, beta, C + int64_t(i0) * ldc + j0, ldc);
+  }
+}
+
+}  // namespace ntc

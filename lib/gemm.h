@@ -1,0 +1,18 @@
+// gemm — every matrix product of ntc: C[M,N] = alpha·op(A)·op(B) + beta·C (row-major).
+//
+// Why not just call a threaded cblas_sgemm: OpenBLAS splits the work by thread count, and the
+// edge tiles of a split may round differently, so the same product could differ in the last bit
+// between --threads 1 and --threads 2. A stream must decode bit-exactly with any thread count
+// (the hyper-synthesis decides the CDF table of every symbol), so ntc runs OpenBLAS
+// single-threaded (threads.cc) and parallelises here instead: C is cut into a grid of tiles that
+// depends only on M and N, each tile is one single-threaded sgemm over the full K, and the tiles
+// run on the OpenMP threads. Every element of C is then computed by the same instructions for any
+// thread count. Inside an OpenMP region (a batch split over threads) the tiles run serially.
+#pragma once
+
+namespace ntc {
+
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+          const float* B, int ldb, float beta, float* C, int ldc);
+
+}  // namespace ntc

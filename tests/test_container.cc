@@ -1,0 +1,82 @@
+// The .ntc container: round trip, and every truncation, bit flip or forged length is an
+// ntc::Error (never a crash or an over-read; this file also runs under `make asan`).
+#include <gtest/gtest.h>
+
+#include "codec/container.h"
+#include "lib/common.h"
+#include "lib/rng.h"
+
+namespace ntc::codec {
+namespace {
+
+Container sample() {
+  Container c;
+  c.model_hash = 0x0123456789ABCDEFull;
+  c.height = 512;
+  c.width = 768;
+  c.sections = {{1, 2, 3}, {}, std::vector<uint8_t>(1000, 7)};
+  return c;
+}
+
+TEST(Container, RoundTrip) {
+  auto bytes = write_container(sample());
+  EXPECT_EQ(bytes.size(), 24 + 4 * 3 + 1003 + 4u);
+  Container d = read_container(bytes.data(), bytes.size());
+  EXPECT_EQ(d.model_hash, sample().model_hash);
+  EXPECT_EQ(d.height, 512u);
+  EXPECT_EQ(d.width, 768u);
+  EXPECT_EQ(d.sections, sample().sections);
+}
+
+TEST(Container, Crc32KnownValue) {
+  const char* s = "123456789";  // the standard check value of CRC-32/ISO-HDLC
+  EXPECT_EQ(crc32(reinterpret_cast<const uint8_t*>(s), 9), 0xCBF43926u);
+}
+
+TEST(Container, EveryTruncationIsAnError) {
+  auto bytes = write_container(sample());
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    std::vector<uint8_t> t(bytes.begin(), bytes.begin() + long(n));  // exact-size copy: ASan sees over-reads
+    EXPECT_THROW(read_container(t.data(), t.size()), Error) << "length " << n;
+  }
+}
+
+TEST(Container, EveryBitFlipIsAnError) {
+  auto bytes = write_container(sample());
+  for (size_t i = 0; i < bytes.size(); ++i)
+    for (int b = 0; b < 8; ++b) {
+      auto t = bytes;
+      t[i] ^= uint8_t(1 << b);
+      EXPECT_THROW(read_container(t.data(), t.size()), Error) << "byte " << i << " bit " << b;
+    }
+}
+
+// Forged headers with a valid CRC: lengths, sizes, counts and versions are still checked.
+TEST(Container, ForgedFieldsWithValidCrcAreErrors) {
+  auto forge = [](std::vector<uint8_t> t, size_t at, uint8_t v) {
+    t[at] = v;
+    uint32_t crc = crc32(t.data(), t.size() - 4);
+    for (int i = 0; i < 4; ++i) t[t.size() - 4 + size_t(i)] = uint8_t(crc >> (8 * i));
+    return t;
+  };
+  auto bytes = write_container(sample());
+  for (auto [at, v] : std::vector<std::pair<size_t, uint8_t>>{
+           {4, 2}, {5, 1}, {6, 17}, {6, 2}, {16, 0}, {17, 0}, {19, 1}, {24, 4}, {28, 1}, {35, 0xFF}}) {
+    auto t = forge(bytes, at, v);
+    if (at == 16 || at == 17) t = forge(forge(bytes, 16, 0), 17, 0);  // height 0
+    EXPECT_THROW(read_container(t.data(), t.size()), Error) << "byte " << at << " = " << int(v);
+  }
+}
+
+TEST(Container, RandomGarbageIsAnError) {
+  Rng rng(3);
+  for (int i = 0; i < 2000; ++i) {
+    std::vector<uint8_t> t(size_t(rng.next_u64() % 200));
+    for (auto& b : t) b = uint8_t(rng.next_u64());
+    if (t.size() >= 4 && i % 2) t[0] = 'N', t[1] = 'T', t[2] = 'C', t[3] = 'B';
+    EXPECT_THROW(read_container(t.data(), t.size()), Error);
+  }
+}
+
+}  // namespace
+}  // namespace ntc::codec
