@@ -1,0 +1,61 @@
+// model — a whole codec: transforms + entropy models, built from a Config (SPEC §1.6).
+//
+//   prior = hyperprior (default): y = g_a(x), z = h_a(y), (μ, r) = h_s(ẑ), x̂ = g_s(ŷ);
+//           z is coded with the factorized prior, y with the Gaussian conditional.
+//   prior = factorized (bls2017): y = g_a(x), x̂ = g_s(ŷ); y coded with the factorized prior.
+// Images enter as x/255 − 0.5, reflect-padded on the bottom/right to a multiple of the model's
+// downsampling factor (64 for ELIC + hyper), and the reconstruction is cropped back (SPEC §3.7).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "codec/entropy_bottleneck.h"
+#include "codec/gaussian_conditional.h"
+#include "nn/config.h"
+#include "nn/module.h"
+
+namespace ntc::nn {
+
+class Model {
+ public:
+  explicit Model(const Config& cfg);  // throws on unknown keys or transforms
+
+  const Config& config() const { return cfg_; }
+  bool hyperprior() const { return hyper_; }
+  int latent_channels() const { return M_; }
+  int downsampling() const { return factor_; }
+
+  // Parts, each a Module named g_a, g_s, h_a, h_s (h_* are null for a factorized model).
+  Module& g_a() { return *g_a_; }
+  Module& g_s() { return *g_s_; }
+  Module* h_a() { return h_a_.get(); }
+  Module* h_s() { return h_s_.get(); }
+  codec::EntropyBottleneck& entropy_bottleneck() { return eb_; }
+  const codec::GaussianConditional& gaussian_conditional() const { return gc_; }
+
+  // Every parameter with its semantic name: g_a.conv1.weight, ..., eb.matrices.0, ...
+  NamedTensors named_parameters() const;
+  int64_t num_parameters() const;
+  void init(Rng& rng);   // Keras / tfc initialisation (SPEC §1.7, §2.1)
+  void finalize();       // entropy tables (medians, quantiles, CDFs) from the current weights
+  bool finalized() const { return eb_.finalized() && (!hyper_ || gc_.finalized()); }
+
+  // 8-bit image [1,3,H,W] (0..255) -> network input [1,3,H',W'], H', W' multiples of downsampling().
+  Tensor preprocess(const Tensor& image) const;
+  // Network output -> 8-bit-range image cropped to h×w (not rounded).
+  Tensor postprocess(const Tensor& x_hat, int64_t h, int64_t w) const;
+
+ private:
+  Config cfg_;
+  bool hyper_ = true;
+  int M_ = 0, factor_ = 0;
+  std::unique_ptr<Module> g_a_, g_s_, h_a_, h_s_;
+  codec::EntropyBottleneck eb_;
+  codec::GaussianConditional gc_;
+};
+
+// Bottom/right reflect padding to h2×w2 (TF REFLECT: mirror without repeating the edge; repeated
+// periodically when the padding is wider than the image, so any size down to 1×1 works).
+Tensor reflect_pad(const Tensor& x, int64_t h2, int64_t w2);
+
+}  // namespace ntc::nn

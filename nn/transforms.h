@@ -1,0 +1,23 @@
+// transforms — the analysis/synthesis/hyper transforms of the paper and its baselines (SPEC §1),
+// built by name from a Config. Each transform is a Module named g_a, g_s, h_a or h_s.
+//
+//   analysis:        elic | cnn | mbt2018 | bls2017
+//   synthesis:       jpeg_like | two_layer | two_layer_res | cnn | mbt2018 | bls2017 | elic
+//   hyper_analysis:  hyper | hyper_small
+//   hyper_synthesis: hyper | hyper_small | jpeg_like_hyper
+// Options are read as "<role>.<option>" keys (e.g. synthesis.kernel = 18); each builder below
+// lists its options and defaults (the paper's values).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "nn/config.h"
+#include "nn/module.h"
+
+namespace ntc::nn {
+
+// role: "analysis", "synthesis", "hyper_analysis" or "hyper_synthesis"; name: g_a, g_s, h_a, h_s.
+// M: latent channels (y); for the hyper transforms, their input/output width.
+std::unique_ptr<Module> build_transform(const Config& cfg, const std::string& role, const std::string& name, int M);
+
+}  // namespace ntc::nn
