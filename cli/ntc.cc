@@ -17,7 +17,9 @@ const char* kUsage =
     "usage: ntc [--threads N] [--kernels simd|ref] <command> [args]\n"
     "commands:\n"
     "  demo [--steps N] [--image FILE]   train a tiny autoencoder on one image (smoke test)\n"
-    "  bench <name> [--json]             benchmarks: conv\n"
+    "  flops --config NAME|--model FILE [--size HxW] [--json] [--time]\n"
+    "                                    FLOPs, parameters (and time) per layer and part\n"
+    "  bench <name> [--json]             benchmarks: conv, rans, decode\n"
     "  version                           print version and the SIMD target\n"
     "global flags (before or after the command):\n"
     "  --threads N      threads for OpenMP and OpenBLAS (default: all cores)\n"
@@ -68,6 +70,7 @@ int main(int argc, char** argv) {
     }
     if (cmd == "demo") return ntc::cli::cmd_demo(args);
     if (cmd == "bench") return ntc::bench::run(args);
+    if (cmd == "flops") return ntc::cli::cmd_flops(args);
     std::fprintf(stderr, "ntc: error: unknown command '%s'\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const std::exception& e) {

@@ -271,6 +271,15 @@ void EntropyBottleneck::finalize() {
   }
 }
 
+void EntropyBottleneck::set_tables(std::vector<float> medians, std::vector<CdfTable> tables) {
+  if (int(medians.size()) != C_ || int(tables.size()) != C_)
+    fail("entropy bottleneck: ", medians.size(), " medians and ", tables.size(), " tables for ", C_, " channels");
+  for (float m : medians)
+    if (!std::isfinite(m) || std::fabs(m) > 1e6f) fail("entropy bottleneck: bad median ", m);
+  medians_ = std::move(medians);
+  tables_ = std::move(tables);
+}
+
 Tensor EntropyBottleneck::quantize(const Tensor& z) const {
   NTC_CHECK(finalized(), "EntropyBottleneck::quantize before finalize()");
   NTC_CHECK(z.ndim() >= 2 && z.dim(1) == C_, "EntropyBottleneck::quantize on ", shape_str(z.shape()));

@@ -48,6 +48,8 @@ class EntropyBottleneck {
 
   // ---- coding (valid after finalize()) ----
   void finalize();  // medians, quantiles and per-channel CDF tables; call after training/loading
+  // Tables stored in a model file (validated: one median and one table per channel).
+  void set_tables(std::vector<float> medians, std::vector<CdfTable> tables);
   bool finalized() const { return !tables_.empty(); }
   const std::vector<float>& medians() const { return medians_; }
   const std::vector<CdfTable>& tables() const { return tables_; }

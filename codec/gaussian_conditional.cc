@@ -50,6 +50,11 @@ void GaussianConditional::finalize() {
   for (double s : scale_table()) tables_.push_back(gaussian_table(s));
 }
 
+void GaussianConditional::set_tables(std::vector<CdfTable> tables) {
+  if (tables.size() != size_t(kNumScales)) fail("gaussian conditional: ", tables.size(), " tables, expected 64");
+  tables_ = std::move(tables);
+}
+
 std::vector<int32_t> GaussianConditional::indexes(const Tensor& r) const {
   std::vector<int32_t> idx(size_t(r.numel()));
   const float* rv = r.data();

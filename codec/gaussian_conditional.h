@@ -44,6 +44,7 @@ class GaussianConditional {
 
   // ---- coding ----
   void finalize();  // the 64 Gaussian CDF tables
+  void set_tables(std::vector<CdfTable> tables);  // as stored in a model file (exactly 64)
   bool finalized() const { return !tables_.empty(); }
   const std::vector<CdfTable>& tables() const { return tables_; }
   std::vector<int32_t> indexes(const Tensor& r) const;  // one table index per element of r

@@ -2,13 +2,13 @@
 
 #include <stb_image.h>
 #include <stb_image_write.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 
 #include "lib/common.h"
+#include "lib/fileio.h"
 
 namespace ntc {
 
@@ -22,20 +22,6 @@ Tensor read_image(const std::string& path) {
     for (int ch = 0; ch < 3; ++ch) t.data()[size_t(ch) * plane + i] = px[i * 3 + size_t(ch)];
   stbi_image_free(px);
   return t;
-}
-
-void write_file_atomic(const std::string& path, const std::vector<unsigned char>& bytes) {
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("cannot write ", tmp, ": ", std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  ok = (std::fflush(f) == 0) && ok;
-  ok = (fsync(fileno(f)) == 0) && ok;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    fail("cannot write ", path, ": ", std::strerror(errno));
-  }
 }
 
 void write_image(const std::string& path, const Tensor& x) {

@@ -1,4 +1,4 @@
-// image — reading and writing 8-bit images (stb_image / stb_image_write) and atomic file writes.
+// image — reading and writing 8-bit images (stb_image / stb_image_write); writes are atomic.
 //
 // Images are returned as float tensors [1, 3, H, W] with values 0..255 (NCHW). Grayscale input
 // is replicated to three channels; an alpha channel is dropped (ntc codes RGB only).
@@ -13,7 +13,5 @@ namespace ntc {
 Tensor read_image(const std::string& path);  // throws ntc::Error with the path on failure
 // Writes x [1,3,H,W] (clamped to 0..255 and rounded) as PNG (or PPM by extension), atomically.
 void write_image(const std::string& path, const Tensor& x);
-// Writes bytes to path through path.tmp.<pid> + rename, so a reader never sees a partial file.
-void write_file_atomic(const std::string& path, const std::vector<unsigned char>& bytes);
 
 }  // namespace ntc

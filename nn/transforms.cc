@@ -136,7 +136,10 @@ class TwoLayerRes : public Module {
   std::string type() const override { return "TwoLayerResSynthesis"; }
 
  protected:
-  Tensor forward(const Tensor& y) override { return (*out_)(ntc::add((*act_)((*base_)(y)), (*res_)(y))); }
+  Tensor forward(const Tensor& y) override {
+    Tensor h = (*act_)((*base_)(y));
+    return (*out_)(ntc::add(h, (*res_)(y)));
+  }
 
  private:
   Module *base_, *act_, *res_, *out_;

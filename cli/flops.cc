@@ -1,0 +1,178 @@
+// `ntc flops` — FLOPs (the paper's convention, lib/flops.h), parameters and optionally time per
+// layer of a model's four parts: analysis f (g_a), hyper-analysis f_h (h_a), hyper-synthesis g_h
+// (h_s) and synthesis g (g_s). Encode = f + f_h, decode = g + g_h, as in the paper's Table 1.
+// Every FLOP figure comes from the ops' own *_flops functions via the layer trace.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "kernels/kernels.h"
+#include "lib/common.h"
+#include "lib/ops/ops.h"
+#include "lib/threads.h"
+#include "nn/model.h"
+#include "nn/model_file.h"
+
+namespace ntc::cli {
+namespace {
+
+struct Part {
+  const char* key;  // f, f_h, g_h, g
+  nn::Module* module;
+  Tensor input;
+  std::vector<nn::LayerRecord> layers;
+  int64_t flops = 0, params = 0;
+  double ms = 0;
+};
+
+std::string shape_json(const Shape& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+std::string json_escape(const std::string& s) {
+  std::string r;
+  for (char c : s) r += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+  return r;
+}
+
+void parse_size(const std::string& s, int64_t* h, int64_t* w) {
+  const size_t x = s.find('x');
+  char* e1 = nullptr;
+  char* e2 = nullptr;
+  if (x == std::string::npos) fail("--size wants HxW, got '", s, "'");
+  *h = std::strtol(s.substr(0, x).c_str(), &e1, 10);
+  *w = std::strtol(s.substr(x + 1).c_str(), &e2, 10);
+  if (*e1 || *e2 || *h < 1 || *w < 1 || *h > 16384 || *w > 16384) fail("--size wants HxW within 1..16384, got '", s, "'");
+}
+
+}  // namespace
+
+int cmd_flops(const std::vector<std::string>& argv) {
+  Args args(argv, {"config", "model", "size", "seed"}, {"json", "time"});
+  if (args.has("config") == args.has("model")) fail("flops: give exactly one of --config NAME and --model FILE");
+  if (!args.positional().empty()) fail("flops: unexpected argument '", args.positional()[0], "'");
+  int64_t H = 512, W = 768;
+  if (args.has("size")) parse_size(args.str("size"), &H, &W);
+  const bool json = args.has("json"), timed = args.has("time");
+
+  std::unique_ptr<nn::Model> model;
+  if (args.has("model")) {
+    model = nn::load_model(args.str("model"));
+  } else {
+    model = std::make_unique<nn::Model>(nn::Config::load(args.str("config")));
+    Rng rng(uint64_t(args.integer("seed", 1)));
+    model->init(rng);
+  }
+  NoGrad ng;
+  Rng rng(7);
+  const Tensor image = Tensor::uniform({1, 3, H, W}, 0, 255, rng);
+  const Tensor x = model->preprocess(image);
+  const double pixels = double(H) * double(W);
+
+  // Inputs of each part: run the model once in order (f, f_h, g_h, g).
+  std::vector<Part> parts;
+  auto part = [&](const char* key, nn::Module* m, const Tensor& in) {
+    Part p;
+    p.key = key;
+    p.module = m;
+    p.input = in;
+    parts.push_back(std::move(p));
+  };
+  Tensor y = model->g_a()(x);
+  part("f", &model->g_a(), x);
+  if (model->hyperprior()) {
+    Tensor z = (*model->h_a())(y);
+    part("f_h", model->h_a(), y);
+    part("g_h", model->h_s(), round_ste(z));
+  }
+  part("g", &model->g_s(), round_ste(y));
+
+  for (Part& p : parts) {
+    if (timed) (*p.module)(p.input);  // warm-up: caches, allocator
+    nn::LayerTrace trace;
+    const auto t0 = std::chrono::steady_clock::now();
+    (*p.module)(p.input);
+    p.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    for (const auto& r : trace.records()) {
+      if (r.depth == 0) p.flops = r.flops;
+      if ((r.depth > 0 && r.leaf) || r.self_flops != 0) p.layers.push_back(r);  // rows sum to the part
+    }
+    p.params = p.module->num_parameters();
+  }
+
+  auto fpp = [&](int64_t f) { return double(f) / pixels; };
+  auto part_flops = [&](const char* k) -> int64_t {
+    for (const Part& p : parts)
+      if (std::string(p.key) == k) return p.flops;
+    return 0;
+  };
+  const int64_t enc = part_flops("f") + part_flops("f_h"), dec = part_flops("g") + part_flops("g_h");
+  const int64_t eb_params = model->entropy_bottleneck().channels() == 0 ? 0 : [&] {
+    int64_t n = 0;
+    for (auto& [name, t] : model->entropy_bottleneck().named_parameters()) n += t.numel();
+    return n;
+  }();
+
+  if (json) {
+    std::printf("{\"model\":\"%s\",\"size\":[%lld,%lld],\"pixels\":%.0f,\"threads\":%d,\"kernels\":\"%s\",",
+                json_escape(model->config().origin()).c_str(), (long long)H, (long long)W, pixels, num_threads(),
+                k::kernel_target_name());
+    std::printf("\"flops_per_pixel\":{");
+    for (const Part& p : parts) std::printf("\"%s\":%.6f,", p.key, fpp(p.flops));
+    std::printf("\"encode\":%.6f,\"decode\":%.6f},\"kmac_per_pixel\":{", fpp(enc), fpp(dec));
+    for (const Part& p : parts) std::printf("\"%s\":%.4f,", p.key, fpp(p.flops) / 2000);
+    std::printf("\"encode\":%.4f,\"decode\":%.4f},\"params\":{", fpp(enc) / 2000, fpp(dec) / 2000);
+    for (const Part& p : parts) std::printf("\"%s\":%lld,", p.key, (long long)p.params);
+    std::printf("\"entropy_bottleneck\":%lld},\"layers\":[", (long long)eb_params);
+    bool first = true;
+    for (const Part& p : parts)
+      for (const auto& r : p.layers) {
+        std::printf("%s{\"part\":\"%s\",\"name\":\"%s\",\"type\":\"%s%s\",\"in\":%s,\"out\":%s,\"params\":%lld,"
+                    "\"flops\":%lld,\"flops_per_pixel\":%.6f,\"share\":%.6f",
+                    first ? "" : ",", p.key, r.path.c_str(), r.type.c_str(), r.leaf ? "" : " (self)",
+                    shape_json(r.in).c_str(), shape_json(r.out).c_str(), (long long)r.params,
+                    (long long)(r.leaf ? r.flops : r.self_flops), fpp(r.leaf ? r.flops : r.self_flops),
+                    p.flops ? double(r.leaf ? r.flops : r.self_flops) / double(p.flops) : 0.0);
+        if (timed && r.leaf) std::printf(",\"ms\":%.4f,\"gflops\":%.2f", r.ms, r.ms > 0 ? double(r.flops) / r.ms * 1e-6 : 0.0);
+        std::printf("}");
+        first = false;
+      }
+    std::printf("]");
+    if (timed) {
+      std::printf(",\"ms\":{");
+      for (size_t i = 0; i < parts.size(); ++i) std::printf("%s\"%s\":%.3f", i ? "," : "", parts[i].key, parts[i].ms);
+      std::printf("}");
+    }
+    std::printf("}\n");
+    return 0;
+  }
+
+  std::printf("%s at %lldx%lld (%d threads, kernels %s)\n", model->config().origin().c_str(), (long long)H,
+              (long long)W, num_threads(), k::kernel_target_name());
+  for (const Part& p : parts) {
+    std::printf("\n%s (%s, %s): %lld params, %.4f FLOPs/px, %.4f KMAC/px%s\n", p.key, p.module->name().c_str(),
+                p.module->type().c_str(), (long long)p.params, fpp(p.flops), fpp(p.flops) / 2000,
+                timed ? (", " + std::to_string(p.ms) + " ms").c_str() : "");
+    std::printf("  %-36s %-26s %-18s %-18s %10s %14s %7s%s\n", "layer", "type", "in", "out", "params", "FLOPs/px",
+                "share", timed ? "       ms  GFLOP/s" : "");
+    for (const auto& r : p.layers) {
+      const int64_t f = r.leaf ? r.flops : r.self_flops;
+      std::printf("  %-36s %-26s %-18s %-18s %10lld %14.4f %6.2f%%", r.path.c_str(),
+                  (r.type + (r.leaf ? "" : " (self)")).c_str(), shape_str(r.in).c_str(), shape_str(r.out).c_str(),
+                  (long long)r.params, fpp(f), p.flops ? 100.0 * double(f) / double(p.flops) : 0.0);
+      if (timed && r.leaf) std::printf(" %9.3f %8.1f", r.ms, r.ms > 0 ? double(r.flops) / r.ms * 1e-6 : 0.0);
+      std::printf("\n");
+    }
+  }
+  std::printf("\nencode (f + f_h): %.4f FLOPs/px = %.4f KMAC/px\ndecode (g + g_h): %.4f FLOPs/px = %.4f KMAC/px\n",
+              fpp(enc), fpp(enc) / 2000, fpp(dec), fpp(dec) / 2000);
+  std::printf("entropy bottleneck: %lld params\n", (long long)eb_params);
+  return 0;
+}
+
+}  // namespace ntc::cli

@@ -1,0 +1,202 @@
+#include "nn/model_file.h"
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "codec/container.h"
+#include "lib/common.h"
+#include "lib/fileio.h"
+
+namespace ntc::nn {
+namespace {
+
+constexpr uint8_t kMagic[4] = {'N', 'T', 'C', 'M'};
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kMaxConfig = 1 << 20, kMaxTensors = 100000, kMaxTableLen = 1 << 17;
+
+class Writer {
+ public:
+  std::vector<uint8_t> out;
+  void u8(uint8_t v) { raw(&v, 1); }
+  void u16(uint16_t v) { raw(&v, 2); }
+  void u32(uint32_t v) { raw(&v, 4); }
+  void i32(int32_t v) { raw(&v, 4); }
+  void f32(float v) { raw(&v, 4); }
+  void bytes(const std::string& s) { raw(s.data(), s.size()); }
+  void raw(const void* p, size_t n) {  // little-endian host (x86-64)
+    const size_t at = out.size();
+    out.resize(at + n);
+    std::memcpy(out.data() + at, p, n);
+  }
+};
+
+class Reader {
+ public:
+  Reader(const uint8_t* p, size_t n, std::string origin) : p_(p), end_(p + n), origin_(std::move(origin)) {}
+  void need(size_t n) const {
+    if (size_t(end_ - p_) < n) fail(origin_, ": truncated model file");
+  }
+  template <class T>
+  T get() {
+    need(sizeof(T));
+    T v;
+    std::memcpy(&v, p_, sizeof(T));
+    p_ += sizeof(T);
+    return v;
+  }
+  std::string str(size_t n) {
+    need(n);
+    std::string s(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return s;
+  }
+  const uint8_t* take(size_t n) {
+    need(n);
+    const uint8_t* r = p_;
+    p_ += n;
+    return r;
+  }
+  bool done() const { return p_ == end_; }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* end_;
+  std::string origin_;
+};
+
+void write_table(Writer& w, const codec::CdfTable& t) {
+  w.i32(t.offset);
+  w.u32(uint32_t(t.cdf.size()));
+  for (uint32_t v : t.cdf) w.u32(v);
+}
+
+codec::CdfTable read_table(Reader& r, const std::string& origin) {
+  const int32_t offset = r.get<int32_t>();
+  const uint32_t len = r.get<uint32_t>();
+  if (len < 3 || len > kMaxTableLen) fail(origin, ": bad CDF table length ", len);
+  r.need(size_t(len) * 4);
+  std::vector<uint32_t> cdf(len);
+  for (auto& v : cdf) v = r.get<uint32_t>();
+  try {
+    return codec::CdfTable(std::move(cdf), offset);
+  } catch (const Error& e) {
+    fail(origin, ": bad CDF table: ", e.what());
+  }
+}
+
+}  // namespace
+
+uint64_t model_hash(const uint8_t* data, size_t size) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < size; ++i) h = (h ^ data[i]) * 0x100000001b3ull;
+  return h;
+}
+
+std::vector<uint8_t> serialize_model(const Model& m, WeightFormat fmt) {
+  NTC_CHECK(m.finalized(), "save_model: finalize() the model first (entropy tables)");
+  Writer w;
+  w.raw(kMagic, 4);
+  w.u32(kVersion);
+  const std::string& cfg = m.config().text();
+  w.u32(uint32_t(cfg.size()));
+  w.bytes(cfg);
+  const NamedTensors params = m.named_parameters();
+  w.u32(uint32_t(params.size()));
+  for (const auto& [name, t] : params) {
+    w.u16(uint16_t(name.size()));
+    w.bytes(name);
+    w.u8(fmt == WeightFormat::F16 ? 1 : 0);
+    w.u8(uint8_t(t.ndim()));
+    for (int i = 0; i < t.ndim(); ++i) w.u32(uint32_t(t.dim(i)));
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      if (fmt == WeightFormat::F16) w.u16(_cvtss_sh(t.data()[i], _MM_FROUND_TO_NEAREST_INT));
+      else w.f32(t.data()[i]);
+    }
+  }
+  auto& model = const_cast<Model&>(m);
+  const auto& eb = model.entropy_bottleneck();
+  w.u32(uint32_t(eb.channels()));
+  for (float v : eb.medians()) w.f32(v);
+  for (const auto& t : eb.tables()) write_table(w, t);
+  const auto& gc = m.gaussian_conditional();
+  w.u32(m.hyperprior() ? uint32_t(gc.tables().size()) : 0);
+  if (m.hyperprior())
+    for (const auto& t : gc.tables()) write_table(w, t);
+  w.u32(codec::crc32(w.out.data(), w.out.size()));
+  return w.out;
+}
+
+std::unique_ptr<Model> deserialize_model(const uint8_t* data, size_t size, const std::string& origin) {
+  if (size < 12 || std::memcmp(data, kMagic, 4) != 0) fail(origin, ": not an ntc model file");
+  uint32_t stored_crc;
+  std::memcpy(&stored_crc, data + size - 4, 4);
+  if (codec::crc32(data, size - 4) != stored_crc) fail(origin, ": corrupt model file (checksum mismatch)");
+  Reader r(data + 4, size - 8, origin);
+  const uint32_t version = r.get<uint32_t>();
+  if (version != kVersion) fail(origin, ": model format version ", version, ", this build reads ", kVersion);
+  const uint32_t cfg_len = r.get<uint32_t>();
+  if (cfg_len > kMaxConfig) fail(origin, ": config too large");
+  auto m = std::make_unique<Model>(Config::parse(r.str(cfg_len), origin + " (embedded config)"));
+
+  std::map<std::string, Tensor> want;
+  for (const auto& [name, t] : m->named_parameters()) want[name] = t;
+  const uint32_t count = r.get<uint32_t>();
+  if (count > kMaxTensors) fail(origin, ": ", count, " tensors");
+  for (uint32_t i = 0; i < count; ++i) {
+    const std::string name = r.str(r.get<uint16_t>());
+    const uint8_t dtype = r.get<uint8_t>(), nd = r.get<uint8_t>();
+    if (dtype > 1) fail(origin, ": tensor ", name, " has unknown dtype ", int(dtype));
+    Shape s;
+    for (int d = 0; d < nd; ++d) s.push_back(r.get<uint32_t>());
+    auto it = want.find(name);
+    if (it == want.end()) fail(origin, ": tensor '", name, "' is not a parameter of this model's config");
+    if (it->second.shape() != s)
+      fail(origin, ": tensor '", name, "' has shape ", shape_str(s), ", the config wants ", shape_str(it->second.shape()));
+    float* dst = it->second.data();
+    const int64_t n = numel_of(s);
+    const uint8_t* src = r.take(size_t(n) * (dtype ? 2 : 4));
+    for (int64_t k = 0; k < n; ++k) {
+      if (dtype) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * k, 2);
+        dst[k] = _cvtsh_ss(h);
+      } else {
+        std::memcpy(dst + k, src + 4 * k, 4);
+      }
+      if (!std::isfinite(dst[k])) fail(origin, ": tensor '", name, "' holds a non-finite value");
+    }
+    want.erase(it);
+  }
+  if (!want.empty()) fail(origin, ": missing tensor '", want.begin()->first, "' (and ", want.size() - 1, " more)");
+
+  const uint32_t C = r.get<uint32_t>();
+  if (int(C) != m->entropy_bottleneck().channels()) fail(origin, ": entropy tables for ", C, " channels");
+  std::vector<float> medians(C);
+  for (auto& v : medians) v = r.get<float>();
+  std::vector<codec::CdfTable> eb_tables;
+  for (uint32_t c = 0; c < C; ++c) eb_tables.push_back(read_table(r, origin));
+  m->entropy_bottleneck().set_tables(std::move(medians), std::move(eb_tables));
+  const uint32_t ng = r.get<uint32_t>();
+  if (m->hyperprior() != (ng > 0)) fail(origin, ": Gaussian tables do not fit the model's prior");
+  if (ng) {
+    std::vector<codec::CdfTable> gt;
+    for (uint32_t i = 0; i < ng && i <= 64; ++i) gt.push_back(read_table(r, origin));
+    const_cast<codec::GaussianConditional&>(m->gaussian_conditional()).set_tables(std::move(gt));
+  }
+  if (!r.done()) fail(origin, ": trailing bytes in model file");
+  return m;
+}
+
+void save_model(const std::string& path, const Model& m, WeightFormat fmt) {
+  write_file_atomic(path, serialize_model(m, fmt));
+}
+
+std::unique_ptr<Model> load_model(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_file(path);
+  return deserialize_model(bytes.data(), bytes.size(), path);
+}
+
+}  // namespace ntc::nn
