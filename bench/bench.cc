@@ -5,12 +5,13 @@
 namespace ntc::bench {
 
 int run(const std::vector<std::string>& args) {
-  if (args.empty()) fail("bench: name a benchmark (conv, rans)");
+  if (args.empty()) fail("bench: name a benchmark (conv, rans, decode)");
   const std::string name = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (name == "conv") return bench_conv(rest);
   if (name == "rans") return bench_rans(rest);
-  fail("bench: unknown benchmark '", name, "' (known: conv, rans)");
+  if (name == "decode") return bench_decode(rest);
+  fail("bench: unknown benchmark '", name, "' (known: conv, rans, decode)");
 }
 
 }  // namespace ntc::bench

@@ -2,7 +2,6 @@
 // layer of a model's four parts: analysis f (g_a), hyper-analysis f_h (h_a), hyper-synthesis g_h
 // (h_s) and synthesis g (g_s). Encode = f + f_h, decode = g + g_h, as in the paper's Table 1.
 // Every FLOP figure comes from the ops' own *_flops functions via the layer trace.
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -15,18 +14,10 @@
 #include "lib/threads.h"
 #include "nn/model.h"
 #include "nn/model_file.h"
+#include "nn/profile.h"
 
 namespace ntc::cli {
 namespace {
-
-struct Part {
-  const char* key;  // f, f_h, g_h, g
-  nn::Module* module;
-  Tensor input;
-  std::vector<nn::LayerRecord> layers;
-  int64_t flops = 0, params = 0;
-  double ms = 0;
-};
 
 std::string shape_json(const Shape& s) {
   std::string r = "[";
@@ -68,50 +59,11 @@ int cmd_flops(const std::vector<std::string>& argv) {
     Rng rng(uint64_t(args.integer("seed", 1)));
     model->init(rng);
   }
-  NoGrad ng;
-  Rng rng(7);
-  const Tensor image = Tensor::uniform({1, 3, H, W}, 0, 255, rng);
-  const Tensor x = model->preprocess(image);
+  const nn::ModelProfile prof = nn::profile_model(*model, H, W, timed);
+  const auto& parts = prof.parts;
   const double pixels = double(H) * double(W);
-
-  // Inputs of each part: run the model once in order (f, f_h, g_h, g).
-  std::vector<Part> parts;
-  auto part = [&](const char* key, nn::Module* m, const Tensor& in) {
-    Part p;
-    p.key = key;
-    p.module = m;
-    p.input = in;
-    parts.push_back(std::move(p));
-  };
-  Tensor y = model->g_a()(x);
-  part("f", &model->g_a(), x);
-  if (model->hyperprior()) {
-    Tensor z = (*model->h_a())(y);
-    part("f_h", model->h_a(), y);
-    part("g_h", model->h_s(), round_ste(z));
-  }
-  part("g", &model->g_s(), round_ste(y));
-
-  for (Part& p : parts) {
-    if (timed) (*p.module)(p.input);  // warm-up: caches, allocator
-    nn::LayerTrace trace;
-    const auto t0 = std::chrono::steady_clock::now();
-    (*p.module)(p.input);
-    p.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    for (const auto& r : trace.records()) {
-      if (r.depth == 0) p.flops = r.flops;
-      if ((r.depth > 0 && r.leaf) || r.self_flops != 0) p.layers.push_back(r);  // rows sum to the part
-    }
-    p.params = p.module->num_parameters();
-  }
-
   auto fpp = [&](int64_t f) { return double(f) / pixels; };
-  auto part_flops = [&](const char* k) -> int64_t {
-    for (const Part& p : parts)
-      if (std::string(p.key) == k) return p.flops;
-    return 0;
-  };
-  const int64_t enc = part_flops("f") + part_flops("f_h"), dec = part_flops("g") + part_flops("g_h");
+  const int64_t enc = prof.flops("f") + prof.flops("f_h"), dec = prof.flops("g") + prof.flops("g_h");
   const int64_t eb_params = model->entropy_bottleneck().channels() == 0 ? 0 : [&] {
     int64_t n = 0;
     for (auto& [name, t] : model->entropy_bottleneck().named_parameters()) n += t.numel();
@@ -123,18 +75,18 @@ int cmd_flops(const std::vector<std::string>& argv) {
                 json_escape(model->config().origin()).c_str(), (long long)H, (long long)W, pixels, num_threads(),
                 k::kernel_target_name());
     std::printf("\"flops_per_pixel\":{");
-    for (const Part& p : parts) std::printf("\"%s\":%.6f,", p.key, fpp(p.flops));
+    for (const nn::PartProfile& p : parts) std::printf("\"%s\":%.6f,", p.key.c_str(), fpp(p.flops));
     std::printf("\"encode\":%.6f,\"decode\":%.6f},\"kmac_per_pixel\":{", fpp(enc), fpp(dec));
-    for (const Part& p : parts) std::printf("\"%s\":%.4f,", p.key, fpp(p.flops) / 2000);
+    for (const nn::PartProfile& p : parts) std::printf("\"%s\":%.4f,", p.key.c_str(), fpp(p.flops) / 2000);
     std::printf("\"encode\":%.4f,\"decode\":%.4f},\"params\":{", fpp(enc) / 2000, fpp(dec) / 2000);
-    for (const Part& p : parts) std::printf("\"%s\":%lld,", p.key, (long long)p.params);
+    for (const nn::PartProfile& p : parts) std::printf("\"%s\":%lld,", p.key.c_str(), (long long)p.params);
     std::printf("\"entropy_bottleneck\":%lld},\"layers\":[", (long long)eb_params);
     bool first = true;
-    for (const Part& p : parts)
+    for (const nn::PartProfile& p : parts)
       for (const auto& r : p.layers) {
         std::printf("%s{\"part\":\"%s\",\"name\":\"%s\",\"type\":\"%s%s\",\"in\":%s,\"out\":%s,\"params\":%lld,"
                     "\"flops\":%lld,\"flops_per_pixel\":%.6f,\"share\":%.6f",
-                    first ? "" : ",", p.key, r.path.c_str(), r.type.c_str(), r.leaf ? "" : " (self)",
+                    first ? "" : ",", p.key.c_str(), r.path.c_str(), r.type.c_str(), r.leaf ? "" : " (self)",
                     shape_json(r.in).c_str(), shape_json(r.out).c_str(), (long long)r.params,
                     (long long)(r.leaf ? r.flops : r.self_flops), fpp(r.leaf ? r.flops : r.self_flops),
                     p.flops ? double(r.leaf ? r.flops : r.self_flops) / double(p.flops) : 0.0);
@@ -145,7 +97,7 @@ int cmd_flops(const std::vector<std::string>& argv) {
     std::printf("]");
     if (timed) {
       std::printf(",\"ms\":{");
-      for (size_t i = 0; i < parts.size(); ++i) std::printf("%s\"%s\":%.3f", i ? "," : "", parts[i].key, parts[i].ms);
+      for (size_t i = 0; i < parts.size(); ++i) std::printf("%s\"%s\":%.3f", i ? "," : "", parts[i].key.c_str(), parts[i].ms);
       std::printf("}");
     }
     std::printf("}\n");
@@ -154,8 +106,8 @@ int cmd_flops(const std::vector<std::string>& argv) {
 
   std::printf("%s at %lldx%lld (%d threads, kernels %s)\n", model->config().origin().c_str(), (long long)H,
               (long long)W, num_threads(), k::kernel_target_name());
-  for (const Part& p : parts) {
-    std::printf("\n%s (%s, %s): %lld params, %.4f FLOPs/px, %.4f KMAC/px%s\n", p.key, p.module->name().c_str(),
+  for (const nn::PartProfile& p : parts) {
+    std::printf("\n%s (%s, %s): %lld params, %.4f FLOPs/px, %.4f KMAC/px%s\n", p.key.c_str(), p.module->name().c_str(),
                 p.module->type().c_str(), (long long)p.params, fpp(p.flops), fpp(p.flops) / 2000,
                 timed ? (", " + std::to_string(p.ms) + " ms").c_str() : "");
     std::printf("  %-36s %-26s %-18s %-18s %10s %14s %7s%s\n", "layer", "type", "in", "out", "params", "FLOPs/px",

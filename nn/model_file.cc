@@ -67,19 +67,20 @@ class Reader {
   std::string origin_;
 };
 
+// A table is stored as its offset, its bin count and the bin widths (each 1..65535) as u16.
 void write_table(Writer& w, const codec::CdfTable& t) {
   w.i32(t.offset);
-  w.u32(uint32_t(t.cdf.size()));
-  for (uint32_t v : t.cdf) w.u32(v);
+  w.u32(uint32_t(t.cdf.size() - 1));
+  for (size_t i = 0; i + 1 < t.cdf.size(); ++i) w.u16(uint16_t(t.cdf[i + 1] - t.cdf[i]));
 }
 
 codec::CdfTable read_table(Reader& r, const std::string& origin) {
   const int32_t offset = r.get<int32_t>();
-  const uint32_t len = r.get<uint32_t>();
-  if (len < 3 || len > kMaxTableLen) fail(origin, ": bad CDF table length ", len);
-  r.need(size_t(len) * 4);
-  std::vector<uint32_t> cdf(len);
-  for (auto& v : cdf) v = r.get<uint32_t>();
+  const uint32_t bins = r.get<uint32_t>();
+  if (bins < 2 || bins > kMaxTableLen) fail(origin, ": bad CDF table length ", bins);
+  r.need(size_t(bins) * 2);
+  std::vector<uint32_t> cdf{0};
+  for (uint32_t i = 0; i < bins; ++i) cdf.push_back(cdf.back() + r.get<uint16_t>());
   try {
     return codec::CdfTable(std::move(cdf), offset);
   } catch (const Error& e) {

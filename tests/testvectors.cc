@@ -16,7 +16,7 @@
 #include "lib/ops/ops.h"
 #include "codec/entropy_bottleneck.h"
 #include "codec/gaussian_conditional.h"
-#include "nn/blocks.h"
+#include "nn/layers.h"
 
 namespace ntc {
 namespace {
@@ -96,11 +96,19 @@ TvCase load_case(const std::string& dir, const std::string& name) {
 using Named = std::map<std::string, Tensor>;
 using OpFn = std::function<Named(const TvCase&, Named&)>;
 
-nn::ConvParams conv_p(Named& in, const std::string& prefix) {
-  return {in.at(prefix + ".weight"), in.at(prefix + ".bias")};
-}
-nn::ResidualBlockParams rb_p(Named& in, const std::string& prefix) {
-  return {conv_p(in, prefix + ".c1"), conv_p(in, prefix + ".c2"), conv_p(in, prefix + ".c3")};
+// Runs module m on input x with its parameters bound to the case's tensors: each module parameter
+// "<m>.<path>" takes the values of case tensor "<path>", and the case's entry is replaced by the
+// module's tensor so that the runner reads the gradients the module accumulated.
+Tensor run_module(nn::Module& m, Named& in, const Tensor& x) {
+  for (auto& [path, t] : m.named_parameters()) {
+    const std::string key = path.substr(m.name().size() + 1);
+    auto it = in.find(key);
+    if (it == in.end()) fail("case has no tensor ", key);
+    if (it->second.shape() != t.shape()) fail(key, ": case shape ", shape_str(it->second.shape()), " vs module ", shape_str(t.shape()));
+    std::copy(it->second.data(), it->second.data() + t.numel(), t.data());
+    it->second = t;
+  }
+  return m(x);
 }
 
 // EntropyBottleneck raw parameters matrices.k / biases.k / factors.k, k = 0, 1, ...
@@ -151,19 +159,14 @@ const std::map<std::string, OpFn>& ops() {
       {"gelu", [](const TvCase&, Named& in) { return Named{{"y", gelu(in.at("x"))}}; }},
       {"sigmoid", [](const TvCase&, Named& in) { return Named{{"y", sigmoid(in.at("x"))}}; }},
       {"residual_block",
-       [](const TvCase&, Named& in) {
-         nn::ResidualBlockParams p{conv_p(in, "c1"), conv_p(in, "c2"), conv_p(in, "c3")};
-         return Named{{"y", nn::residual_block(in.at("x"), p)}};
+       [](const TvCase& c, Named& in) {
+         nn::ResidualBlock m("rb", int(c.attr("channels")));
+         return Named{{"y", run_module(m, in, in.at("x"))}};
        }},
       {"simple_attention",
-       [](const TvCase&, Named& in) {
-         nn::SimpleAttentionParams p;
-         for (int i = 0; i < 3; ++i) {
-           p.trunk[size_t(i)] = rb_p(in, "trunk." + std::to_string(i));
-           p.branch[size_t(i)] = rb_p(in, "branch." + std::to_string(i));
-         }
-         p.gate = conv_p(in, "gate");
-         return Named{{"y", nn::simple_attention(in.at("x"), p)}};
+       [](const TvCase& c, Named& in) {
+         nn::SimpleAttention m("attn", int(c.attr("channels")));
+         return Named{{"y", run_module(m, in, in.at("x"))}};
        }},
       {"nonneg_reparam",
        [](const TvCase& c, Named& in) {

@@ -1,0 +1,250 @@
+// The paper's transforms and models: parameter counts and FLOPs against SPEC §1.8/§5.2, output
+// shapes on odd sizes, the two-layer synthesis against its test vector through the Module, and
+// model files (round trip, fp16, corruption, mismatch).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "codec/container.h"
+#include "lib/common.h"
+#include "lib/ops/ops.h"
+#include "nn/layers.h"
+#include "nn/model.h"
+#include "nn/model_file.h"
+#include "nn/profile.h"
+#include "nn/transforms.h"
+
+#include <set>
+
+namespace ntc::nn {
+namespace {
+
+bool have_configs() { return std::ifstream(data_dir() + "/configs/jpegl.cfg").good(); }
+
+std::unique_ptr<Model> make(const std::string& name, uint64_t seed = 1) {
+  auto m = std::make_unique<Model>(Config::load(name));
+  Rng rng(seed);
+  m->init(rng);
+  return m;
+}
+
+TEST(Models, ParameterCountsMatchPaper) {
+  if (!have_configs()) GTEST_SKIP() << "configs not found in " << data_dir();
+  struct Want {
+    const char* cfg;
+    int64_t f, g, f_h, g_h;
+  };
+  // SPEC §1.2–1.5, §1.8 (results/all_params.csv of mandt-lab/shallow-ntc).
+  const Want want[] = {{"jpegl", 7337792, 311043, 6042560, 9166240},
+                       {"two_layer_syn", 7337792, 1299003, 6042560, 9166240},
+                       {"two_layer_syn2", 5345088, 1300347, 6042560, 9166240},
+                       {"mbt2018", 3505664, 3505347, 6042560, 9166240},
+                       {"bls2017", 3471104, 3471107, 0, 0}};
+  for (const auto& w : want) {
+    Model m(Config::load(w.cfg));
+    EXPECT_EQ(m.g_a().num_parameters(), w.f) << w.cfg;
+    EXPECT_EQ(m.g_s().num_parameters(), w.g) << w.cfg;
+    EXPECT_EQ(m.h_a() ? m.h_a()->num_parameters() : 0, w.f_h) << w.cfg;
+    EXPECT_EQ(m.h_s() ? m.h_s()->num_parameters() : 0, w.g_h) << w.cfg;
+    EXPECT_EQ(m.downsampling(), m.hyperprior() ? 64 : 16) << w.cfg;
+  }
+}
+
+TEST(Models, ParameterNamesAreSemantic) {
+  if (!have_configs()) GTEST_SKIP() << "configs not found in " << data_dir();
+  Model m(Config::load("two_layer_syn"));
+  std::set<std::string> names;
+  for (auto& [n, t] : m.named_parameters()) EXPECT_TRUE(names.insert(n).second) << "duplicate " << n;
+  for (const char* n : {"g_a.conv1.weight", "g_a.res1.0.c2.bias", "g_a.attn2.trunk.2.c3.weight", "g_a.attn4.gate.bias",
+                        "h_a.conv3.weight", "h_s.deconv3.bias", "g_s.base.weight", "g_s.act.gamma", "g_s.res.bias",
+                        "g_s.out.weight", "eb.matrices.2", "eb.factors.1"})
+    EXPECT_TRUE(names.count(n)) << n;
+}
+
+// SPEC §5.2: flops_per_pixel.csv of mandt-lab/shallow-ntc at 512×768, to the last digit.
+TEST(Models, FlopsPerPixelMatchPaper) {
+  if (!have_configs()) GTEST_SKIP() << "configs not found in " << data_dir();
+  for (auto [cfg, g] : {std::pair{"jpegl", 2433.0}, std::pair{"two_layer_syn", 10680.00119}}) {
+    auto m = make(cfg);
+    ModelProfile p = profile_model(*m, 512, 768, false);
+    EXPECT_DOUBLE_EQ(p.per_pixel(p.flops("f")), 510845.5) << cfg;
+    EXPECT_DOUBLE_EQ(p.per_pixel(p.flops("f_h")), 13451.640625) << cfg;
+    EXPECT_DOUBLE_EQ(p.per_pixel(p.flops("g_h")), 30354.6875) << cfg;
+    EXPECT_NEAR(p.per_pixel(p.flops("g")), g, 1e-5) << cfg;
+    for (const auto& part : p.parts) {  // the table's rows add up to the part
+      int64_t sum = 0;
+      for (const auto& r : part.layers) sum += r.leaf ? r.flops : r.self_flops;
+      EXPECT_EQ(sum, part.flops) << cfg << " " << part.key;
+    }
+  }
+}
+
+TEST(Models, OutputShapesOnOddSizes) {
+  if (!have_configs()) GTEST_SKIP() << "configs not found in " << data_dir();
+  NoGrad ng;
+  for (const char* cfg : {"jpegl", "two_layer_syn", "two_layer_syn2", "mbt2018", "bls2017"}) {
+    auto m = make(cfg);
+    for (auto [h, w] : {std::pair{1, 1}, std::pair{17, 33}, std::pair{511, 769}}) {
+      if (h == 511 && std::string(cfg) != "jpegl" && std::string(cfg) != "bls2017") continue;  // time
+      Rng rng(2);
+      Tensor img = Tensor::uniform({1, 3, h, w}, 0, 255, rng);
+      Tensor x = m->preprocess(img);
+      const int64_t f = m->downsampling();
+      ASSERT_EQ(x.dim(2), (h + f - 1) / f * f) << cfg;
+      ASSERT_EQ(x.dim(3), (w + f - 1) / f * f) << cfg;
+      Tensor y = m->g_a()(x);
+      EXPECT_EQ(y.shape(), (Shape{1, m->latent_channels(), x.dim(2) / 16, x.dim(3) / 16})) << cfg;
+      if (m->hyperprior()) {
+        Tensor z = (*m->h_a())(y);
+        EXPECT_EQ(z.shape(), (Shape{1, m->latent_channels(), x.dim(2) / 64, x.dim(3) / 64})) << cfg;
+        Tensor hs = (*m->h_s())(z);
+        EXPECT_EQ(hs.shape(), (Shape{1, 2 * m->latent_channels(), y.dim(2), y.dim(3)})) << cfg;
+      }
+      Tensor xh = m->g_s()(y);
+      EXPECT_EQ(xh.shape(), x.shape()) << cfg;
+      EXPECT_EQ(m->postprocess(xh, h, w).shape(), img.shape()) << cfg << " " << h << "x" << w;
+    }
+  }
+}
+
+TEST(Models, ReflectPadMirrorsWithoutRepeatingTheEdge) {
+  Tensor x = Tensor::from({1, 1, 1, 3}, {1, 2, 3});
+  EXPECT_EQ(reflect_pad(x, 1, 8).to_vector(), (std::vector<float>{1, 2, 3, 2, 1, 2, 3, 2}));
+  Tensor one = Tensor::from({1, 1, 1, 1}, {5});
+  EXPECT_EQ(reflect_pad(one, 2, 2).to_vector(), (std::vector<float>{5, 5, 5, 5}));
+}
+
+TEST(Models, UnknownKeysAndTransformsAreErrors) {
+  EXPECT_THROW(Model(Config::parse("analysis = elic\nsynthesis = jpeg_like\nhyper_analysis = hyper\n"
+                                   "hyper_synthesis = hyper\nsynthesis.kernal = 18\n")),
+               Error);
+  EXPECT_THROW(Model(Config::parse("analysis = elic\nsynthesis = nope\nhyper_analysis = hyper\nhyper_synthesis = hyper\n")),
+               Error);
+  EXPECT_THROW(Config::parse("analysis elic\n"), Error);
+  EXPECT_THROW(Config::load("no_such_config"), Error);
+}
+
+// The paper's two-layer synthesis as built from its config, on the test vector's small shapes.
+TEST(Models, TwoLayerResSynthesisMatchesTestVector) {
+  const char* env = std::getenv("NTC_TESTVECTORS");
+  const std::string dir = std::string(env && *env ? env : "../shared/testvectors") + "/two_layer_res_synthesis";
+  auto load = [&](const std::string& name, size_t n) {
+    std::ifstream f(dir + "/" + name + ".bin", std::ios::binary);
+    std::vector<float> v(n);
+    f.read(reinterpret_cast<char*>(v.data()), std::streamsize(4 * n));
+    return f ? v : std::vector<float>();
+  };
+  if (load("y", 1 * 16 * 3 * 4).empty()) GTEST_SKIP() << "test vector not found: " << dir;
+  Config cfg = Config::parse("synthesis = two_layer_res\nsynthesis.channels = 6\n");
+  auto g = build_transform(cfg, "synthesis", "g_s", 16);
+  for (auto& [name, t] : g->named_parameters()) {
+    std::string key = name.substr(4);  // drop "g_s."
+    if (key.rfind("act.", 0) == 0) key = "gdn." + key.substr(4);
+    std::vector<float> v = load(key, size_t(t.numel()));
+    ASSERT_FALSE(v.empty()) << key;
+    if (key.rfind("gdn.", 0) == 0)  // the vector stores effective values; the module raw ones
+      for (float& e : v) e = nonneg_reparam_init(e);
+    std::memcpy(t.data(), v.data(), v.size() * 4);
+  }
+  NoGrad ng;
+  Tensor xh = (*g)(Tensor::from({1, 16, 3, 4}, load("y", 192)));
+  std::vector<float> want = load("x_hat", 3 * 48 * 64);
+  ASSERT_EQ(xh.numel(), int64_t(want.size()));
+  double mx = 0;
+  for (float v : want) mx = std::max(mx, double(std::fabs(v)));
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(xh.data()[i], want[i], 1e-4 * std::fabs(want[i]) + 1e-5 * mx) << i;
+}
+
+class ModelFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // A small model so that the file tests stay fast.
+    cfg_ = "name = tiny\nlatent_channels = 16\nanalysis = cnn\nanalysis.channels_base = 8\nanalysis.activation = gdn\n"
+           "synthesis = two_layer_res\nsynthesis.channels = 6\nhyper_analysis = hyper\nhyper_synthesis = hyper\n";
+    model_ = std::make_unique<Model>(Config::parse(cfg_));
+    Rng rng(4);
+    model_->init(rng);
+    model_->finalize();
+  }
+  std::vector<float> decode_out(Model& m) {
+    NoGrad ng;
+    Rng rng(5);
+    Tensor x = m.preprocess(Tensor::uniform({1, 3, 40, 70}, 0, 255, rng));
+    Tensor y = m.g_a()(x);
+    std::vector<float> a = m.g_s()(y).to_vector(), b = (*m.h_s())((*m.h_a())(y)).to_vector();
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  }
+  std::string cfg_;
+  std::unique_ptr<Model> model_;
+};
+
+TEST_F(ModelFile, Fp32RoundTripIsExact) {
+  auto bytes = serialize_model(*model_, WeightFormat::F32);
+  auto m2 = deserialize_model(bytes.data(), bytes.size());
+  EXPECT_EQ(decode_out(*m2), decode_out(*model_));
+  EXPECT_EQ(m2->entropy_bottleneck().medians(), model_->entropy_bottleneck().medians());
+  EXPECT_EQ(serialize_model(*m2, WeightFormat::F32), bytes);  // tables stored, not recomputed
+}
+
+TEST_F(ModelFile, Fp16StorageIsStableAndClose) {
+  auto bytes = serialize_model(*model_, WeightFormat::F16);
+  auto m2 = deserialize_model(bytes.data(), bytes.size());
+  EXPECT_EQ(serialize_model(*m2, WeightFormat::F16), bytes);
+  auto a = decode_out(*model_), b = decode_out(*m2);
+  double mx = 0, err = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    mx = std::max(mx, double(std::fabs(a[i])));
+    err = std::max(err, double(std::fabs(a[i] - b[i])));
+  }
+  EXPECT_LT(err, 5e-3 * mx);
+  // Two bytes saved per parameter, nothing else changes.
+  EXPECT_EQ(serialize_model(*model_, WeightFormat::F32).size() - bytes.size(), size_t(2 * model_->num_parameters()));
+}
+
+TEST_F(ModelFile, SaveIsAtomicAndLoadable) {
+  const std::string path = ::testing::TempDir() + "/ntc_model_test.ntcm";
+  save_model(path, *model_, WeightFormat::F32);
+  auto m2 = load_model(path);
+  EXPECT_EQ(decode_out(*m2), decode_out(*model_));
+  std::remove(path.c_str());
+  EXPECT_THROW(load_model(path), Error);
+}
+
+TEST_F(ModelFile, CorruptionAndTruncationAreErrors) {
+  auto bytes = serialize_model(*model_, WeightFormat::F16);
+  for (size_t n : {size_t(0), size_t(3), size_t(11), bytes.size() / 2, bytes.size() - 1})
+    EXPECT_THROW(deserialize_model(bytes.data(), n), Error) << "truncated to " << n;
+  Rng rng(6);
+  for (int i = 0; i < 200; ++i) {
+    auto t = bytes;
+    t[size_t(rng.next_u64() % t.size())] ^= uint8_t(1 + rng.next_u64() % 255);
+    EXPECT_THROW(deserialize_model(t.data(), t.size()), Error);
+  }
+}
+
+// A file whose embedded config disagrees with its tensors (valid CRC) is rejected by name/shape.
+TEST_F(ModelFile, MismatchedConfigIsRejected) {
+  auto bytes = serialize_model(*model_, WeightFormat::F32);
+  std::string text(bytes.begin() + 12, bytes.begin() + 12 + long(cfg_.size()));
+  ASSERT_EQ(text, cfg_);
+  for (auto [from, to] : {std::pair{"channels_base = 8", "channels_base = 9"}, std::pair{"channels = 6", "channels = 7"}}) {
+    std::string bad = cfg_;
+    bad.replace(bad.find(from), std::strlen(from), to);
+    auto t = bytes;
+    std::copy(bad.begin(), bad.end(), t.begin() + 12);
+    const uint32_t crc = codec::crc32(t.data(), t.size() - 4);
+    std::memcpy(t.data() + t.size() - 4, &crc, 4);
+    try {
+      deserialize_model(t.data(), t.size());
+      ADD_FAILURE() << "accepted " << to;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("shape"), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ntc::nn
