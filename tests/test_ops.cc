@@ -223,6 +223,21 @@ TEST(Ops, ConvTranspose2dForwardMatchesDirectAndGradients) {
   }
 }
 
+// 3x3 stride-1 convolutions with >= 16 channels run Winograd F(2x2,3x3) forward; odd sizes
+// exercise the partial tiles at the bottom/right edges.
+TEST(Ops, WinogradConvolutionsMatchDirect) {
+  Rng rng(13);
+  for (auto [H, W] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{7, 5}, std::pair{9, 12}}) {
+    Tensor x = rnd({2, 16, H, W}, rng), w = rnd({20, 16, 3, 3}, rng), b = rnd({20}, rng);
+    const std::string size = std::to_string(H) + "x" + std::to_string(W);
+    expect_close(conv2d_same(x, w, b, 1), conv2d_direct(x, w, b, 1, {1, 1, 1, 1}), "winograd conv2d " + size);
+    Tensor wt = rnd({16, 20, 3, 3}, rng);
+    expect_close(conv_transpose2d_same(x, wt, b, 1), convT_direct(x, wt, b, 1, {1, 1, 1, 1}), "winograd convT " + size);
+    gradcheck("winograd conv2d " + size, {x, w, b}, [](auto& v) { return conv2d_same(v[0], v[1], v[2], 1); });
+    gradcheck("winograd convT " + size, {x, wt, b}, [](auto& v) { return conv_transpose2d_same(v[0], v[1], v[2], 1); });
+  }
+}
+
 // conv_transpose2d is the exact adjoint of conv2d: <conv(x), y> = <x, convT(y)>.
 TEST(Ops, ConvTransposeIsAdjointOfConv) {
   Rng rng(7);
