@@ -6,4 +6,5 @@
 namespace ntc::cli {
 int cmd_demo(const std::vector<std::string>& args);
 int cmd_flops(const std::vector<std::string>& args);
+int cmd_train(const std::vector<std::string>& args);
 }  // namespace ntc::cli

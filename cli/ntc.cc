@@ -19,6 +19,10 @@ const char* kUsage =
     "  demo [--steps N] [--image FILE]   train a tiny autoencoder on one image (smoke test)\n"
     "  flops --config NAME|--model FILE [--size HxW] [--json] [--time]\n"
     "                                    FLOPs, parameters (and time) per layer and part\n"
+    "  train --config NAME --data DIR --lambda L --steps N --out DIR [--crop 128] [--batch 8]\n"
+    "        [--lr 1e-4] [--val DIR] [--val-every N] [--resume] [--seed S] [--quant noise|mixed]\n"
+    "        [--adam keras|torch] [--checkpoint-every N] [--flips] [--min-scale S]\n"
+    "                                    train a model; checkpoints resume exactly\n"
     "  bench <name> [--json]             benchmarks: conv, rans, decode\n"
     "  version                           print version and the SIMD target\n"
     "global flags (before or after the command):\n"
@@ -71,6 +75,7 @@ int main(int argc, char** argv) {
     if (cmd == "demo") return ntc::cli::cmd_demo(args);
     if (cmd == "bench") return ntc::bench::run(args);
     if (cmd == "flops") return ntc::cli::cmd_flops(args);
+    if (cmd == "train") return ntc::cli::cmd_train(args);
     std::fprintf(stderr, "ntc: error: unknown command '%s'\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const std::exception& e) {

@@ -36,6 +36,7 @@ Model::Model(const Config& cfg) : cfg_(cfg) {
   Tensor last = hyper_ ? (*h_a_)(y) : y;
   NTC_CHECK(last.dim(3) >= 1 && 64 % last.dim(3) == 0, cfg_.origin(), ": cannot infer the downsampling factor");
   factor_ = int(64 / last.dim(3));
+  y_stride_ = int(64 / y.dim(3));
 }
 
 NamedTensors Model::named_parameters() const {

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "codec/container.h"
+#include "lib/binio.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
 
@@ -17,64 +18,13 @@ constexpr uint8_t kMagic[4] = {'N', 'T', 'C', 'M'};
 constexpr uint32_t kVersion = 1;
 constexpr uint32_t kMaxConfig = 1 << 20, kMaxTensors = 100000, kMaxTableLen = 1 << 17;
 
-class Writer {
- public:
-  std::vector<uint8_t> out;
-  void u8(uint8_t v) { raw(&v, 1); }
-  void u16(uint16_t v) { raw(&v, 2); }
-  void u32(uint32_t v) { raw(&v, 4); }
-  void i32(int32_t v) { raw(&v, 4); }
-  void f32(float v) { raw(&v, 4); }
-  void bytes(const std::string& s) { raw(s.data(), s.size()); }
-  void raw(const void* p, size_t n) {  // little-endian host (x86-64)
-    const size_t at = out.size();
-    out.resize(at + n);
-    std::memcpy(out.data() + at, p, n);
-  }
-};
-
-class Reader {
- public:
-  Reader(const uint8_t* p, size_t n, std::string origin) : p_(p), end_(p + n), origin_(std::move(origin)) {}
-  void need(size_t n) const {
-    if (size_t(end_ - p_) < n) fail(origin_, ": truncated model file");
-  }
-  template <class T>
-  T get() {
-    need(sizeof(T));
-    T v;
-    std::memcpy(&v, p_, sizeof(T));
-    p_ += sizeof(T);
-    return v;
-  }
-  std::string str(size_t n) {
-    need(n);
-    std::string s(reinterpret_cast<const char*>(p_), n);
-    p_ += n;
-    return s;
-  }
-  const uint8_t* take(size_t n) {
-    need(n);
-    const uint8_t* r = p_;
-    p_ += n;
-    return r;
-  }
-  bool done() const { return p_ == end_; }
-
- private:
-  const uint8_t* p_;
-  const uint8_t* end_;
-  std::string origin_;
-};
-
-// A table is stored as its offset, its bin count and the bin widths (each 1..65535) as u16.
-void write_table(Writer& w, const codec::CdfTable& t) {
-  w.i32(t.offset);
-  w.u32(uint32_t(t.cdf.size() - 1));
-  for (size_t i = 0; i + 1 < t.cdf.size(); ++i) w.u16(uint16_t(t.cdf[i + 1] - t.cdf[i]));
+void write_table(BinWriter& w, const codec::CdfTable& t) {
+  w.put<int32_t>(t.offset);
+  w.put<uint32_t>(uint32_t(t.cdf.size() - 1));
+  for (size_t i = 0; i + 1 < t.cdf.size(); ++i) w.put<uint16_t>(uint16_t(t.cdf[i + 1] - t.cdf[i]));
 }
 
-codec::CdfTable read_table(Reader& r, const std::string& origin) {
+codec::CdfTable read_table(BinReader& r, const std::string& origin) {
   const int32_t offset = r.get<int32_t>();
   const uint32_t bins = r.get<uint32_t>();
   if (bins < 2 || bins > kMaxTableLen) fail(origin, ": bad CDF table length ", bins);
@@ -98,35 +48,34 @@ uint64_t model_hash(const uint8_t* data, size_t size) {
 
 std::vector<uint8_t> serialize_model(const Model& m, WeightFormat fmt) {
   NTC_CHECK(m.finalized(), "save_model: finalize() the model first (entropy tables)");
-  Writer w;
+  BinWriter w;
   w.raw(kMagic, 4);
-  w.u32(kVersion);
+  w.put<uint32_t>(kVersion);
   const std::string& cfg = m.config().text();
-  w.u32(uint32_t(cfg.size()));
-  w.bytes(cfg);
+  w.str(cfg);
   const NamedTensors params = m.named_parameters();
-  w.u32(uint32_t(params.size()));
+  w.put<uint32_t>(uint32_t(params.size()));
   for (const auto& [name, t] : params) {
-    w.u16(uint16_t(name.size()));
-    w.bytes(name);
-    w.u8(fmt == WeightFormat::F16 ? 1 : 0);
-    w.u8(uint8_t(t.ndim()));
-    for (int i = 0; i < t.ndim(); ++i) w.u32(uint32_t(t.dim(i)));
+    w.put<uint16_t>(uint16_t(name.size()));
+    w.raw(name.data(), name.size());
+    w.put<uint8_t>(fmt == WeightFormat::F16 ? 1 : 0);
+    w.put<uint8_t>(uint8_t(t.ndim()));
+    for (int i = 0; i < t.ndim(); ++i) w.put<uint32_t>(uint32_t(t.dim(i)));
     for (int64_t i = 0; i < t.numel(); ++i) {
-      if (fmt == WeightFormat::F16) w.u16(_cvtss_sh(t.data()[i], _MM_FROUND_TO_NEAREST_INT));
-      else w.f32(t.data()[i]);
+      if (fmt == WeightFormat::F16) w.put<uint16_t>(_cvtss_sh(t.data()[i], _MM_FROUND_TO_NEAREST_INT));
+      else w.put<float>(t.data()[i]);
     }
   }
   auto& model = const_cast<Model&>(m);
   const auto& eb = model.entropy_bottleneck();
-  w.u32(uint32_t(eb.channels()));
-  for (float v : eb.medians()) w.f32(v);
+  w.put<uint32_t>(uint32_t(eb.channels()));
+  for (float v : eb.medians()) w.put<float>(v);
   for (const auto& t : eb.tables()) write_table(w, t);
   const auto& gc = m.gaussian_conditional();
-  w.u32(m.hyperprior() ? uint32_t(gc.tables().size()) : 0);
+  w.put<uint32_t>(m.hyperprior() ? uint32_t(gc.tables().size()) : 0);
   if (m.hyperprior())
     for (const auto& t : gc.tables()) write_table(w, t);
-  w.u32(codec::crc32(w.out.data(), w.out.size()));
+  w.put<uint32_t>(codec::crc32(w.out.data(), w.out.size()));
   return w.out;
 }
 
@@ -135,7 +84,7 @@ std::unique_ptr<Model> deserialize_model(const uint8_t* data, size_t size, const
   uint32_t stored_crc;
   std::memcpy(&stored_crc, data + size - 4, 4);
   if (codec::crc32(data, size - 4) != stored_crc) fail(origin, ": corrupt model file (checksum mismatch)");
-  Reader r(data + 4, size - 8, origin);
+  BinReader r(data + 4, size - 8, origin);
   const uint32_t version = r.get<uint32_t>();
   if (version != kVersion) fail(origin, ": model format version ", version, ", this build reads ", kVersion);
   const uint32_t cfg_len = r.get<uint32_t>();

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <tuple>
 #include <sstream>
 
 #include "lib/common.h"
@@ -17,6 +18,7 @@
 #include "codec/entropy_bottleneck.h"
 #include "codec/gaussian_conditional.h"
 #include "nn/layers.h"
+#include "train/optim.h"
 
 namespace ntc {
 namespace {
@@ -201,6 +203,31 @@ const std::map<std::string, OpFn>& ops() {
          return Named{{"likelihood", codec::GaussianConditional::likelihood(in.at("x"), in.at("scales"),
                                                                             in.at("means"))}};
        }},
+      {"adam_step",
+       [](const TvCase& c, Named& in) {
+         Named out;
+         for (auto [form, name, eps] : {std::tuple{train::AdamForm::Torch, "p_torch", "eps"},
+                                        std::tuple{train::AdamForm::Keras, "p_keras", "keras_eps"}}) {
+           Tensor p = in.at("p").clone(), m = in.at("m").clone(), v = in.at("v").clone();
+           train::adam_update(p.data(), in.at("g").data(), m.data(), v.data(), size_t(p.numel()),
+                              int64_t(c.attr("t")), float(c.attr("lr")), float(c.attr("beta1")),
+                              float(c.attr("beta2")), float(c.attr(eps)), form);
+           out[name] = p;
+           out["m_new"] = m;
+           out["v_new"] = v;
+         }
+         return out;
+       }},
+      {"clip_by_global_norm",
+       [](const TvCase& c, Named& in) {
+         std::vector<Tensor> gs;
+         for (int k = 0; in.count("g" + std::to_string(k)); ++k) gs.push_back(in.at("g" + std::to_string(k)));
+         std::vector<Tensor> r = train::clip_by_global_norm(gs, float(c.attr("clipnorm")));
+         Named out;
+         for (size_t k = 0; k < gs.size(); ++k) out["g" + std::to_string(k) + "_clipped"] = r[k];
+         out["global_norm"] = r.back().reshape({1});
+         return out;
+       }},
       {"tf_scale_from_index",
        [](const TvCase& c, Named& in) {
          const double lo = std::log(c.attr("scale_min")), f = c.attr("factor");
@@ -260,12 +287,12 @@ std::string run_testvector(const TvCase& c) {
       std::string e = compare(t.name, o->second.data(), t, 1e-4, 1e-5);
       if (!e.empty()) return "FAIL " + e;
       const TvTensor* up = c.find("upstream." + t.name);
-      if (!up) return "FAIL no upstream." + t.name;
+      if (!up) continue;  // a non-differentiable output (e.g. an optimiser step)
       Tensor term = sum(mul(o->second, Tensor::from(up->shape, up->values)));
       loss = loss.defined() ? add(loss, term) : term;
     }
     if (n_out == 0) return "FAIL case has no outputs";
-    loss.backward();
+    if (loss.defined()) loss.backward();
     // testvectors/README.md: fp32 EntropyBottleneck gradients deviate up to ~1e-5 relative.
     const double grad_atol = c.op.rfind("entropy_bottleneck", 0) == 0 ? 1e-4 : 1e-5;
     for (const auto& t : c.tensors) {

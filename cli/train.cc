@@ -1,0 +1,62 @@
+// `ntc train` — see train/trainer.h. Flags follow the interface; everything else has the
+// paper's defaults (Keras Adam, additive-noise proxy, global clip-norm 1.0).
+#include <sstream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "lib/common.h"
+#include "train/trainer.h"
+
+namespace ntc::cli {
+
+int cmd_train(const std::vector<std::string>& argv) {
+  Args a(argv,
+         {"config", "data", "lambda", "steps", "out", "crop", "batch", "lr", "val", "seed", "quant", "adam",
+          "checkpoint-every", "val-every", "val-images", "min-scale", "log-every", "clipnorm"},
+         {"resume", "flips", "quiet"});
+  if (!a.positional().empty()) fail("train: unexpected argument '", a.positional()[0], "'");
+  train::TrainOptions o;
+  o.out = a.str("out");
+  const bool resume = a.has("resume");
+  if (!resume && !a.has("config")) fail("train: --config NAME is required (or --resume)");
+  o.config = a.str("config");
+  o.data = a.str("data");
+  o.val = a.str("val");
+  if (a.has("lambda")) {
+    o.lambdas.clear();
+    std::stringstream s(a.str("lambda"));
+    std::string item;
+    while (std::getline(s, item, ',')) {
+      char* end = nullptr;
+      const float v = std::strtof(item.c_str(), &end);
+      if (item.empty() || *end || !(v > 0)) fail("--lambda wants positive numbers, got '", a.str("lambda"), "'");
+      o.lambdas.push_back(v);
+    }
+  }
+  auto number = [&](const char* k, float def) {
+    if (!a.has(k)) return def;
+    char* end = nullptr;
+    const float v = std::strtof(a.str(k).c_str(), &end);
+    if (*end || !(v > 0)) fail("--", k, " wants a positive number, got '", a.str(k), "'");
+    return v;
+  };
+  o.steps = a.integer("steps", o.steps);
+  o.crop = int(a.integer("crop", o.crop));
+  o.batch = int(a.integer("batch", o.batch));
+  o.lr = number("lr", o.lr);
+  o.clipnorm = number("clipnorm", o.clipnorm);
+  o.min_scale = number("min-scale", o.min_scale);
+  o.seed = uint64_t(a.integer("seed", long(o.seed)));
+  o.quant = a.str("quant", o.quant);
+  o.adam = a.str("adam", o.adam);
+  o.checkpoint_every = a.integer("checkpoint-every", o.checkpoint_every);
+  o.val_every = a.integer("val-every", o.val_every);
+  o.val_images = int(a.integer("val-images", o.val_images));
+  o.log_every = a.integer("log-every", o.log_every);
+  o.flips = a.has("flips");
+  o.quiet = a.has("quiet");
+  if (o.checkpoint_every < 1 || o.log_every < 1 || o.val_every < 0) fail("train: intervals must be positive");
+  return train::run_training(o, resume);
+}
+
+}  // namespace ntc::cli

@@ -1,0 +1,96 @@
+#include "nn/compress.h"
+
+#include <cmath>
+
+#include "codec/container.h"
+#include "codec/rans.h"
+#include "lib/common.h"
+#include "lib/ops/ops.h"
+
+namespace ntc::nn {
+namespace {
+
+double bits_of(const Tensor& p) {
+  double b = 0;
+  for (int64_t i = 0; i < p.numel(); ++i) b -= std::log2(double(p.data()[i]));
+  return b;
+}
+
+}  // namespace
+
+Tensor to_uint8_range(const Tensor& v) {
+  Tensor r = Tensor::empty(v.shape());
+  for (int64_t i = 0; i < v.numel(); ++i) r.data()[i] = std::clamp(std::nearbyint(v.data()[i]), 0.f, 255.f);
+  return r;
+}
+
+Encoded compress(Model& m, const Tensor& image, uint64_t model_hash) {
+  NTC_CHECK(m.finalized(), "compress: the model has no entropy tables (finalize it)");
+  NTC_CHECK(image.ndim() == 4 && image.dim(0) == 1 && image.dim(1) == 3, "compress: image ", shape_str(image.shape()));
+  NoGrad ng;
+  const int64_t H = image.dim(2), W = image.dim(3);
+  const int M = m.latent_channels();
+  Encoded e;
+  codec::Container c;
+  c.model_hash = model_hash;
+  c.height = uint32_t(H);
+  c.width = uint32_t(W);
+  Tensor y = m.g_a()(m.preprocess(image)), y_hat;
+  auto& eb = m.entropy_bottleneck();
+  if (m.hyperprior()) {
+    Tensor z = (*m.h_a())(y);
+    codec::RansEncoder ez;
+    eb.encode(z, ez);
+    c.sections.push_back(ez.finish());
+    const Tensor z_hat = eb.quantize(z);
+    e.est_bits += bits_of(eb.likelihood(z_hat));
+    const Tensor hs = (*m.h_s())(z_hat);
+    const Tensor mu = slice_channels(hs, 0, M), r = slice_channels(hs, M, M);
+    const auto idx = m.gaussian_conditional().indexes(r);
+    codec::RansEncoder ey;
+    m.gaussian_conditional().encode(y, mu, idx, ey);
+    c.sections.push_back(ey.finish());
+    y_hat = add(round_ste(sub(y, mu)), mu);
+    e.est_bits += bits_of(codec::GaussianConditional::likelihood(y_hat, m.gaussian_conditional().scales(r), mu));
+  } else {
+    codec::RansEncoder ey;
+    eb.encode(y, ey);
+    c.sections.push_back(ey.finish());
+    y_hat = eb.quantize(y);
+    e.est_bits += bits_of(eb.likelihood(y_hat));
+  }
+  e.bytes = codec::write_container(c);
+  e.recon = to_uint8_range(m.postprocess(m.g_s()(y_hat), H, W));
+  return e;
+}
+
+Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash) {
+  NTC_CHECK(m.finalized(), "decompress: the model has no entropy tables (finalize it)");
+  const codec::Container c = codec::read_container(data, size);
+  if (c.model_hash != model_hash)
+    fail("this stream was made with another model (stream model hash ", c.model_hash, ", this model ", model_hash, ")");
+  const size_t want = m.hyperprior() ? 2 : 1;
+  if (c.sections.size() != want) fail("corrupt ntc stream: ", c.sections.size(), " sections, the model needs ", want);
+  NoGrad ng;
+  const int64_t f = m.downsampling(), M = m.latent_channels();
+  const int64_t Hp = (int64_t(c.height) + f - 1) / f * f, Wp = (int64_t(c.width) + f - 1) / f * f;
+  Tensor y_hat;
+  auto decoder = [](const std::vector<uint8_t>& s) { return codec::RansDecoder(s.data(), s.data() + s.size()); };
+  if (m.hyperprior()) {
+    codec::RansDecoder dz = decoder(c.sections[0]);
+    const Tensor z_hat = m.entropy_bottleneck().decode(m.z_shape(Hp, Wp), dz);
+    dz.finish();
+    const Tensor hs = (*m.h_s())(z_hat);
+    const Tensor mu = slice_channels(hs, 0, M), r = slice_channels(hs, M, M);
+    codec::RansDecoder dy = decoder(c.sections[1]);
+    y_hat = m.gaussian_conditional().decode(mu, m.gaussian_conditional().indexes(r), dy);
+    dy.finish();
+  } else {
+    codec::RansDecoder dy = decoder(c.sections[0]);
+    y_hat = m.entropy_bottleneck().decode(m.y_shape(Hp, Wp), dy);
+    dy.finish();
+  }
+  return to_uint8_range(m.postprocess(m.g_s()(y_hat), c.height, c.width));
+}
+
+}  // namespace ntc::nn

@@ -1,0 +1,30 @@
+// compress — images to .ntc streams and back with a finalised model (codec/BITSTREAM.md).
+//
+// Encoder: x = pad(image/255 − ½); y = g_a(x); z = h_a(y); ẑ = round(z − m) + m;
+//   (μ, r) = h_s(ẑ); table indexes from r; code z then y (symbols round(y − μ)); ŷ = symbol + μ.
+// Decoder: ẑ from the z section; the same h_s(ẑ) and indexes; ŷ from the y section; x̂ = g_s(ŷ).
+// Both sides compute μ, r and the indexes from ẑ with the same code, so the decoder reproduces the
+// encoder's ŷ exactly and hence its reconstruction (tests/test_compress.cc).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "nn/model.h"
+
+namespace ntc::nn {
+
+struct Encoded {
+  std::vector<uint8_t> bytes;  // the whole .ntc file
+  Tensor recon;                // the reconstruction the decoder will produce: [1,3,H,W], 0..255 integers
+  double est_bits = 0;         // the model's information content −Σlog₂P of ẑ and ŷ (continuous index)
+};
+
+// image [1,3,H,W] with values 0..255. The model must be finalize()d.
+Encoded compress(Model& m, const Tensor& image, uint64_t model_hash);
+// Throws ntc::Error for a malformed stream or one made with another model.
+Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash);
+
+// 8-bit reconstruction: clip(round_half_even(v), 0, 255) (SPEC §3.7).
+Tensor to_uint8_range(const Tensor& v);
+
+}  // namespace ntc::nn

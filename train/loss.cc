@@ -1,0 +1,67 @@
+#include "train/loss.h"
+
+#include <cmath>
+
+#include "lib/common.h"
+#include "lib/ops/ops.h"
+
+namespace ntc::train {
+namespace {
+
+// −Σ log₂ p as a differentiable scalar.
+Tensor bits(const Tensor& p) { return mul_scalar(sum(log(p)), float(-1.0 / std::log(2.0))); }
+
+// round(v − c) + c with a straight-through gradient, c per channel (or none).
+Tensor round_around(const Tensor& v, const Tensor& c) {
+  if (!c.defined()) return round_ste(v);
+  return add(round_ste(sub(v, c)), c);
+}
+
+}  // namespace
+
+QuantMode parse_quant_mode(const std::string& s) {
+  if (s == "noise") return QuantMode::Noise;
+  if (s == "mixed") return QuantMode::Mixed;
+  fail("unknown quantisation proxy '", s, "' (noise or mixed)");
+}
+
+double RdTerms::psnr() const { return 10 * std::log10(255.0 * 255.0 / std::max(mse, 1e-10)); }
+
+RdTerms rd_loss(nn::Model& m, const Tensor& img, float lambda, QuantMode q, Rng& rng) {
+  NTC_CHECK(img.ndim() == 4 && img.dim(1) == 3, "rd_loss: images ", shape_str(img.shape()));
+  const int64_t N = img.dim(0), H = img.dim(2), W = img.dim(3), f = m.downsampling();
+  if (H % f || W % f) fail("training crops must be multiples of ", f, " pixels, got ", H, "x", W);
+  const double pixels = double(N * H * W);
+  const Tensor x = add_scalar(mul_scalar(img, 1.f / 255.f), -0.5f);
+  const int M = m.latent_channels();
+
+  RdTerms r;
+  Tensor y = m.g_a()(x);
+  Tensor y_tilde = add_uniform_noise(y, rng);
+  Tensor bits_y, bits_z, y_syn;
+  if (m.hyperprior()) {
+    Tensor z = (*m.h_a())(y);
+    Tensor z_tilde = add_uniform_noise(z, rng);
+    bits_z = bits(m.entropy_bottleneck().likelihood(z_tilde));
+    Tensor medians;
+    if (q == QuantMode::Mixed && m.entropy_bottleneck().finalized())
+      medians = Tensor::from({M}, m.entropy_bottleneck().medians());
+    Tensor hs = (*m.h_s())(q == QuantMode::Noise ? z_tilde : round_around(z, medians));
+    Tensor mu = slice_channels(hs, 0, M), sigma = m.gaussian_conditional().scales(slice_channels(hs, M, M));
+    bits_y = bits(codec::GaussianConditional::likelihood(y_tilde, sigma, mu));
+    y_syn = q == QuantMode::Noise ? y_tilde : add(round_ste(sub(y, mu)), mu);
+  } else {
+    bits_y = bits(m.entropy_bottleneck().likelihood(y_tilde));
+    y_syn = q == QuantMode::Noise ? y_tilde : round_ste(y);
+  }
+  Tensor x_hat = m.g_s()(y_syn);
+  Tensor mse = mul_scalar(mean(square(sub(x_hat, x))), 255.f * 255.f);
+  Tensor bpp = mul_scalar(bits_z.defined() ? add(bits_y, bits_z) : bits_y, float(1.0 / pixels));
+  r.loss = add(bpp, mul_scalar(mse, lambda));
+  r.bpp_y = bits_y.item() / pixels;
+  r.bpp_z = bits_z.defined() ? bits_z.item() / pixels : 0.0;
+  r.mse = mse.item();
+  return r;
+}
+
+}  // namespace ntc::train

@@ -1,0 +1,316 @@
+#include "train/trainer.h"
+
+#include <csignal>
+#include <chrono>
+#include <cstring>
+#include <initializer_list>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "codec/container.h"
+#include "lib/binio.h"
+#include "lib/common.h"
+#include "lib/fileio.h"
+#include "lib/image.h"
+#include "lib/ops/ops.h"
+#include "lib/rng.h"
+#include "lib/threads.h"
+#include "nn/compress.h"
+#include "nn/model.h"
+#include "nn/model_file.h"
+#include "train/data.h"
+#include "train/loss.h"
+#include "train/optim.h"
+
+namespace ntc::train {
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+int64_t g_step_limit = 0;
+extern "C" void on_signal(int) { g_stop = 1; }
+
+constexpr uint8_t kMagic[4] = {'N', 'T', 'C', 'K'};
+constexpr uint32_t kVersion = 1;
+
+std::string options_text(const TrainOptions& o) {
+  std::ostringstream s;
+  s << "data=" << o.data << "\nval=" << o.val << "\nsteps=" << o.steps << "\ncrop=" << o.crop << "\nbatch=" << o.batch
+    << "\nlr=" << o.lr << "\nclipnorm=" << o.clipnorm << "\nmin_scale=" << o.min_scale << "\nflips=" << o.flips
+    << "\nseed=" << o.seed << "\nquant=" << o.quant << "\nadam=" << o.adam << "\ncheckpoint_every=" << o.checkpoint_every
+    << "\nval_every=" << o.val_every << "\nlog_every=" << o.log_every << "\nval_images=" << o.val_images << "\nlambdas=";
+  for (size_t i = 0; i < o.lambdas.size(); ++i) s << (i ? "," : "") << o.lambdas[i];
+  s << "\n";
+  return s.str();
+}
+
+// Inverse of options_text; keeps `out` and `config`.
+void parse_options(const std::string& text, TrainOptions& o) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string k = line.substr(0, eq), v = line.substr(eq + 1);
+    if (k == "data") o.data = v;
+    else if (k == "val") o.val = v;
+    else if (k == "steps") o.steps = std::stoll(v);
+    else if (k == "crop") o.crop = std::stoi(v);
+    else if (k == "batch") o.batch = std::stoi(v);
+    else if (k == "lr") o.lr = std::stof(v);
+    else if (k == "clipnorm") o.clipnorm = std::stof(v);
+    else if (k == "min_scale") o.min_scale = std::stof(v);
+    else if (k == "flips") o.flips = v == "1";
+    else if (k == "seed") o.seed = std::stoull(v);
+    else if (k == "quant") o.quant = v;
+    else if (k == "adam") o.adam = v;
+    else if (k == "checkpoint_every") o.checkpoint_every = std::stoll(v);
+    else if (k == "val_every") o.val_every = std::stoll(v);
+    else if (k == "log_every") o.log_every = std::stoll(v);
+    else if (k == "val_images") o.val_images = std::stoi(v);
+    else if (k == "lambdas") {
+      o.lambdas.clear();
+      std::stringstream ls(v);
+      std::string item;
+      while (std::getline(ls, item, ',')) o.lambdas.push_back(std::stof(item));
+    }
+  }
+}
+
+struct State {
+  int64_t step = 0;
+  uint64_t data_pos = 0;
+  Rng noise{0};
+};
+
+void save_checkpoint(const std::string& path, const nn::Model& m, const TrainOptions& o, const State& st, Adam& adam) {
+  BinWriter w;
+  w.raw(kMagic, 4);
+  w.put<uint32_t>(kVersion);
+  w.str(m.config().text());
+  w.str(options_text(o));
+  w.put<int64_t>(st.step);
+  w.put<uint64_t>(st.data_pos);
+  w.put<uint64_t>(st.noise.key());
+  w.put<uint64_t>(st.noise.counter());
+  w.put<int64_t>(adam.t());
+  const nn::NamedTensors params = m.named_parameters();
+  w.put<uint32_t>(uint32_t(params.size()));
+  for (size_t i = 0; i < params.size(); ++i) {
+    w.str(params[i].first);
+    const int64_t n = params[i].second.numel();
+    w.put<uint64_t>(uint64_t(n));
+    for (const Tensor* t : std::initializer_list<const Tensor*>{&params[i].second, &adam.m()[i], &adam.v()[i]}) w.raw(t->data(), size_t(n) * 4);
+  }
+  w.put<uint32_t>(codec::crc32(w.out.data(), w.out.size()));
+  write_file_atomic(path, w.out);
+}
+
+struct Loaded {
+  std::string config_text, options_text;
+};
+
+// Reads the checkpoint's config and options (to build the model), then fills model, Adam and state.
+Loaded read_checkpoint_header(const std::vector<uint8_t>& b, const std::string& path) {
+  if (b.size() < 12 || std::memcmp(b.data(), kMagic, 4) != 0) fail(path, ": not an ntc checkpoint");
+  uint32_t crc;
+  std::memcpy(&crc, b.data() + b.size() - 4, 4);
+  if (codec::crc32(b.data(), b.size() - 4) != crc) fail(path, ": corrupt checkpoint (checksum mismatch)");
+  BinReader r(b.data() + 4, b.size() - 8, path);
+  if (r.get<uint32_t>() != kVersion) fail(path, ": unsupported checkpoint version");
+  Loaded l;
+  l.config_text = r.str();
+  l.options_text = r.str();
+  return l;
+}
+
+void read_checkpoint_body(const std::vector<uint8_t>& b, const std::string& path, nn::Model& m, State& st, Adam& adam) {
+  BinReader r(b.data() + 4, b.size() - 8, path);
+  r.get<uint32_t>();
+  r.str();
+  r.str();
+  st.step = r.get<int64_t>();
+  st.data_pos = r.get<uint64_t>();
+  const uint64_t key = r.get<uint64_t>(), counter = r.get<uint64_t>();
+  st.noise.set_key(key);
+  st.noise.set_counter(counter);
+  adam.set_t(r.get<int64_t>());
+  const nn::NamedTensors params = m.named_parameters();
+  if (r.get<uint32_t>() != params.size()) fail(path, ": checkpoint does not match the model");
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (r.str() != params[i].first) fail(path, ": checkpoint tensor order does not match the model");
+    const uint64_t n = r.get<uint64_t>();
+    if (n != uint64_t(params[i].second.numel())) fail(path, ": checkpoint tensor size mismatch for ", params[i].first);
+    for (const Tensor* t : std::initializer_list<const Tensor*>{&params[i].second, &adam.m()[i], &adam.v()[i]})
+      std::memcpy(t->data(), r.take(size_t(n) * 4), size_t(n) * 4);
+  }
+  if (!r.done()) fail(path, ": trailing bytes in checkpoint");
+}
+
+struct ValResult {
+  double bpp = 0, est_bpp = 0, psnr = 0;
+  int images = 0;
+};
+
+ValResult validate(nn::Model& m, const TrainOptions& o) {
+  ValResult v;
+  m.finalize();
+  std::vector<std::string> files = list_images(o.val);
+  if (o.val_images > 0 && files.size() > size_t(o.val_images)) files.resize(size_t(o.val_images));
+  for (const std::string& f : files) {
+    const Tensor img = read_image(f);
+    const nn::Encoded e = nn::compress(m, img, 0);
+    const double px = double(img.dim(2) * img.dim(3));
+    double se = 0;
+    for (int64_t i = 0; i < img.numel(); ++i) se += double(e.recon.data()[i] - img.data()[i]) * (e.recon.data()[i] - img.data()[i]);
+    v.bpp += 8.0 * double(e.bytes.size()) / px;
+    v.est_bpp += e.est_bits / px;
+    v.psnr += 10 * std::log10(255.0 * 255.0 / std::max(se / double(img.numel()), 1e-10));
+    ++v.images;
+  }
+  if (v.images) {
+    v.bpp /= v.images;
+    v.est_bpp /= v.images;
+    v.psnr /= v.images;
+  }
+  return v;
+}
+
+std::string fmt_time(double s) {
+  char b[32];
+  if (s < 120) std::snprintf(b, sizeof b, "%.0fs", s);
+  else if (s < 7200) std::snprintf(b, sizeof b, "%.1fm", s / 60);
+  else std::snprintf(b, sizeof b, "%.1fh", s / 3600);
+  return b;
+}
+
+}  // namespace
+
+void set_step_limit_for_tests(int64_t n) { g_step_limit = n; }
+std::string checkpoint_path(const std::string& out) { return out + "/checkpoint.ntck"; }
+std::string model_path(const std::string& out) { return out + "/model.ntcm"; }
+
+int run_training(TrainOptions o, bool resume) {
+  if (o.out.empty()) fail("train: --out DIR is required");
+  std::error_code ec;
+  std::filesystem::create_directories(o.out, ec);
+  if (ec) fail("train: cannot create '", o.out, "': ", ec.message());
+  const std::string ckpt = checkpoint_path(o.out);
+
+  std::vector<uint8_t> ckbytes;
+  nn::Config cfg = nn::Config::parse("");
+  if (resume) {
+    ckbytes = read_file(ckpt);
+    const Loaded l = read_checkpoint_header(ckbytes, ckpt);
+    const int64_t steps = o.steps;
+    parse_options(l.options_text, o);
+    if (steps > o.steps) o.steps = steps;  // extending a run is allowed
+    cfg = nn::Config::parse(l.config_text, ckpt + " (config)");
+  } else {
+    if (o.data.empty()) fail("train: --data DIR is required");
+    if (o.lambdas.size() != 1) fail("train: variable-rate training (several λ) is not implemented yet; give one --lambda");
+    cfg = nn::Config::load(o.config);
+  }
+  if (o.steps < 1 || o.batch < 1 || o.crop < 1 || !(o.lr > 0)) fail("train: steps, batch, crop and lr must be positive");
+  const QuantMode quant = parse_quant_mode(o.quant);
+  const AdamForm form = parse_adam_form(o.adam);
+
+  nn::Model model(cfg);
+  if (o.crop % model.downsampling()) fail("train: --crop must be a multiple of ", model.downsampling());
+  State st;
+  std::vector<Tensor> params;
+  for (auto& [n, t] : model.named_parameters()) params.push_back(t);
+  Adam adam(params, form);
+  if (resume) {
+    read_checkpoint_body(ckbytes, ckpt, model, st, adam);
+  } else {
+    Rng init(o.seed);
+    model.init(init);
+    st.noise = Rng(o.seed ^ 0xA5A5A5A5DEADBEEFull);
+  }
+  DataOptions dopt;
+  dopt.dir = o.data;
+  dopt.crop = o.crop;
+  dopt.batch = o.batch;
+  dopt.flips = o.flips;
+  dopt.min_scale = o.min_scale;
+  dopt.seed = o.seed;
+  BatchLoader loader(dopt);
+  loader.seek(st.data_pos);
+
+  FILE* log = std::fopen((o.out + "/log.jsonl").c_str(), "a");
+  if (!log) fail("train: cannot write ", o.out, "/log.jsonl");
+  g_stop = 0;
+  auto prev_int = std::signal(SIGINT, on_signal);
+  auto prev_term = std::signal(SIGTERM, on_signal);
+  if (!o.quiet)
+    std::fprintf(stderr, "ntc train: %s, %ld steps from %ld, batch %d×%d², λ %g, %s proxy, %s Adam, %d threads, %zu images\n",
+                 cfg.origin().c_str(), long(o.steps), long(st.step), o.batch, o.crop, double(o.lambdas[0]),
+                 o.quant.c_str(), o.adam.c_str(), num_threads(), loader.files());
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t first = st.step;
+  int rc = 0;
+  double acc_loss = 0, acc_bpp = 0, acc_mse = 0;
+  int acc_n = 0;
+  while (st.step < o.steps) {
+    const float lam = lambda_schedule(st.step, o.steps, o.lambdas[0]);
+    const float lr = learning_rate(st.step, o.steps, o.lr);
+    const Tensor batch = loader.next();
+    RdTerms terms = rd_loss(model, batch, lam, quant, st.noise);
+    terms.loss.backward();
+    const double gnorm = clip_grad_global_norm(params, o.clipnorm);
+    adam.step(lr);
+    for (Tensor& p : params) p.zero_grad();
+    ++st.step;
+    st.data_pos = loader.position();
+    acc_loss += terms.loss.item();
+    acc_bpp += terms.bpp_y + terms.bpp_z;
+    acc_mse += terms.mse;
+    ++acc_n;
+    if (st.step % o.log_every == 0 || st.step == o.steps) {
+      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double rate = double(st.step - first) / el;
+      const double mse = acc_mse / acc_n;
+      std::fprintf(log, "{\"step\":%ld,\"loss\":%.6f,\"bpp\":%.5f,\"mse\":%.4f,\"psnr\":%.3f,\"lambda\":%g,\"lr\":%g,"
+                   "\"grad_norm\":%.4f,\"steps_per_s\":%.4f}\n", long(st.step), acc_loss / acc_n, acc_bpp / acc_n, mse,
+                   10 * std::log10(255.0 * 255.0 / std::max(mse, 1e-10)), double(lam), double(lr), gnorm, rate);
+      std::fflush(log);
+      if (!o.quiet)
+        std::fprintf(stderr, "step %ld/%ld  %.2f steps/s  ETA %s  loss %.4f  bpp %.4f  PSNR %.2f dB\n", long(st.step),
+                     long(o.steps), rate, fmt_time(double(o.steps - st.step) / rate).c_str(), acc_loss / acc_n,
+                     acc_bpp / acc_n, 10 * std::log10(255.0 * 255.0 / std::max(mse, 1e-10)));
+      acc_loss = acc_bpp = acc_mse = 0;
+      acc_n = 0;
+    }
+    if (o.val_every > 0 && !o.val.empty() && st.step % o.val_every == 0) {
+      const ValResult v = validate(model, o);
+      std::fprintf(log, "{\"step\":%ld,\"val_bpp\":%.5f,\"val_est_bpp\":%.5f,\"val_psnr\":%.3f,\"val_images\":%d}\n",
+                   long(st.step), v.bpp, v.est_bpp, v.psnr, v.images);
+      std::fflush(log);
+      if (!o.quiet)
+        std::fprintf(stderr, "validation at step %ld: %.4f bpp (model estimate %.4f), PSNR %.2f dB on %d images\n",
+                     long(st.step), v.bpp, v.est_bpp, v.psnr, v.images);
+    }
+    const bool limit = g_step_limit > 0 && st.step - first >= g_step_limit;
+    if (g_stop || limit || st.step % o.checkpoint_every == 0 || st.step == o.steps)
+      save_checkpoint(ckpt, model, o, st, adam);
+    if ((g_stop || limit) && st.step < o.steps) {
+      if (!o.quiet) std::fprintf(stderr, "ntc train: stopped at step %ld; checkpoint %s (resume with --resume)\n", long(st.step), ckpt.c_str());
+      rc = 130;
+      break;
+    }
+  }
+  std::fclose(log);
+  std::signal(SIGINT, prev_int);
+  std::signal(SIGTERM, prev_term);
+  if (rc == 0) {
+    model.finalize();
+    nn::save_model(model_path(o.out), model, nn::WeightFormat::F16);
+    if (!o.quiet) std::fprintf(stderr, "ntc train: done; model %s\n", model_path(o.out).c_str());
+  }
+  return rc;
+}
+
+}  // namespace ntc::train
