@@ -107,7 +107,7 @@ int bench_conv(const std::vector<std::string>& argv) {
   Buffer A(size_t(G) * G), B(size_t(G) * G), C(size_t(G) * G);
   rng.fill_uniform(A.data(), A.size(), -1, 1);
   rng.fill_uniform(B.data(), B.size(), -1, 1);
-  openblas_set_num_threads(T);
+  openblas_set_num_threads(T);  // (the OpenMP build follows the OpenMP count anyway)
   const double t_gemm = median_time([&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, G, G, 1.f, A.data(), G, B.data(), G, 0.f, C.data(), G);
   }, std::max(reps, 3), 1.0);

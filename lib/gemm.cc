@@ -7,6 +7,17 @@
 
 namespace ntc {
 namespace {
+// OpenBLAS's OpenMP build picks its thread count at every call from omp_get_max_threads(), and
+// runs serially only inside an active parallel region. Outside one, this thread's OpenMP count is
+// set to 1 for the duration of the call, so a tile is always one single-threaded sgemm.
+void serial_sgemm(CBLAS_TRANSPOSE oa, CBLAS_TRANSPOSE ob, int m, int n, int k, float alpha, const float* a, int lda,
+                  const float* b, int ldb, float beta, float* c, int ldc) {
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads > 1) omp_set_num_threads(1);
+  cblas_sgemm(CblasRowMajor, oa, ob, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (threads > 1) omp_set_num_threads(threads);
+}
+
 constexpr int kTargetTiles = 8;  // enough for 8 threads; fixed, never the thread count
 int ceil_div(int a, int b) { return (a + b - 1) / b; }
 int round_up(int a, int m) { return ceil_div(a, m) * m; }
@@ -28,7 +39,7 @@ void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, in
     const int mi = std::min(mt, M - i0), nj = std::min(nt, N - j0);
     const float* a = ta ? A + i0 : A + int64_t(i0) * lda;
     const float* b = tb ? B + int64_t(j0) * ldb : B + j0;
-    cblas_sgemm(CblasRowMajor, oa, ob, mi, nj, K, alpha, a, lda, b, ldb, beta, C + int64_t(i0) * ldc + j0, ldc);
+    serial_sgemm(oa, ob, mi, nj, K, alpha, a, lda, b, ldb, beta, C + int64_t(i0) * ldc + j0, ldc);
   }
 }
 

@@ -5,8 +5,9 @@
 // between --threads 1 and --threads 2. A stream must decode bit-exactly with any thread count
 // (the hyper-synthesis decides the CDF table of every symbol), so ntc runs OpenBLAS
 // single-threaded (threads.cc) and parallelises here instead: C is cut into a grid of tiles that
-// depends only on M and N, each tile is one single-threaded sgemm over the full K, and the tiles
-// run on the OpenMP threads. Every element of C is then computed by the same instructions for any
+// depends only on M and N, each tile is one single-threaded sgemm over the full K (OpenBLAS's
+// OpenMP build follows omp_get_max_threads() at every call, so each call runs with it set to 1),
+// and the tiles run on the OpenMP threads. Every element of C is then computed by the same instructions for any
 // thread count. Inside an OpenMP region (a batch split over threads) the tiles run serially.
 #pragma once
 

@@ -1,0 +1,222 @@
+// Training: schedules, gradients reach every parameter, the data loader's determinism and errors,
+// exact resume after a stop, a kill during checkpoint writing, and a tiny model that learns.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "lib/common.h"
+#include "lib/fileio.h"
+#include "lib/image.h"
+#include "lib/ops/ops.h"
+#include "lib/threads.h"
+#include "nn/model.h"
+#include "train/data.h"
+#include "train/loss.h"
+#include "train/optim.h"
+#include "train/trainer.h"
+
+namespace ntc::train {
+namespace {
+namespace fs = std::filesystem;
+
+const char* kTinyCfg =
+    "name = tiny\nlatent_channels = 16\nanalysis = cnn\nanalysis.channels_base = 16\nanalysis.activation = gdn\n"
+    "synthesis = two_layer_res\nsynthesis.channels = 6\nhyper_analysis = hyper\nhyper_synthesis = hyper\n";
+
+// A scratch folder with a tiny config and `n` synthetic images (one smaller than the crop).
+struct Scratch {
+  std::string dir;
+  explicit Scratch(int n, int size = 96) {
+    dir = ::testing::TempDir() + "/ntc_train_" + std::to_string(getpid()) + "_" + std::to_string(counter()++);
+    fs::remove_all(dir);
+    fs::create_directories(dir + "/data");
+    std::ofstream(dir + "/tiny.cfg") << kTinyCfg;
+    Rng rng{uint64_t(n)};
+    for (int i = 0; i < n; ++i) {
+      Tensor img = Tensor::empty({1, 3, size, size + 16});
+      for (int c = 0; c < 3; ++c)
+        for (int y = 0; y < size; ++y)
+          for (int x = 0; x < size + 16; ++x)
+            img.data()[(c * size + y) * (size + 16) + x] = float((x * (c + 1) + y * (3 - c) + 40 * i) % 256);
+      write_image(dir + "/data/img" + std::to_string(i) + ".png", img);
+    }
+    write_image(dir + "/data/small.png", Tensor::zeros({1, 3, 8, 8}));
+  }
+  ~Scratch() { fs::remove_all(dir); }
+  static int& counter() {
+    static int c = 0;
+    return c;
+  }
+  TrainOptions options(int64_t steps) const {
+    TrainOptions o;
+    o.config = dir + "/tiny.cfg";
+    o.data = dir + "/data";
+    o.out = dir + "/out";
+    o.steps = steps;
+    o.crop = 64;
+    o.batch = 2;
+    o.lr = 1e-3f;
+    o.lambdas = {0.01f};
+    o.checkpoint_every = 1000;
+    o.log_every = 5;
+    o.quiet = true;
+    return o;
+  }
+};
+
+TEST(Schedules, LearningRateAndLambdaBoundaries) {
+  const int64_t N = 1000;  // warm-up 20 steps, drop at 800, λ boost until 200
+  EXPECT_FLOAT_EQ(learning_rate(0, N, 1e-4f), 1e-4f / 20);
+  EXPECT_FLOAT_EQ(learning_rate(18, N, 1e-4f), 1e-4f * 19 / 20);
+  EXPECT_FLOAT_EQ(learning_rate(19, N, 1e-4f), 1e-4f);
+  EXPECT_FLOAT_EQ(learning_rate(799, N, 1e-4f), 1e-4f);
+  EXPECT_FLOAT_EQ(learning_rate(800, N, 1e-4f), 1e-5f);
+  EXPECT_FLOAT_EQ(lambda_schedule(199, N, 0.01f), 0.1f);
+  EXPECT_FLOAT_EQ(lambda_schedule(200, N, 0.01f), 0.01f);
+  EXPECT_FLOAT_EQ(lambda_schedule(0, N, 0.02f), 0.02f);  // λ > 0.01: no boost
+  EXPECT_FLOAT_EQ(learning_rate(0, 1800000, 1e-4f), 1e-4f / 36000);  // the paper's W = 36,000
+}
+
+TEST(Train, EveryParameterReceivesAGradient) {
+  for (QuantMode q : {QuantMode::Noise, QuantMode::Mixed}) {
+    nn::Model m(nn::Config::parse(kTinyCfg));
+    Rng rng(1);
+    m.init(rng);
+    if (q == QuantMode::Mixed) m.finalize();
+    Tensor x = Tensor::uniform({2, 3, 64, 64}, 0, 255, rng);
+    RdTerms t = rd_loss(m, x, 0.01f, q, rng);
+    EXPECT_GT(t.bpp_y, 0);
+    EXPECT_GT(t.bpp_z, 0);
+    t.loss.backward();
+    for (auto& [name, p] : m.named_parameters()) {
+      ASSERT_TRUE(p.has_grad()) << name;
+      double s = 0;
+      for (int64_t i = 0; i < p.numel(); ++i) s += std::fabs(p.grad()[i]);
+      EXPECT_GT(s, 0) << name << (q == QuantMode::Mixed ? " (mixed)" : " (noise)");
+    }
+  }
+}
+
+TEST(Data, DeterministicSeekableAndChecked) {
+  Scratch s(3);
+  DataOptions o;
+  o.dir = s.dir + "/data";
+  o.crop = 64;
+  o.batch = 3;
+  o.seed = 9;
+  o.flips = true;
+  o.min_scale = 0.7f;
+  BatchLoader a(o), b(o);
+  EXPECT_EQ(a.files(), 3u);  // small.png skipped
+  std::vector<std::vector<float>> seq;
+  for (int k = 0; k < 5; ++k) seq.push_back(a.next().to_vector());
+  b.seek(3);
+  EXPECT_EQ(b.next().to_vector(), seq[3]);
+  EXPECT_EQ(b.make(1).to_vector(), seq[1]);
+  EXPECT_NE(seq[0], seq[1]);
+  for (float v : seq[2]) {
+    EXPECT_GE(v, 0.f);
+    EXPECT_LE(v, 255.f);
+  }
+  o.seed = 10;
+  BatchLoader c(o);
+  EXPECT_NE(c.next().to_vector(), seq[0]);
+
+  DataOptions bad = o;
+  bad.dir = s.dir + "/nope";
+  EXPECT_THROW(BatchLoader x(bad), Error);
+  fs::create_directories(s.dir + "/empty");
+  bad.dir = s.dir + "/empty";
+  EXPECT_THROW(BatchLoader x(bad), Error);
+  std::ofstream(s.dir + "/empty/broken.png") << "not a png";
+  try {
+    BatchLoader x(bad);
+    ADD_FAILURE() << "accepted a broken image";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("broken.png"), std::string::npos) << e.what();
+  }
+}
+
+// 20 steps in one go equal 10 steps, a stop, a resume and 10 more, bit for bit — also when the
+// two halves run on different thread counts (a checkpoint moved to a machine with more cores).
+TEST(Train, ResumeIsBitExact) {
+  Scratch s(2);
+  TrainOptions o = s.options(20);
+  ASSERT_EQ(run_training(o, false), 0);
+  const auto full = read_file(checkpoint_path(o.out));
+  const auto model_full = read_file(model_path(o.out));
+  for (int threads : {2, 1}) {
+    fs::remove_all(o.out);
+    set_step_limit_for_tests(10);
+    ASSERT_EQ(run_training(o, false), 130);
+    set_step_limit_for_tests(0);
+    EXPECT_FALSE(fs::exists(model_path(o.out)));
+    set_num_threads(threads);
+    ASSERT_EQ(run_training(o, true), 0);
+    set_num_threads(0);
+    EXPECT_EQ(read_file(checkpoint_path(o.out)), full) << "resumed on " << threads << " thread(s)";
+    EXPECT_EQ(read_file(model_path(o.out)), model_full);
+  }
+}
+
+// A process killed at random moments while writing checkpoints always leaves a loadable one.
+TEST(Train, KillDuringCheckpointWritingKeepsThePreviousOne) {
+  Scratch s(2);
+  TrainOptions o = s.options(4);
+  o.checkpoint_every = 1;
+  ASSERT_EQ(run_training(o, false), 0);
+  const std::string ck = checkpoint_path(o.out);
+  for (int trial = 0; trial < 5; ++trial) {
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {  // child: rewrite the checkpoint over and over
+      const auto bytes = read_file(ck);
+      for (;;) write_file_atomic(ck, bytes);
+    }
+    usleep(useconds_t(2000 + 3000 * trial));
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    TrainOptions r = o;
+    r.steps = 5 + trial;
+    EXPECT_EQ(run_training(r, true), 0) << "trial " << trial;
+  }
+}
+
+TEST(Train, TinyModelLearnsOneImage) {
+  Scratch s(1);
+  TrainOptions o = s.options(200);
+  o.batch = 1;
+  o.lr = 2e-3f;
+  o.log_every = 10;
+  ASSERT_EQ(run_training(o, false), 0);
+  std::ifstream log(o.out + "/log.jsonl");
+  std::vector<double> losses;
+  std::string line;
+  while (std::getline(log, line)) {
+    const size_t p = line.find("\"loss\":");
+    if (p != std::string::npos) losses.push_back(std::stod(line.substr(p + 7)));
+  }
+  ASSERT_GE(losses.size(), 10u);
+  const double early = (losses[1] + losses[2]) / 2, late = (losses[losses.size() - 1] + losses[losses.size() - 2]) / 2;
+  EXPECT_LT(late, 0.5 * early) << "loss " << early << " -> " << late;
+}
+
+TEST(Train, BadOptionsAreErrors) {
+  Scratch s(1);
+  TrainOptions o = s.options(5);
+  o.crop = 48;  // not a multiple of 64
+  EXPECT_THROW(run_training(o, false), Error);
+  o = s.options(5);
+  o.lambdas = {0.01f, 0.02f};
+  EXPECT_THROW(run_training(o, false), Error);
+  o = s.options(5);
+  EXPECT_THROW(run_training(o, true), Error);  // nothing to resume
+}
+
+}  // namespace
+}  // namespace ntc::train
