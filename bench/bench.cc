@@ -5,13 +5,14 @@
 namespace ntc::bench {
 
 int run(const std::vector<std::string>& args) {
-  if (args.empty()) fail("bench: name a benchmark (conv, rans, decode)");
+  if (args.empty()) fail("bench: name a benchmark (conv, rans, decode, train)");
   const std::string name = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (name == "conv") return bench_conv(rest);
   if (name == "rans") return bench_rans(rest);
   if (name == "decode") return bench_decode(rest);
-  fail("bench: unknown benchmark '", name, "' (known: conv, rans, decode)");
+  if (name == "train") return bench_train(rest);
+  fail("bench: unknown benchmark '", name, "' (known: conv, rans, decode, train)");
 }
 
 }  // namespace ntc::bench

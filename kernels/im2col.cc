@@ -20,7 +20,7 @@ inline void valid_range(int off, int s, int n, int count, int* lo, int* hi) {
 
 void im2col(const ConvGeom& g, const float* x, float* col) {
   const int rows = g.C * g.kh * g.kw;
-  const int64_t plane = g.band_cols();
+  const int64_t plane = g.col_ld();
   const int oy_end = g.band_end();
 #pragma omp parallel for schedule(static) if (int64_t(rows) * plane > 32768)
   for (int r = 0; r < rows; ++r) {
@@ -49,7 +49,7 @@ void im2col(const ConvGeom& g, const float* x, float* col) {
 }
 
 void col2im(const ConvGeom& g, const float* col, float* x) {
-  const int64_t plane = g.band_cols();
+  const int64_t plane = g.col_ld();
   const int oy_end = g.band_end();
   // Image rows reached from the band: oy·s + ky − pad_t for oy in the band, ky in [0, kh).
   const int iy0 = std::max(0, g.oy0 * g.stride - g.pad_t);
@@ -83,7 +83,7 @@ void col2im(const ConvGeom& g, const float* col, float* x) {
 namespace ref {
 
 void im2col(const ConvGeom& g, const float* x, float* col) {
-  const int64_t plane = g.band_cols();
+  const int64_t plane = g.col_ld();
   for (int c = 0; c < g.C; ++c)
     for (int ky = 0; ky < g.kh; ++ky)
       for (int kx = 0; kx < g.kw; ++kx)
@@ -97,7 +97,7 @@ void im2col(const ConvGeom& g, const float* x, float* col) {
 }
 
 void col2im(const ConvGeom& g, const float* col, float* x) {
-  const int64_t plane = g.band_cols();
+  const int64_t plane = g.col_ld();
   for (int c = 0; c < g.C; ++c)
     for (int ky = 0; ky < g.kh; ++ky)
       for (int kx = 0; kx < g.kw; ++kx)

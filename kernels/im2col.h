@@ -23,8 +23,12 @@ struct ConvGeom {
   // Band of column-side rows [oy0, oy1) actually held in col (oy1 < 0: up to Ho). col is then
   // [C·kh·kw, (oy1 − oy0)·Wo]; convolutions work band by band so that col stays cache-sized.
   int oy0 = 0, oy1 = -1;
+  // Row stride of col (0: band_cols()); larger when several images share one col buffer side by
+  // side, each at its own column offset.
+  int64_t ld = 0;
   int band_end() const { return oy1 < 0 ? Ho : oy1; }
   int64_t band_cols() const { return int64_t(band_end() - oy0) * Wo; }
+  int64_t col_ld() const { return ld ? ld : band_cols(); }
 };
 
 void im2col(const ConvGeom& g, const float* x, float* col);

@@ -1,5 +1,7 @@
 #include "lib/tensor.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <unordered_set>
 
@@ -139,7 +141,10 @@ Tensor Tensor::reshape(const Shape& s) const {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+thread_local BackwardProfile* g_bprof = nullptr;
 }
+
+void set_backward_profile(BackwardProfile* p) { g_bprof = p; }
 
 bool grad_enabled() { return g_grad_enabled; }
 NoGrad::NoGrad() : prev_(g_grad_enabled) { g_grad_enabled = false; }
@@ -193,7 +198,19 @@ void Tensor::backward() {
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     TensorImpl* t = it->get();
     if (!t->node) continue;  // leaf: keeps its accumulated gradient
-    if (t->grad) t->node->backward(t->grad.data());
+    if (t->grad) {
+      if (!g_bprof) {
+        t->node->backward(t->grad.data());
+      } else {
+        const auto t0 = std::chrono::steady_clock::now();
+        t->node->backward(t->grad.data());
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        auto& v = g_bprof->ms;
+        auto it = std::find_if(v.begin(), v.end(), [&](const auto& e) { return e.first == t->node->op; });
+        if (it == v.end()) v.push_back({t->node->op, ms});
+        else it->second += ms;
+      }
+    }
     t->grad = Buffer();  // intermediate gradient consumed
     t->node.reset();     // release the graph as we go
   }

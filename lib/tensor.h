@@ -111,6 +111,12 @@ class NoGrad {
   bool prev_;
 };
 
+// ---- profiling: while set (on this thread), backward() adds each node's time to ms[op] ----
+struct BackwardProfile {
+  std::vector<std::pair<std::string, double>> ms;  // op -> milliseconds, in first-seen order
+};
+void set_backward_profile(BackwardProfile* p);
+
 // ---- for op implementers ----
 // True when grad mode is on and any input requires grad: the op must then call record().
 bool needs_grad(std::initializer_list<const Tensor*> inputs);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "kernels/im2col.h"
 #include "lib/common.h"
@@ -220,6 +221,26 @@ TEST(Ops, ConvTranspose2dForwardMatchesDirectAndGradients) {
       expect_close(conv_transpose2d(x, w, Tensor(), c.s, sig), convT_direct(x, w, Tensor(), c.s, sig),
                    name + " signalconv");
     gradcheck(name, {x, w, b}, [&](auto& v) { return conv_transpose2d_same(v[0], v[1], v[2], c.s); });
+  }
+}
+
+// Outputs of >= 4096 pixels are processed in bands of rows (each band's im2col and col2im only
+// touch its rows); smaller images share one GEMM side by side. Both against direct sums and FD.
+TEST(Ops, ConvolutionBandsAndGroups) {
+  Rng rng(14);
+  for (auto [N, H, W] : {std::tuple{2, 70, 75}, std::tuple{5, 9, 7}}) {
+    Tensor x = rnd({N, 2, H, W}, rng), w = rnd({3, 2, 3, 3}, rng), b = rnd({3}, rng);
+    Tensor w1 = rnd({3, 2, 1, 1}, rng), wt = rnd({2, 3, 5, 5}, rng);
+    const std::string size = std::to_string(N) + "x" + std::to_string(H) + "x" + std::to_string(W);
+    expect_close(conv2d_same(x, w, b, 1), conv2d_direct(x, w, b, 1, {1, 1, 1, 1}), "conv2d " + size);
+    expect_close(conv2d_same(x, w1, b, 1), conv2d_direct(x, w1, b, 1, {0, 0, 0, 0}), "conv2d 1x1 " + size);
+    expect_close(conv_transpose2d_same(x, wt, b, 2), convT_direct(x, wt, b, 2, same_pad_conv_transpose(5, 5, 2)),
+                 "convT " + size);
+    GradCheckOpts o;
+    o.max_elems = 24;
+    gradcheck("conv2d " + size, {x, w, b}, [](auto& v) { return conv2d_same(v[0], v[1], v[2], 1); }, o);
+    gradcheck("conv2d 1x1 " + size, {x, w1, b}, [](auto& v) { return conv2d_same(v[0], v[1], v[2], 1); }, o);
+    gradcheck("convT " + size, {x, wt, b}, [](auto& v) { return conv_transpose2d_same(v[0], v[1], v[2], 2); }, o);
   }
 }
 

@@ -1,108 +1,154 @@
-// conv2d and conv_transpose2d: im2col/col2im + one OpenBLAS sgemm per image.
+// conv2d and conv_transpose2d: im2col/col2im + GEMM (lib/gemm.h).
 //
 // Padding (SPEC §1.0, testvectors/README.md): TF/Keras "SAME" via same_pad_conv /
 // same_pad_conv_transpose, or any explicit Pad2 (e.g. the SignalConv alignment of the baselines).
 // Weight layouts: conv2d w [Cout, Cin, kh, kw]; conv_transpose2d w [Cin, Cout, kh, kw].
 //
-// Per image n, with col = im2col(x_n) of shape [Cin·kh·kw, Ho·Wo] (geometry in kernels/im2col.h):
-//   conv2d            y_n = W[Cout, Cin·k²] · col                 (+ bias)
-//     backward        dW += dy_n · colᵀ;   dx_n += col2im(Wᵀ · dy_n);   db += Σ dy
-//   conv_transpose2d  y_n = col2im(Wᵀ[Cout·k², Cin] · x_n)          (+ bias)
-//     backward        g = im2col(dy_n);  dx_n += W · g;  dW += x_n · gᵀ;  db += Σ dy
-// A 1x1 stride-1 unpadded conv skips im2col (col = x_n). conv2d runs band by band over output
-// rows (band_rows) so col stays cache-sized. Columns are recomputed in backward rather than
-// stored (they are k² times larger than the activation).
-// Bias costs no extra pass: y_n is first filled with the bias and the GEMM accumulates onto it
-// (beta = 1; with beta = 0 OpenBLAS would spend the same pass zeroing y_n). In conv2d's backward
-// the bias gradient rides along in the dW GEMM as one extra row of ones appended to col.
-// Threads: with at least as many images as threads, images run in parallel (see for_images);
-// otherwise the GEMM tiles (lib/gemm.h) and im2col/col2im rows are spread over the threads.
-// Forward and backward results are bit-identical for any thread count (weight gradients are
-// summed per image, then over images in order).
+// With col = im2col(x) of shape [Cin·kh·kw, columns] (geometry in kernels/im2col.h):
+//   conv2d            y = W[Cout, Cin·k²] · col                 (+ bias)
+//     backward        dW += dy · colᵀ;   dx += col2im(Wᵀ · dy);   db += Σ dy
+//   conv_transpose2d  y = col2im(Wᵀ[Cout·k², Cin] · x)          (+ bias)
+//     backward        g = im2col(dy);  dx += W · g;  dW += x · gᵀ;  db += Σ dy
+// The columns of one GEMM are a "chunk" of about kChunkCols (work units, see Item): a band of
+// output rows of one large image, so that col stays cache-sized, or several small images side by
+// side, so that GEMMs on 8×8 latents are still wide. A 1x1 stride-1 unpadded conv2d skips im2col.
+// Columns are recomputed in backward rather than stored (they are k² times larger than x).
+// Bias costs no extra pass: y is first filled with the bias and the GEMM accumulates onto it
+// (with beta = 0 OpenBLAS would spend the same pass zeroing y). In conv2d's backward the bias
+// gradient rides along in the dW GEMM as one extra row of ones under col.
+// 3×3 stride-1 convolutions with >= 16 channels run Winograd F(2×2,3×3) forward
+// (kernels/winograd.h); their backward stays on im2col.
+// Threads: work items run in parallel when there are at least as many as threads (each item owns
+// its images' outputs and its own weight-gradient partial sum); otherwise items run in order with
+// the GEMM tiles and im2col/col2im rows spread over the threads. Every output element is computed
+// by the same instructions either way, and partial sums are added in item order, so forward and
+// backward results are bit-identical for any thread count.
 
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "kernels/im2col.h"
 #include "kernels/kernels.h"
 #include "kernels/winograd.h"
 #include "lib/common.h"
-#include "lib/gemm.h"
 #include "lib/flops.h"
+#include "lib/gemm.h"
 #include "lib/ops/ops.h"
 
 namespace ntc {
 namespace {
+
+constexpr int64_t kChunkCols = 4096;
 
 void check_bias(const Tensor& b, int64_t cout, const char* op) {
   if (b.defined())
     NTC_CHECK(b.numel() == cout, op, ": bias ", shape_str(b.shape()), " for ", cout, " channels");
 }
 
-// y[c, 0:cols] = bias[c] for the C rows of y (row stride ld); the GEMM then accumulates onto it.
-void init_bias(float* y, const Tensor& b, int C, int64_t cols, int64_t ld) {
-  for (int c = 0; c < C; ++c) k::fill(b.data()[c], y + c * ld, size_t(cols));
+// y[c, 0:cols] = bias[c] (or 0) for the C rows of y (row stride ld); the GEMM then accumulates.
+void init_rows(float* y, const Tensor& b, int C, int64_t cols, int64_t ld) {
+  for (int c = 0; c < C; ++c) k::fill(b.defined() ? b.data()[c] : 0.f, y + c * ld, size_t(cols));
 }
 
-// conv2d works on bands of about kBandCols output columns (whole output rows), so that the
-// band's columns stay in cache between im2col and the GEMM; GEMMs this wide run at full speed.
-constexpr int64_t kBandCols = 4096;
-int band_rows(int Ho, int Wo) { return int(std::clamp<int64_t>((kBandCols + Wo - 1) / Wo, 1, Ho)); }
-k::ConvGeom band(const k::ConvGeom& g, int oy0, int rows) {
-  k::ConvGeom b = g;
-  b.oy0 = oy0;
-  b.oy1 = std::min(g.Ho, oy0 + rows);
-  return b;
+// dst[i][c][0:P] (image stride dstride) <-> src[c][i·P : (i+1)·P] (row stride ld): the layout of
+// G images side by side in one GEMM operand.
+void gather(const float* src_images, int64_t istride, int G, int C, int64_t P, float* dst, int64_t ld) {
+  for (int i = 0; i < G; ++i)
+    for (int c = 0; c < C; ++c) std::memcpy(dst + c * ld + i * P, src_images + i * istride + c * P, size_t(P) * 4);
+}
+void scatter(const float* src, int64_t ld, int G, int C, int64_t P, float* dst_images, int64_t istride, bool accumulate) {
+  for (int i = 0; i < G; ++i)
+    for (int c = 0; c < C; ++c) {
+      float* d = dst_images + i * istride + c * P;
+      if (accumulate) k::add(d, src + c * ld + i * P, d, size_t(P));
+      else std::memcpy(d, src + c * ld + i * P, size_t(P) * 4);
+    }
 }
 
-// Images of a batch run on separate threads when there are at least as many images as threads;
-// otherwise one image at a time with im2col and the GEMM tiles (lib/gemm.h) on all threads. Both
-// ways compute every output element with the same instructions (gemm's tile grid depends only on
-// the shape), so results are identical for any thread count.
-int image_workers(int N) {
+// A work item: images [n0, n1). A single large image is processed in bands of `rows` output
+// rows; several small images (P < kChunkCols) share one GEMM.
+struct Item {
+  int n0, n1;
+};
+struct Plan {
+  std::vector<Item> items;
+  int band_rows;       // output rows per band (single-image items)
+  int64_t max_cols;    // widest GEMM
+};
+Plan plan(int N, int rows, int row_cols) {
+  Plan p;
+  const int64_t P = int64_t(rows) * row_cols;
+  if (P >= kChunkCols) {
+    p.band_rows = int(std::clamp<int64_t>((kChunkCols + row_cols - 1) / row_cols, 1, rows));
+    for (int n = 0; n < N; ++n) p.items.push_back({n, n + 1});
+    p.max_cols = int64_t(p.band_rows) * row_cols;
+  } else {
+    const int G = int(std::max<int64_t>(1, kChunkCols / P));
+    for (int n = 0; n < N; n += G) p.items.push_back({n, std::min(N, n + G)});
+    p.band_rows = rows;
+    p.max_cols = int64_t(std::min(G, N)) * P;
+  }
+  return p;
+}
+
+// Runs f(item index, scratch) for every item, in parallel with per-thread scratch when there are
+// at least as many items as threads, else in order (then the work inside each item is threaded).
+template <typename F>
+void for_items(size_t n_items, size_t scratch_floats, F&& f) {
   const int T = omp_in_parallel() ? 1 : omp_get_max_threads();
-  return N >= T && T > 1 ? T : 1;
-}
-template <typename F>  // f(n, col, worker)
-void for_images(int N, size_t col_floats, F&& f) {
-  const int workers = image_workers(N);
-  if (workers == 1) {
-    Buffer col(col_floats);
-    for (int n = 0; n < N; ++n) f(n, col.data(), 0);
+  if (T == 1 || n_items < size_t(T)) {
+    Buffer s(scratch_floats);
+    for (size_t j = 0; j < n_items; ++j) f(j, s.data());
     return;
   }
-#pragma omp parallel num_threads(workers)
+#pragma omp parallel num_threads(T)
   {
-    Buffer col(col_floats);
-    const int t = omp_get_thread_num();
-    // Contiguous static blocks: worker t gets images [t·N/workers, (t+1)·N/workers).
-    for (int n = int(int64_t(t) * N / workers); n < int(int64_t(t + 1) * N / workers); ++n)
-      f(n, col.data(), t);
+    Buffer s(scratch_floats);
+    const size_t t = size_t(omp_get_thread_num());
+    // Contiguous static blocks: thread t takes items [t·n/T, (t+1)·n/T).
+    for (size_t j = t * n_items / size_t(T); j < (t + 1) * n_items / size_t(T); ++j) f(j, s.data());
   }
 }
 
-// 3×3, stride 1, one pixel of padding on every side, wide enough to pay for the transforms: the
-// forward pass runs Winograd F(2×2, 3×3) (kernels/winograd.h), 2.25× fewer multiplies. Backward
-// passes stay on im2col (the gradient of the same function; the two agree to rounding).
+// Sums per-item partial weight gradients [items][rows][ld] in item order into gw [rows][K] and,
+// when ld = K + 1, the last column into gb.
+void reduce_partials(const Buffer& part, size_t items, int rows, int K, int ld, float* gw, float* gb) {
+  for (size_t j = 0; j < items; ++j) {
+    const float* src = part.data() + j * size_t(rows) * size_t(ld);
+    for (int o = 0; o < rows; ++o) {
+      k::add(gw + int64_t(o) * K, src + int64_t(o) * ld, gw + int64_t(o) * K, size_t(K));
+      if (gb) gb[o] += src[int64_t(o) * ld + K];
+    }
+  }
+}
+
+// 3×3, stride 1, one pixel of padding on every side, wide enough to pay for the transforms.
 bool use_winograd(int kh, int kw, int stride, Pad2 p, int cin, int cout) {
   return kh == 3 && kw == 3 && stride == 1 && p.top == 1 && p.bottom == 1 && p.left == 1 && p.right == 1 && cin >= 16 &&
          cout >= 16;
 }
 
-// y [N, Cout, H, W] from x [N, Cin, H, W] and U [16, Cout, Cin]: per image, transform the input
-// tiles, 16 GEMMs (lib/gemm.h), transform back and add the bias.
+// y [N, Cout, H, W] from x [N, Cin, H, W] and U [16, Cout, Cin]: groups of images side by side
+// (about kChunkCols tiles), input tiles transformed, 16 GEMMs, transformed back plus bias.
 void winograd_forward(const Tensor& x, const Buffer& U, int Cout, const Tensor& b, Tensor& y) {
   const int N = int(x.dim(0)), Cin = int(x.dim(1)), H = int(x.dim(2)), W = int(x.dim(3));
   const int T = k::winograd_tiles(H, W);
-  Buffer V(size_t(16) * Cin * T), M(size_t(16) * Cout * T);
-  for (int n = 0; n < N; ++n) {
-    k::winograd_input(x.data() + int64_t(n) * Cin * H * W, Cin, H, W, V.data(), T, 0);
+  const int G = int(std::clamp<int64_t>(kChunkCols / T, 1, N));
+  const int64_t ld = int64_t(G) * T;
+  Buffer V(size_t(16) * Cin * ld), M(size_t(16) * Cout * ld);
+  for (int n0 = 0; n0 < N; n0 += G) {
+    const int g = std::min(G, N - n0);
+    const int64_t cols = int64_t(g) * T;
+    for (int i = 0; i < g; ++i)
+      k::winograd_input(x.data() + int64_t(n0 + i) * Cin * H * W, Cin, H, W, V.data(), ld, int64_t(i) * T);
     for (int e = 0; e < 16; ++e)
-      gemm(false, false, Cout, T, Cin, 1.f, U.data() + int64_t(e) * Cout * Cin, Cin,
-           V.data() + int64_t(e) * Cin * T, T, 0.f, M.data() + int64_t(e) * Cout * T, T);
-    k::winograd_output(M.data(), Cout, H, W, T, 0, b.defined() ? b.data() : nullptr,
-                       y.data() + int64_t(n) * Cout * H * W);
+      gemm(false, false, Cout, int(cols), Cin, 1.f, U.data() + int64_t(e) * Cout * Cin, Cin,
+           V.data() + int64_t(e) * Cin * ld, int(ld), 0.f, M.data() + int64_t(e) * Cout * ld, int(ld));
+    for (int i = 0; i < g; ++i)
+      k::winograd_output(M.data(), Cout, H, W, ld, int64_t(i) * T, b.defined() ? b.data() : nullptr,
+                         y.data() + int64_t(n0 + i) * Cout * H * W);
   }
 }
 
@@ -157,88 +203,108 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
   const int Wo = (W + pad.left + pad.right - kw) / stride + 1;
   NTC_CHECK(Ho > 0 && Wo > 0, "conv2d: empty output for input ", shape_str(x.shape()));
   const k::ConvGeom g{Cin, H, W, kh, kw, stride, pad.top, pad.left, Ho, Wo};
-  const int K = Cin * kh * kw, P = Ho * Wo, br = band_rows(Ho, Wo);
+  const int K = Cin * kh * kw;
+  const int64_t P = int64_t(Ho) * Wo, xsz = int64_t(Cin) * H * W;
   const bool pw = is_pointwise(g);
-  const float beta = b.defined() ? 1.f : 0.f;
+  const Plan pl = plan(N, Ho, Wo);
+
+  // The GEMM operand for images [n0, n1), output rows [oy0, oy1): im2col into col (row stride
+  // cols), or x itself for a pointwise conv of one image. Returns the operand and its row stride.
+  auto operand = [x, g, pw, P, xsz, Cin](int n0, int n1, int oy0, int oy1, float* col, int64_t cols,
+                                         int64_t* ld) -> const float* {
+    if (pw && n1 - n0 == 1) {
+      *ld = P;
+      return x.data() + n0 * xsz + int64_t(oy0) * g.Wo;
+    }
+    *ld = cols;
+    if (pw) {
+      gather(x.data() + n0 * xsz, xsz, n1 - n0, Cin, P, col, cols);
+      return col;
+    }
+    k::ConvGeom gb = g;
+    gb.oy0 = oy0;
+    gb.oy1 = oy1;
+    gb.ld = cols;
+    for (int n = n0; n < n1; ++n) k::im2col(gb, x.data() + n * xsz, col + (n - n0) * P);
+    return col;
+  };
 
   Tensor y = Tensor::empty({N, Cout, Ho, Wo});
-  // One image with im2col + GEMM; col: this thread's band buffer.
-  auto image = [&](int n, float* col) {
-    const float* xn = x.data() + int64_t(n) * Cin * H * W;
-    float* yn = y.data() + int64_t(n) * Cout * P;
-    if (pw) {
-      if (b.defined()) init_bias(yn, b, Cout, P, P);
-      gemm(false, false, Cout, P, K, 1.f, w.data(), K, xn, P, beta, yn, P);
-      return;
-    }
-    for (int oy0 = 0; oy0 < Ho; oy0 += br) {
-      const k::ConvGeom gb = band(g, oy0, br);
-      const int cols = int(gb.band_cols());
-      float* yb = yn + int64_t(oy0) * Wo;
-      k::im2col(gb, xn, col);
-      if (b.defined()) init_bias(yb, b, Cout, cols, P);  // band by band: stays in cache
-      gemm(false, false, Cout, cols, K, 1.f, w.data(), K, col, cols, beta, yb, P);
-    }
-  };
   if (use_winograd(kh, kw, stride, pad, Cin, Cout)) {
     Buffer U(size_t(16) * Cout * Cin);
     k::winograd_weights(w.data(), Cout, Cin, U.data());
     winograd_forward(x, U, Cout, b, y);
   } else {
-    for_images(N, pw ? 0 : size_t(K) * size_t(br) * Wo, [&](int n, float* col, int) { image(n, col); });
+    // scratch: col [K, max_cols] then, for grouped images, the GEMM result [Cout, max_cols]
+    for_items(pl.items.size(), size_t(K + Cout) * size_t(pl.max_cols), [&](size_t j, float* s) {
+      const Item it = pl.items[j];
+      const int G = it.n1 - it.n0;
+      for (int oy0 = 0; oy0 < Ho; oy0 += pl.band_rows) {
+        const int oy1 = std::min(Ho, oy0 + pl.band_rows);
+        const int64_t cols = int64_t(G) * (oy1 - oy0) * Wo;
+        int64_t ldb;
+        const float* B = operand(it.n0, it.n1, oy0, oy1, s, cols, &ldb);
+        float* C = G == 1 ? y.data() + int64_t(it.n0) * Cout * P + int64_t(oy0) * Wo : s + int64_t(K) * pl.max_cols;
+        const int64_t ldc = G == 1 ? P : cols;
+        init_rows(C, b, Cout, cols, ldc);
+        gemm(false, false, Cout, int(cols), K, 1.f, w.data(), K, B, int(ldb), 1.f, C, int(ldc));
+        if (G > 1) scatter(C, cols, G, Cout, P, y.data() + int64_t(it.n0) * Cout * P, int64_t(Cout) * P, false);
+      }
+    });
   }
   count_flops("conv2d", int64_t(N) * conv2d_flops(Cin, Cout, kh, kw, Ho, Wo, b.defined()));
 
   if (needs_grad({&x, &w, &b}))
-    record(y, "conv2d", {&x, &w, &b}, [x, w, b, g, N, Cout, K, P, br, pw](const float* gy) {
-      const int64_t xsz = int64_t(g.C) * g.H * g.W;
+    record(y, "conv2d", {&x, &w, &b}, [x, w, b, g, N, Cout, K, P, xsz, pw, pl, operand](const float* gy) {
       const bool gb = b.defined() && b.requires_grad();
       // dW and db in one GEMM: [dW | db] += dy · [col; 1]ᵀ, with a row of ones under col.
       const bool fused = gb && w.requires_grad() && !pw;
       const int Ka = fused ? K + 1 : K;
-      // Per-image [dW | db] partial sums, added in image order at the end: the result does not
-      // depend on how images were spread over threads.
-      Buffer gwb = w.requires_grad() ? Buffer::zeros(size_t(N) * Cout * Ka) : Buffer();
-      auto image = [&](int n, float* col, int) {
-        const float* xn = x.data() + n * xsz;
-        const float* gyn = gy + int64_t(n) * Cout * P;
-        float* gw = w.requires_grad() ? gwb.data() + int64_t(n) * Cout * Ka : nullptr;
-        float* gxn = x.requires_grad() ? x.grad_acc() + n * xsz : nullptr;
-        if (pw) {
-          if (gw)
-            gemm(false, true, Cout, K, P, 1.f, gyn, P, xn, P, 1.f, gw, K);
-          if (gxn)
-            gemm(true, false, K, P, Cout, 1.f, w.data(), K, gyn, P, 1.f, gxn, P);
-          return;
-        }
-        for (int oy0 = 0; oy0 < g.Ho; oy0 += br) {
-          const k::ConvGeom gbd = band(g, oy0, br);
-          const int cols = int(gbd.band_cols());
-          const float* gyb = gyn + int64_t(oy0) * g.Wo;
-          if (gw) {
-            k::im2col(gbd, xn, col);
-            if (fused) k::fill(1.f, col + int64_t(K) * cols, size_t(cols));
-            gemm(false, true, Cout, Ka, cols, 1.f, gyb, P, col, cols, 1.f, gw, Ka);
-          }
-          if (gxn) {
-            gemm(true, false, K, cols, Cout, 1.f, w.data(), K, gyb, P, 0.f, col, cols);
-            k::col2im(gbd, col, gxn);
-          }
-        }
-      };
+      const size_t n_items = pl.items.size();
+      Buffer part = w.requires_grad() ? Buffer::zeros(n_items * size_t(Cout) * size_t(Ka)) : Buffer();
       if (x.requires_grad()) x.grad_acc();  // allocate before the workers start
-      for_images(N, pw ? 0 : size_t(Ka) * size_t(br) * g.Wo, image);
-      if (w.requires_grad()) {
-        float* gwo = w.grad_acc();
-        float* gbias = fused ? b.grad_acc() : nullptr;
-        for (int n = 0; n < N; ++n) {
-          const float* src = gwb.data() + int64_t(n) * Cout * Ka;
-          for (int o = 0; o < Cout; ++o) {
-            k::add(gwo + int64_t(o) * K, src + int64_t(o) * Ka, gwo + int64_t(o) * K, size_t(K));
-            if (fused) gbias[o] += src[int64_t(o) * Ka + K];
+      // scratch: col [Ka, max_cols], then dy of grouped images [Cout, max_cols]
+      for_items(n_items, size_t(Ka + Cout) * size_t(pl.max_cols), [&](size_t j, float* s) {
+        const Item it = pl.items[j];
+        const int G = it.n1 - it.n0;
+        float* gw = w.requires_grad() ? part.data() + j * size_t(Cout) * size_t(Ka) : nullptr;
+        for (int oy0 = 0; oy0 < g.Ho; oy0 += pl.band_rows) {
+          const int oy1 = std::min(g.Ho, oy0 + pl.band_rows);
+          const int64_t cols = int64_t(G) * (oy1 - oy0) * g.Wo;
+          const float* dy = gy + int64_t(it.n0) * Cout * P + int64_t(oy0) * g.Wo;
+          int64_t ldg = P;
+          if (G > 1) {
+            float* buf = s + int64_t(Ka) * pl.max_cols;
+            gather(dy, int64_t(Cout) * P, G, Cout, P, buf, cols);
+            dy = buf;
+            ldg = cols;
+          }
+          if (gw) {
+            int64_t ldb;
+            const float* B = operand(it.n0, it.n1, oy0, oy1, s, cols, &ldb);
+            if (fused) k::fill(1.f, s + int64_t(K) * cols, size_t(cols));
+            gemm(false, true, Cout, Ka, int(cols), 1.f, dy, int(ldg), B, int(ldb), 1.f, gw, Ka);
+          }
+          if (x.requires_grad()) {
+            float* gx = x.grad_acc() + it.n0 * xsz;
+            if (pw && G == 1) {
+              gemm(true, false, K, int(cols), Cout, 1.f, w.data(), K, dy, int(ldg), 1.f, gx + int64_t(oy0) * g.Wo, int(P));
+              continue;
+            }
+            gemm(true, false, K, int(cols), Cout, 1.f, w.data(), K, dy, int(ldg), 0.f, s, int(cols));
+            if (pw) {
+              scatter(s, cols, G, K, P, gx, xsz, true);
+            } else {
+              k::ConvGeom gbd = g;
+              gbd.oy0 = oy0;
+              gbd.oy1 = oy1;
+              gbd.ld = cols;
+              for (int i = 0; i < G; ++i) k::col2im(gbd, s + i * P, gx + i * xsz);
+            }
           }
         }
-      }
+      });
+      if (w.requires_grad()) reduce_partials(part, n_items, Cout, K, Ka, w.grad_acc(), fused ? b.grad_acc() : nullptr);
       if (gb && !fused) k::sum_channel(gy, b.grad_acc(), size_t(N), size_t(Cout), size_t(P));
     });
   return y;
@@ -262,48 +328,80 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int s
   NTC_CHECK(Ho > 0 && Wo > 0, "conv_transpose2d: empty output for input ", shape_str(x.shape()));
   // The output plays the image side of the geometry, the input the column side.
   const k::ConvGeom g{Cout, Ho, Wo, kh, kw, stride, pad.top, pad.left, H, W};
-  const int K = Cout * kh * kw, P = H * W;
-  const bool pw = is_pointwise(g);
-  const int64_t ysz = int64_t(Cout) * Ho * Wo;
+  const int K = Cout * kh * kw;
+  const int64_t P = int64_t(H) * W, xsz = int64_t(Cin) * P, ysz = int64_t(Cout) * Ho * Wo;
+  // Items group small inputs side by side; a large input is one item (no bands).
+  Plan pl = plan(N, H, W);
+  if (P >= kChunkCols) pl.band_rows = H, pl.max_cols = P;
 
   Tensor y = Tensor::empty({N, Cout, Ho, Wo});
-  Buffer col(pw ? 0 : size_t(K) * P);
-  const bool wino = use_winograd(kh, kw, stride, pad, Cin, Cout);
-  if (wino) {
+  if (use_winograd(kh, kw, stride, pad, Cin, Cout)) {
     Buffer U(size_t(16) * Cout * Cin);
     k::winograd_weights_transposed(w.data(), Cin, Cout, U.data());
     winograd_forward(x, U, Cout, b, y);
-  }
-  for (int n = 0; n < N && !wino; ++n) {
-    const float* xn = x.data() + int64_t(n) * Cin * P;
-    float* yn = y.data() + n * ysz;
-    if (b.defined()) init_bias(yn, b, Cout, int64_t(Ho) * Wo, int64_t(Ho) * Wo);
-    else k::fill(0.f, yn, size_t(ysz));
-    if (pw) {
-      gemm(true, false, K, P, Cin, 1.f, w.data(), K, xn, P, 1.f, yn, P);
-    } else {
-      gemm(true, false, K, P, Cin, 1.f, w.data(), K, xn, P, 0.f, col.data(), P);
-      k::col2im(g, col.data(), yn);
-    }
+  } else {
+    // scratch: col [K, max_cols], then grouped inputs [Cin, max_cols]
+    for_items(pl.items.size(), size_t(K + Cin) * size_t(pl.max_cols), [&](size_t j, float* s) {
+      const Item it = pl.items[j];
+      const int G = it.n1 - it.n0;
+      const int64_t cols = int64_t(G) * P;
+      const float* xs = x.data() + it.n0 * xsz;
+      int64_t ldx = P;
+      if (G > 1) {
+        float* buf = s + int64_t(K) * pl.max_cols;
+        gather(xs, xsz, G, Cin, P, buf, cols);
+        xs = buf;
+        ldx = cols;
+      }
+      gemm(true, false, K, int(cols), Cin, 1.f, w.data(), K, xs, int(ldx), 0.f, s, int(cols));
+      k::ConvGeom gc = g;
+      gc.ld = cols;
+      for (int i = 0; i < G; ++i) {
+        float* yn = y.data() + (it.n0 + i) * ysz;
+        init_rows(yn, b, Cout, int64_t(Ho) * Wo, int64_t(Ho) * Wo);
+        k::col2im(gc, s + i * P, yn);
+      }
+    });
   }
   count_flops("conv_transpose2d",
               int64_t(N) * conv_transpose2d_flops(Cin, Cout, kh, kw, H, W, Ho, Wo, b.defined()));
 
   if (needs_grad({&x, &w, &b}))
-    record(y, "conv_transpose2d", {&x, &w, &b}, [x, w, b, g, N, Cin, K, P, pw, ysz](const float* gy) {
-      Buffer col(pw ? 0 : size_t(K) * P);
-      for (int n = 0; n < N; ++n) {
-        const float* gyn = gy + n * ysz;
-        const float* gcol = gyn;
-        if (!pw) {
-          k::im2col(g, gyn, col.data());
-          gcol = col.data();
+    record(y, "conv_transpose2d", {&x, &w, &b}, [x, w, b, g, N, Cin, K, P, xsz, ysz, pl](const float* gy) {
+      const size_t n_items = pl.items.size();
+      Buffer part = w.requires_grad() ? Buffer::zeros(n_items * size_t(Cin) * size_t(K)) : Buffer();
+      if (x.requires_grad()) x.grad_acc();  // allocate before the workers start
+      // scratch: gcol [K, max_cols], then grouped inputs or input gradients [Cin, max_cols]
+      for_items(n_items, size_t(K + Cin) * size_t(pl.max_cols), [&](size_t j, float* s) {
+        const Item it = pl.items[j];
+        const int G = it.n1 - it.n0;
+        const int64_t cols = int64_t(G) * P;
+        k::ConvGeom gc = g;
+        gc.ld = cols;
+        for (int i = 0; i < G; ++i) k::im2col(gc, gy + (it.n0 + i) * ysz, s + i * P);
+        float* buf = s + int64_t(K) * pl.max_cols;
+        if (x.requires_grad()) {
+          float* gx = x.grad_acc() + it.n0 * xsz;
+          if (G == 1) {
+            gemm(false, false, Cin, int(cols), K, 1.f, w.data(), K, s, int(cols), 1.f, gx, int(P));
+          } else {
+            gemm(false, false, Cin, int(cols), K, 1.f, w.data(), K, s, int(cols), 0.f, buf, int(cols));
+            scatter(buf, cols, G, Cin, P, gx, xsz, true);
+          }
         }
-        if (x.requires_grad())
-          gemm(false, false, Cin, P, K, 1.f, w.data(), K, gcol, P, 1.f, x.grad_acc() + int64_t(n) * Cin * P, P);
-        if (w.requires_grad())
-          gemm(false, true, Cin, K, P, 1.f, x.data() + int64_t(n) * Cin * P, P, gcol, P, 1.f, w.grad_acc(), K);
-      }
+        if (w.requires_grad()) {
+          const float* xs = x.data() + it.n0 * xsz;
+          int64_t ldx = P;
+          if (G > 1) {
+            gather(xs, xsz, G, Cin, P, buf, cols);
+            xs = buf;
+            ldx = cols;
+          }
+          gemm(false, true, Cin, K, int(cols), 1.f, xs, int(ldx), s, int(cols), 1.f,
+               part.data() + j * size_t(Cin) * size_t(K), K);
+        }
+      });
+      if (w.requires_grad()) reduce_partials(part, n_items, Cin, K, K, w.grad_acc(), nullptr);
       if (b.defined() && b.requires_grad())
         k::sum_channel(gy, b.grad_acc(), size_t(N), size_t(g.C), size_t(g.H) * g.W);
     });

@@ -1,0 +1,103 @@
+// `ntc bench train` — seconds per training step (forward, backward, clipping, Adam) of a config
+// on random batch×3×crop² images, the median over --reps steps after a warm-up, plus where the
+// time goes: forward time per layer type and backward time per op (one profiled step).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+#include "bench/bench.h"
+#include "cli/args.h"
+#include "kernels/kernels.h"
+#include "lib/alloc.h"
+#include "lib/common.h"
+#include "lib/threads.h"
+#include "nn/model.h"
+#include "train/loss.h"
+#include "train/optim.h"
+
+namespace ntc::bench {
+
+int bench_train(const std::vector<std::string>& argv) {
+  cli::Args args(argv, {"config", "batch", "crop", "reps", "quant"}, {"json"});
+  const std::string cfg = args.str("config", "jpegl");
+  const int batch = int(args.integer("batch", 8)), crop = int(args.integer("crop", 128)), reps = int(args.integer("reps", 5));
+  if (batch < 1 || crop < 1 || reps < 1) fail("bench train: batch, crop and reps must be positive");
+  const train::QuantMode q = train::parse_quant_mode(args.str("quant", "noise"));
+  nn::Model model(nn::Config::load(cfg));
+  if (crop % model.downsampling()) fail("bench train: --crop must be a multiple of ", model.downsampling());
+  Rng rng(1);
+  model.init(rng);
+  std::vector<Tensor> params;
+  for (auto& [n, t] : model.named_parameters()) params.push_back(t);
+  train::Adam adam(params, train::AdamForm::Keras);
+  const Tensor x = Tensor::uniform({batch, 3, crop, crop}, 0, 255, rng);
+  auto step = [&] {
+    train::RdTerms t = train::rd_loss(model, x, 0.01f, q, rng);
+    t.loss.backward();
+    train::clip_grad_global_norm(params, 1.0);
+    adam.step(1e-4f);
+    for (Tensor& p : params) p.zero_grad();
+  };
+  step();  // warm-up
+  mem_reset_peak();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  const double step_s = t[t.size() / 2];
+
+  // One profiled step: forward per layer type, backward per op.
+  std::map<std::string, double> fwd;
+  double fwd_total = 0, bwd_total = 0;
+  BackwardProfile bp;
+  {
+    nn::LayerTrace trace;
+    train::RdTerms terms = train::rd_loss(model, x, 0.01f, q, rng);
+    for (const auto& r : trace.records())
+      if (r.leaf) {
+        fwd[r.type.substr(0, r.type.find(' '))] += r.ms;
+        fwd_total += r.ms;
+      }
+    set_backward_profile(&bp);
+    terms.loss.backward();
+    set_backward_profile(nullptr);
+    for (Tensor& p : params) p.zero_grad();
+  }
+  for (auto& [op, ms] : bp.ms) bwd_total += ms;
+  std::sort(bp.ms.begin(), bp.ms.end(), [](auto& a, auto& b) { return a.second > b.second; });
+
+  if (args.has("json")) {
+    std::printf("{\"bench\":\"train\",\"config\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"kernels\":\"%s\","
+                "\"step_s\":%.4f,\"min_step_s\":%.4f,\"reps\":%d,\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f,"
+                "\"forward_layers_ms\":%.1f,\"backward_ms\":%.1f,\"forward_ms_by_layer_type\":{",
+                cfg.c_str(), batch, crop, num_threads(), k::kernel_target_name(), step_s, t[0], reps,
+                double(peak_rss_bytes()) / 1e6, double(mem_stats().peak_in_use) / 1e6, fwd_total, bwd_total);
+    bool first = true;
+    for (auto& [k, v] : fwd) {
+      std::printf("%s\"%s\":%.2f", first ? "" : ",", k.c_str(), v);
+      first = false;
+    }
+    std::printf("},\"backward_ms_by_op\":{");
+    first = true;
+    for (auto& [k, v] : bp.ms) {
+      std::printf("%s\"%s\":%.2f", first ? "" : ",", k.c_str(), v);
+      first = false;
+    }
+    std::printf("}}\n");
+  } else {
+    std::printf("train step of %s, batch %d of %dx%d, %d threads (%s): median %.3f s (min %.3f), peak RSS %.0f MB\n",
+                cfg.c_str(), batch, crop, crop, num_threads(), k::kernel_target_name(), step_s, t[0],
+                double(peak_rss_bytes()) / 1e6);
+    std::printf("forward (layers) %.1f ms:\n", fwd_total);
+    for (auto& [k, v] : fwd) std::printf("  %-20s %8.1f ms  %5.1f%%\n", k.c_str(), v, 100 * v / fwd_total);
+    std::printf("backward %.1f ms:\n", bwd_total);
+    for (auto& [k, v] : bp.ms) std::printf("  %-20s %8.1f ms  %5.1f%%\n", k.c_str(), v, 100 * v / bwd_total);
+  }
+  return 0;
+}
+
+}  // namespace ntc::bench
