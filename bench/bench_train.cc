@@ -52,6 +52,7 @@ int bench_train(const std::vector<std::string>& argv) {
 
   // One profiled step: forward per layer type, backward per op.
   std::map<std::string, double> fwd;
+  std::vector<std::pair<double, std::string>> layers;
   double fwd_total = 0, bwd_total = 0;
   BackwardProfile bp;
   {
@@ -61,6 +62,8 @@ int bench_train(const std::vector<std::string>& argv) {
       if (r.leaf) {
         fwd[r.type.substr(0, r.type.find(' '))] += r.ms;
         fwd_total += r.ms;
+        layers.push_back({r.ms, r.path + " " + r.type + " " + shape_str(r.in) + " " +
+                                    std::to_string(double(r.flops) / r.ms * 1e-6).substr(0, 5) + " GFLOP/s"});
       }
     set_backward_profile(&bp);
     terms.loss.backward();
@@ -94,6 +97,10 @@ int bench_train(const std::vector<std::string>& argv) {
                 double(peak_rss_bytes()) / 1e6);
     std::printf("forward (layers) %.1f ms:\n", fwd_total);
     for (auto& [k, v] : fwd) std::printf("  %-20s %8.1f ms  %5.1f%%\n", k.c_str(), v, 100 * v / fwd_total);
+    std::sort(layers.rbegin(), layers.rend());
+    std::printf("slowest forward layers:\n");
+    for (size_t i = 0; i < std::min<size_t>(8, layers.size()); ++i)
+      std::printf("  %8.1f ms  %s\n", layers[i].first, layers[i].second.c_str());
     std::printf("backward %.1f ms:\n", bwd_total);
     for (auto& [k, v] : bp.ms) std::printf("  %-20s %8.1f ms  %5.1f%%\n", k.c_str(), v, 100 * v / bwd_total);
   }

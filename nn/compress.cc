@@ -1,6 +1,7 @@
 #include "nn/compress.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "codec/container.h"
 #include "codec/rans.h"
@@ -24,7 +25,7 @@ Tensor to_uint8_range(const Tensor& v) {
   return r;
 }
 
-Encoded compress(Model& m, const Tensor& image, uint64_t model_hash) {
+Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lambda) {
   NTC_CHECK(m.finalized(), "compress: the model has no entropy tables (finalize it)");
   NTC_CHECK(image.ndim() == 4 && image.dim(0) == 1 && image.dim(1) == 3, "compress: image ", shape_str(image.shape()));
   NoGrad ng;
@@ -35,16 +36,21 @@ Encoded compress(Model& m, const Tensor& image, uint64_t model_hash) {
   c.model_hash = model_hash;
   c.height = uint32_t(H);
   c.width = uint32_t(W);
-  Tensor y = m.g_a()(m.preprocess(image)), y_hat;
+  const bool vr = !m.rate_lambdas().empty();
+  if (vr != (lambda > 0)) fail(vr ? "this variable-rate model needs --lambda" : "this model has a fixed rate (no --lambda)");
+  const float lam = float(lambda);  // what the stream stores, and so what the decoder will use
+  const Model::Gains G = vr ? m.gains_for(lam) : Model::Gains{};
+  auto gain = [](const Tensor& v, const Tensor& g) { return g.defined() ? mul(v, g) : v; };
+  Tensor y = gain(m.g_a()(m.preprocess(image)), G.y), y_hat;
   auto& eb = m.entropy_bottleneck();
   if (m.hyperprior()) {
-    Tensor z = (*m.h_a())(y);
+    Tensor z = gain((*m.h_a())(y), G.z);
     codec::RansEncoder ez;
     eb.encode(z, ez);
     c.sections.push_back(ez.finish());
     const Tensor z_hat = eb.quantize(z);
     e.est_bits += bits_of(eb.likelihood(z_hat));
-    const Tensor hs = (*m.h_s())(z_hat);
+    const Tensor hs = (*m.h_s())(gain(z_hat, G.z_inv));
     const Tensor mu = slice_channels(hs, 0, M), r = slice_channels(hs, M, M);
     const auto idx = m.gaussian_conditional().indexes(r);
     codec::RansEncoder ey;
@@ -59,8 +65,13 @@ Encoded compress(Model& m, const Tensor& image, uint64_t model_hash) {
     y_hat = eb.quantize(y);
     e.est_bits += bits_of(eb.likelihood(y_hat));
   }
+  if (vr) {
+    std::vector<uint8_t> l(4);
+    std::memcpy(l.data(), &lam, 4);
+    c.sections.push_back(l);
+  }
   e.bytes = codec::write_container(c);
-  e.recon = to_uint8_range(m.postprocess(m.g_s()(y_hat), H, W));
+  e.recon = to_uint8_range(m.postprocess(m.g_s()(gain(y_hat, G.y_inv)), H, W));
   return e;
 }
 
@@ -69,9 +80,19 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
   const codec::Container c = codec::read_container(data, size);
   if (c.model_hash != model_hash)
     fail("this stream was made with another model (stream model hash ", c.model_hash, ", this model ", model_hash, ")");
-  const size_t want = m.hyperprior() ? 2 : 1;
+  const bool vr = !m.rate_lambdas().empty();
+  const size_t want = (m.hyperprior() ? 2 : 1) + (vr ? 1 : 0);
   if (c.sections.size() != want) fail("corrupt ntc stream: ", c.sections.size(), " sections, the model needs ", want);
   NoGrad ng;
+  Model::Gains G;
+  if (vr) {
+    if (c.sections.back().size() != 4) fail("corrupt ntc stream: bad rate section");
+    float lam;
+    std::memcpy(&lam, c.sections.back().data(), 4);
+    if (!std::isfinite(lam) || !(lam > 0)) fail("corrupt ntc stream: bad λ");
+    G = m.gains_for(lam);
+  }
+  auto gain = [](const Tensor& v, const Tensor& g) { return g.defined() ? mul(v, g) : v; };
   const int64_t f = m.downsampling(), M = m.latent_channels();
   const int64_t Hp = (int64_t(c.height) + f - 1) / f * f, Wp = (int64_t(c.width) + f - 1) / f * f;
   Tensor y_hat;
@@ -80,7 +101,7 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
     codec::RansDecoder dz = decoder(c.sections[0]);
     const Tensor z_hat = m.entropy_bottleneck().decode(m.z_shape(Hp, Wp), dz);
     dz.finish();
-    const Tensor hs = (*m.h_s())(z_hat);
+    const Tensor hs = (*m.h_s())(gain(z_hat, G.z_inv));
     const Tensor mu = slice_channels(hs, 0, M), r = slice_channels(hs, M, M);
     codec::RansDecoder dy = decoder(c.sections[1]);
     y_hat = m.gaussian_conditional().decode(mu, m.gaussian_conditional().indexes(r), dy);
@@ -90,7 +111,7 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
     y_hat = m.entropy_bottleneck().decode(m.y_shape(Hp, Wp), dy);
     dy.finish();
   }
-  return to_uint8_range(m.postprocess(m.g_s()(y_hat), c.height, c.width));
+  return to_uint8_range(m.postprocess(m.g_s()(gain(y_hat, G.y_inv)), c.height, c.width));
 }
 
 }  // namespace ntc::nn

@@ -3,6 +3,8 @@
 // Encoder: x = pad(image/255 − ½); y = g_a(x); z = h_a(y); ẑ = round(z − m) + m;
 //   (μ, r) = h_s(ẑ); table indexes from r; code z then y (symbols round(y − μ)); ŷ = symbol + μ.
 // Decoder: ẑ from the z section; the same h_s(ẑ) and indexes; ŷ from the y section; x̂ = g_s(ŷ).
+// A variable-rate model scales y and z by its gains for λ before quantisation and ŷ, ẑ by the
+// inverse gains after it; λ travels in a third section (4 bytes, float32).
 // Both sides compute μ, r and the indexes from ẑ with the same code, so the decoder reproduces the
 // encoder's ŷ exactly and hence its reconstruction (tests/test_compress.cc).
 #pragma once
@@ -19,8 +21,9 @@ struct Encoded {
   double est_bits = 0;         // the model's information content −Σlog₂P of ẑ and ŷ (continuous index)
 };
 
-// image [1,3,H,W] with values 0..255. The model must be finalize()d.
-Encoded compress(Model& m, const Tensor& image, uint64_t model_hash);
+// image [1,3,H,W] with values 0..255. The model must be finalize()d. lambda selects the rate of a
+// variable-rate model (any value within its range; stored in the stream) and must be 0 otherwise.
+Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lambda = 0);
 // Throws ntc::Error for a malformed stream or one made with another model.
 Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash);
 

@@ -107,6 +107,21 @@ std::vector<int> Config::ints(const std::string& key, const std::vector<int>& de
   return r;
 }
 
+std::vector<double> Config::numbers(const std::string& key) const {
+  std::vector<double> r;
+  if (!has(key)) return r;
+  std::stringstream s(str(key, ""));
+  std::string item;
+  while (std::getline(s, item, ',')) {
+    item = trim(item);
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || *end || !(v > 0)) fail(origin_, ": '", key, "' wants positive numbers");
+    r.push_back(v);
+  }
+  return r;
+}
+
 void Config::check_all_used() const {
   for (const auto& [k, v] : kv_)
     if (!used_.count(k)) fail(origin_, ": unknown key '", k, "'");

@@ -25,6 +25,7 @@ class Config {
   int integer(const std::string& key, int def) const;
   double number(const std::string& key, double def) const;
   std::vector<int> ints(const std::string& key, const std::vector<int>& def) const;
+  std::vector<double> numbers(const std::string& key) const;  // empty when absent
   void check_all_used() const;  // throws naming the first key nobody read
 
  private:

@@ -1,5 +1,9 @@
 #include "nn/model.h"
 
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/kernels.h"
 #include "lib/common.h"
 #include "lib/ops/ops.h"
 #include "nn/transforms.h"
@@ -28,6 +32,19 @@ Model::Model(const Config& cfg) : cfg_(cfg) {
   eb_ = codec::EntropyBottleneck(M_, cfg_.ints("eb.filters", {3, 3}), float(cfg_.number("eb.init_scale", 10.0)));
   gc_ = codec::GaussianConditional(parse_scale_mode(cfg_.str("scale_mode", "tf_index")));
   cfg_.str("name", "");  // free-form label
+  lambdas_ = cfg_.numbers("rate.lambdas");
+  if (lambdas_.size() == 1) fail(cfg_.origin(), ": rate.lambdas needs at least two values");
+  for (size_t i = 1; i < lambdas_.size(); ++i)
+    if (!(lambdas_[i] > lambdas_[i - 1])) fail(cfg_.origin(), ": rate.lambdas must be ascending");
+  if (!lambdas_.empty()) {
+    const int L = int(lambdas_.size());
+    gain_y_ = Tensor::param({L, M_});
+    gain_y_inv_ = Tensor::param({L, M_});
+    if (hyper_) {
+      gain_z_ = Tensor::param({L, M_});
+      gain_z_inv_ = Tensor::param({L, M_});
+    }
+  }
   cfg_.check_all_used();
   // Downsampling factor as SNTC measures it: 64 / width of the last latent of a 64x64 image.
   NoGrad ng;
@@ -46,7 +63,43 @@ NamedTensors Model::named_parameters() const {
   if (hyper_) add(h_s_->named_parameters());
   add(g_s_->named_parameters());
   for (auto& [n, t] : eb_.named_parameters()) r.push_back({"eb." + n, t});
+  if (gain_y_.defined()) {
+    r.push_back({"gain.y", gain_y_});
+    r.push_back({"gain.y_inv", gain_y_inv_});
+  }
+  if (gain_z_.defined()) {
+    r.push_back({"gain.z", gain_z_});
+    r.push_back({"gain.z_inv", gain_z_inv_});
+  }
   return r;
+}
+
+Model::Gains Model::gains_at(int l) const {
+  NTC_CHECK(!lambdas_.empty() && l >= 0 && l < int(lambdas_.size()), "gains_at(", l, ") of a model with ",
+            lambdas_.size(), " rate points");
+  const int L = int(lambdas_.size());
+  auto row = [&](const Tensor& t) {
+    return t.defined() ? slice_channels(t.reshape({1, L, M_}), l, 1).reshape({M_}) : Tensor();
+  };
+  return {row(gain_y_), row(gain_y_inv_), row(gain_z_), row(gain_z_inv_)};
+}
+
+Model::Gains Model::gains_for(double lambda) const {
+  NTC_CHECK(!lambdas_.empty(), "gains_for: the model has a fixed rate");
+  if (!(lambda >= lambdas_.front() * (1 - 1e-6) && lambda <= lambdas_.back() * (1 + 1e-6)))
+    fail("λ ", lambda, " is outside the model's range [", lambdas_.front(), ", ", lambdas_.back(), "]");
+  size_t l = 0;
+  while (l + 2 < lambdas_.size() && lambda > lambdas_[l + 1]) ++l;
+  const double t = std::clamp(std::log(lambda / lambdas_[l]) / std::log(lambdas_[l + 1] / lambdas_[l]), 0.0, 1.0);
+  auto mix = [&](const Tensor& g) {
+    if (!g.defined()) return Tensor();
+    Tensor r = Tensor::empty({M_});
+    const float* a = g.data() + int64_t(l) * M_;
+    const float* b = a + M_;
+    for (int c = 0; c < M_; ++c) r.data()[c] = float(std::pow(double(a[c]), 1 - t) * std::pow(double(b[c]), t));
+    return r;
+  };
+  return {mix(gain_y_), mix(gain_y_inv_), mix(gain_z_), mix(gain_z_inv_)};
 }
 
 int64_t Model::num_parameters() const {
@@ -63,6 +116,8 @@ void Model::init(Rng& rng) {
     h_s_->init(rng);
   }
   eb_.init(rng);
+  for (Tensor* g : {&gain_y_, &gain_y_inv_, &gain_z_, &gain_z_inv_})
+    if (g->defined()) k::fill(1.f, g->data(), size_t(g->numel()));
 }
 
 void Model::finalize() {

@@ -3,6 +3,10 @@
 //   prior = hyperprior (default): y = g_a(x), z = h_a(y), (μ, r) = h_s(ẑ), x̂ = g_s(ŷ);
 //           z is coded with the factorized prior, y with the Gaussian conditional.
 //   prior = factorized (bls2017): y = g_a(x), x̂ = g_s(ŷ); y coded with the factorized prior.
+// Variable rate (config `rate.lambdas = l1,l2,...`, ascending; Cui et al. 2021 gain units): per
+// rate point l, channel gains scale y before quantisation (gain.y[l]) and ŷ after it
+// (gain.y_inv[l]), likewise z (gain.z, gain.z_inv), so one model covers every λ of the list; a λ in
+// between interpolates neighbouring gains geometrically: g = g_l^(1−t) · g_(l+1)^t in log λ.
 // Images enter as x/255 − 0.5, reflect-padded on the bottom/right to a multiple of the model's
 // downsampling factor (64 for ELIC + hyper), and the reconstruction is cropped back (SPEC §3.7).
 #pragma once
@@ -44,6 +48,16 @@ class Model {
   void finalize();       // entropy tables (medians, quantiles, CDFs) from the current weights
   bool finalized() const { return eb_.finalized() && (!hyper_ || gc_.finalized()); }
 
+  // ---- variable rate ----
+  const std::vector<double>& rate_lambdas() const { return lambdas_; }  // empty: fixed rate
+  struct Gains {
+    Tensor y, y_inv, z, z_inv;  // [M] each (z ones undefined for a factorized model)
+  };
+  // Gains of rate point l as differentiable slices of the parameters (training).
+  Gains gains_at(int l) const;
+  // Gains for any λ within [first, last] of rate_lambdas(), interpolated; no graph (coding).
+  Gains gains_for(double lambda) const;
+
   // 8-bit image [1,3,H,W] (0..255) -> network input [1,3,H',W'], H', W' multiples of downsampling().
   Tensor preprocess(const Tensor& image) const;
   // Network output -> 8-bit-range image cropped to h×w (not rounded).
@@ -56,6 +70,8 @@ class Model {
   std::unique_ptr<Module> g_a_, g_s_, h_a_, h_s_;
   codec::EntropyBottleneck eb_;
   codec::GaussianConditional gc_;
+  std::vector<double> lambdas_;
+  Tensor gain_y_, gain_y_inv_, gain_z_, gain_z_inv_;  // [L, M] (defined when lambdas_ is)
 };
 
 // Bottom/right reflect padding to h2×w2 (TF REFLECT: mirror without repeating the edge; repeated

@@ -15,6 +15,7 @@
 #include "lib/ops/ops.h"
 #include "lib/threads.h"
 #include "nn/model.h"
+#include "nn/model_file.h"
 #include "train/data.h"
 #include "train/loss.h"
 #include "train/optim.h"
@@ -206,13 +207,32 @@ TEST(Train, TinyModelLearnsOneImage) {
   EXPECT_LT(late, 0.5 * early) << "loss " << early << " -> " << late;
 }
 
+// Several λ: one model with gain units per λ; every rate point is trained, and the model file
+// remembers the λ list.
+TEST(Train, VariableRateTrainsEveryRatePoint) {
+  Scratch s(2);
+  TrainOptions o = s.options(16);
+  o.lambdas = {0.02f, 0.005f};
+  ASSERT_EQ(run_training(o, false), 0);
+  auto m = nn::load_model(model_path(o.out));
+  ASSERT_EQ(m->rate_lambdas().size(), 2u);
+  EXPECT_NEAR(m->rate_lambdas()[0], 0.005, 1e-9);
+  for (auto& [n, t] : m->named_parameters())
+    if (n == "gain.y")
+      for (int l = 0; l < 2; ++l) {
+        double moved = 0;
+        for (int c = 0; c < 16; ++c) moved += std::fabs(t.data()[l * 16 + c] - 1.f);
+        EXPECT_GT(moved, 0) << "rate point " << l << " never trained";
+      }
+}
+
 TEST(Train, BadOptionsAreErrors) {
   Scratch s(1);
   TrainOptions o = s.options(5);
   o.crop = 48;  // not a multiple of 64
   EXPECT_THROW(run_training(o, false), Error);
   o = s.options(5);
-  o.lambdas = {0.01f, 0.02f};
+  o.lambdas = {};
   EXPECT_THROW(run_training(o, false), Error);
   o = s.options(5);
   EXPECT_THROW(run_training(o, true), Error);  // nothing to resume

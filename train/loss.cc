@@ -27,7 +27,7 @@ QuantMode parse_quant_mode(const std::string& s) {
 
 double RdTerms::psnr() const { return 10 * std::log10(255.0 * 255.0 / std::max(mse, 1e-10)); }
 
-RdTerms rd_loss(nn::Model& m, const Tensor& img, float lambda, QuantMode q, Rng& rng) {
+RdTerms rd_loss(nn::Model& m, const Tensor& img, float lambda, QuantMode q, Rng& rng, int rate_index) {
   NTC_CHECK(img.ndim() == 4 && img.dim(1) == 3, "rd_loss: images ", shape_str(img.shape()));
   const int64_t N = img.dim(0), H = img.dim(2), W = img.dim(3), f = m.downsampling();
   if (H % f || W % f) fail("training crops must be multiples of ", f, " pixels, got ", H, "x", W);
@@ -35,18 +35,22 @@ RdTerms rd_loss(nn::Model& m, const Tensor& img, float lambda, QuantMode q, Rng&
   const Tensor x = add_scalar(mul_scalar(img, 1.f / 255.f), -0.5f);
   const int M = m.latent_channels();
 
+  if (rate_index < 0 && !m.rate_lambdas().empty()) fail("a variable-rate model needs a rate point");
+  const nn::Model::Gains G = rate_index >= 0 ? m.gains_at(rate_index) : nn::Model::Gains{};
+  auto gain = [](const Tensor& v, const Tensor& g) { return g.defined() ? mul(v, g) : v; };
+
   RdTerms r;
-  Tensor y = m.g_a()(x);
+  Tensor y = gain(m.g_a()(x), G.y);
   Tensor y_tilde = add_uniform_noise(y, rng);
   Tensor bits_y, bits_z, y_syn;
   if (m.hyperprior()) {
-    Tensor z = (*m.h_a())(y);
+    Tensor z = gain((*m.h_a())(y), G.z);
     Tensor z_tilde = add_uniform_noise(z, rng);
     bits_z = bits(m.entropy_bottleneck().likelihood(z_tilde));
     Tensor medians;
     if (q == QuantMode::Mixed && m.entropy_bottleneck().finalized())
       medians = Tensor::from({M}, m.entropy_bottleneck().medians());
-    Tensor hs = (*m.h_s())(q == QuantMode::Noise ? z_tilde : round_around(z, medians));
+    Tensor hs = (*m.h_s())(gain(q == QuantMode::Noise ? z_tilde : round_around(z, medians), G.z_inv));
     Tensor mu = slice_channels(hs, 0, M), sigma = m.gaussian_conditional().scales(slice_channels(hs, M, M));
     bits_y = bits(codec::GaussianConditional::likelihood(y_tilde, sigma, mu));
     y_syn = q == QuantMode::Noise ? y_tilde : add(round_ste(sub(y, mu)), mu);
@@ -54,7 +58,7 @@ RdTerms rd_loss(nn::Model& m, const Tensor& img, float lambda, QuantMode q, Rng&
     bits_y = bits(m.entropy_bottleneck().likelihood(y_tilde));
     y_syn = q == QuantMode::Noise ? y_tilde : round_ste(y);
   }
-  Tensor x_hat = m.g_s()(y_syn);
+  Tensor x_hat = m.g_s()(gain(y_syn, G.y_inv));
   Tensor mse = mul_scalar(mean(square(sub(x_hat, x))), 255.f * 255.f);
   Tensor bpp = mul_scalar(bits_z.defined() ? add(bits_y, bits_z) : bits_y, float(1.0 / pixels));
   r.loss = add(bpp, mul_scalar(mse, lambda));

@@ -25,6 +25,7 @@ struct RdTerms {
 };
 
 // x: a batch of images [N, 3, H, W] in 0..255, H and W multiples of the model's downsampling.
-RdTerms rd_loss(nn::Model& m, const Tensor& x, float lambda, QuantMode q, Rng& rng);
+// rate_index: the gain-unit rate point of a variable-rate model (nn/model.h), -1 for none.
+RdTerms rd_loss(nn::Model& m, const Tensor& x, float lambda, QuantMode q, Rng& rng, int rate_index = -1);
 
 }  // namespace ntc::train

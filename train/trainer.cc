@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <initializer_list>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -153,14 +154,14 @@ struct ValResult {
   int images = 0;
 };
 
-ValResult validate(nn::Model& m, const TrainOptions& o) {
+ValResult validate(nn::Model& m, const TrainOptions& o, double lambda) {
   ValResult v;
   m.finalize();
   std::vector<std::string> files = list_images(o.val);
   if (o.val_images > 0 && files.size() > size_t(o.val_images)) files.resize(size_t(o.val_images));
   for (const std::string& f : files) {
     const Tensor img = read_image(f);
-    const nn::Encoded e = nn::compress(m, img, 0);
+    const nn::Encoded e = nn::compress(m, img, 0, lambda);
     const double px = double(img.dim(2) * img.dim(3));
     double se = 0;
     for (int64_t i = 0; i < img.numel(); ++i) se += double(e.recon.data()[i] - img.data()[i]) * (e.recon.data()[i] - img.data()[i]);
@@ -209,14 +210,28 @@ int run_training(TrainOptions o, bool resume) {
     cfg = nn::Config::parse(l.config_text, ckpt + " (config)");
   } else {
     if (o.data.empty()) fail("train: --data DIR is required");
-    if (o.lambdas.size() != 1) fail("train: variable-rate training (several λ) is not implemented yet; give one --lambda");
+    if (o.lambdas.empty()) fail("train: --lambda is required");
     cfg = nn::Config::load(o.config);
+    if (o.lambdas.size() > 1) {  // variable rate: the model carries one gain set per λ
+      std::sort(o.lambdas.begin(), o.lambdas.end());
+      if (cfg.has("rate.lambdas")) fail("train: give the λ list either in the config (rate.lambdas) or with --lambda");
+      std::ostringstream t;
+      t << cfg.text() << "\n# variable rate: gain units per λ (added by ntc train)\nrate.lambdas = ";
+      for (size_t i = 0; i < o.lambdas.size(); ++i) t << (i ? "," : "") << o.lambdas[i];
+      t << "\n";
+      cfg = nn::Config::parse(t.str(), cfg.origin());
+    }
   }
   if (o.steps < 1 || o.batch < 1 || o.crop < 1 || !(o.lr > 0)) fail("train: steps, batch, crop and lr must be positive");
   const QuantMode quant = parse_quant_mode(o.quant);
   const AdamForm form = parse_adam_form(o.adam);
 
   nn::Model model(cfg);
+  if (o.lambdas.size() > 1 && model.rate_lambdas().size() != o.lambdas.size())
+    fail("train: the model's rate.lambdas do not match --lambda");
+  if (o.lambdas.size() == 1 && !model.rate_lambdas().empty()) {
+    o.lambdas.assign(model.rate_lambdas().begin(), model.rate_lambdas().end());
+  }
   if (o.crop % model.downsampling()) fail("train: --crop must be a multiple of ", model.downsampling());
   State st;
   std::vector<Tensor> params;
@@ -255,10 +270,12 @@ int run_training(TrainOptions o, bool resume) {
   double acc_loss = 0, acc_bpp = 0, acc_mse = 0;
   int acc_n = 0;
   while (st.step < o.steps) {
-    const float lam = lambda_schedule(st.step, o.steps, o.lambdas[0]);
+    // Variable rate: each step trains one rate point, chosen by (seed, step) alone.
+    const int rate = o.lambdas.size() > 1 ? int(Rng::mix(o.seed ^ Rng::mix(uint64_t(st.step))) % o.lambdas.size()) : -1;
+    const float lam = lambda_schedule(st.step, o.steps, o.lambdas[size_t(std::max(rate, 0))]);
     const float lr = learning_rate(st.step, o.steps, o.lr);
     const Tensor batch = loader.next();
-    RdTerms terms = rd_loss(model, batch, lam, quant, st.noise);
+    RdTerms terms = rd_loss(model, batch, lam, quant, st.noise, rate);
     terms.loss.backward();
     const double gnorm = clip_grad_global_norm(params, o.clipnorm);
     adam.step(lr);
@@ -285,13 +302,17 @@ int run_training(TrainOptions o, bool resume) {
       acc_n = 0;
     }
     if (o.val_every > 0 && !o.val.empty() && st.step % o.val_every == 0) {
-      const ValResult v = validate(model, o);
-      std::fprintf(log, "{\"step\":%ld,\"val_bpp\":%.5f,\"val_est_bpp\":%.5f,\"val_psnr\":%.3f,\"val_images\":%d}\n",
-                   long(st.step), v.bpp, v.est_bpp, v.psnr, v.images);
-      std::fflush(log);
-      if (!o.quiet)
-        std::fprintf(stderr, "validation at step %ld: %.4f bpp (model estimate %.4f), PSNR %.2f dB on %d images\n",
-                     long(st.step), v.bpp, v.est_bpp, v.psnr, v.images);
+      const bool vr = !model.rate_lambdas().empty();
+      for (size_t l = 0; l < (vr ? o.lambdas.size() : 1); ++l) {
+        const double lam_v = vr ? o.lambdas[l] : 0.0;
+        const ValResult v = validate(model, o, lam_v);
+        std::fprintf(log, "{\"step\":%ld,\"val_lambda\":%g,\"val_bpp\":%.5f,\"val_est_bpp\":%.5f,\"val_psnr\":%.3f,"
+                     "\"val_images\":%d}\n", long(st.step), vr ? lam_v : double(o.lambdas[0]), v.bpp, v.est_bpp, v.psnr, v.images);
+        std::fflush(log);
+        if (!o.quiet)
+          std::fprintf(stderr, "validation at step %ld (λ %g): %.4f bpp (model estimate %.4f), PSNR %.2f dB on %d images\n",
+                       long(st.step), vr ? lam_v : double(o.lambdas[0]), v.bpp, v.est_bpp, v.psnr, v.images);
+      }
     }
     const bool limit = g_step_limit > 0 && st.step - first >= g_step_limit;
     if (g_stop || limit || st.step % o.checkpoint_every == 0 || st.step == o.steps)

@@ -16,7 +16,7 @@ namespace ntc::train {
 struct TrainOptions {
   std::string config;                    // name or path; its text is stored in checkpoints
   std::string data, val, out;            // training folder, validation folder (optional), output dir
-  std::vector<float> lambdas{0.01f};     // one λ (a list is reserved for variable-rate training)
+  std::vector<float> lambdas{0.01f};     // one λ, or several: a variable-rate model (gain units)
   int64_t steps = 1000;
   int crop = 128, batch = 8;
   float lr = 1e-4f, clipnorm = 1.0f, min_scale = 1.0f;

@@ -1,0 +1,110 @@
+// Images through .ntc streams: the decoder reproduces the encoder's reconstruction exactly, with
+// any thread count; streams of another model, truncated or damaged streams are errors; a
+// variable-rate model codes any λ in its range.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "lib/common.h"
+#include "lib/ops/ops.h"
+#include "lib/threads.h"
+#include "nn/compress.h"
+#include "nn/model.h"
+
+namespace ntc::nn {
+namespace {
+
+const char* kCfg =
+    "name = tiny\nlatent_channels = 16\nanalysis = cnn\nanalysis.channels_base = 16\nanalysis.activation = gdn\n"
+    "synthesis = two_layer_res\nsynthesis.channels = 6\nhyper_analysis = hyper\nhyper_synthesis = hyper\n";
+
+std::unique_ptr<Model> tiny(const std::string& extra = "", uint64_t seed = 3) {
+  auto m = std::make_unique<Model>(Config::parse(std::string(kCfg) + extra));
+  Rng rng(seed);
+  m->init(rng);
+  for (auto& [n, t] : m->named_parameters())  // move off the identity-like init a little
+    if (n.rfind("gain", 0) != 0)
+      for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] *= 1.f + 0.1f * (rng.uniform() - 0.5f);
+  m->finalize();
+  return m;
+}
+
+Tensor picture(int h, int w, uint64_t seed) {
+  Rng rng(seed);
+  Tensor t = Tensor::empty({1, 3, h, w});
+  for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = std::nearbyint(128 + 100 * std::sin(0.05 * double(i % w)) * rng.uniform());
+  return t;
+}
+
+TEST(Compress, DecoderReproducesEncoderExactlyAnyThreads) {
+  auto m = tiny();
+  for (auto [h, w] : {std::pair{1, 1}, std::pair{37, 90}, std::pair{130, 70}}) {
+    Tensor img = picture(h, w, 1);
+    Encoded e = compress(*m, img, 42);
+    EXPECT_GT(e.bytes.size(), 24u);
+    for (int threads : {1, 2, 3}) {
+      set_num_threads(threads);
+      Tensor d = decompress(*m, e.bytes.data(), e.bytes.size(), 42);
+      EXPECT_EQ(d.to_vector(), e.recon.to_vector()) << h << "x" << w << ", " << threads << " threads";
+    }
+    set_num_threads(0);
+    EXPECT_EQ(e.recon.shape(), img.shape());
+  }
+}
+
+TEST(Compress, ActualBitsCloseToTheEstimate) {
+  auto m = tiny();
+  Tensor img = picture(128, 192, 2);
+  Encoded e = compress(*m, img, 1);
+  const double bits = 8.0 * double(e.bytes.size());
+  // Header (≈ 40 bytes), CDF quantisation and index rounding make real streams a little larger.
+  EXPECT_GT(bits, 0.8 * e.est_bits);
+  EXPECT_LT(bits, 1.25 * e.est_bits + 400);
+}
+
+TEST(Compress, BadStreamsAreErrors) {
+  auto m = tiny();
+  Encoded e = compress(*m, picture(40, 50, 3), 7);
+  EXPECT_THROW(decompress(*m, e.bytes.data(), e.bytes.size(), 8), Error);  // another model
+  for (size_t n = 0; n < e.bytes.size(); n += 7) EXPECT_THROW(decompress(*m, e.bytes.data(), n, 7), Error);
+  Rng rng(4);
+  for (int i = 0; i < 300; ++i) {
+    auto t = e.bytes;
+    t[size_t(rng.next_u64() % t.size())] ^= uint8_t(1 + rng.next_u64() % 255);
+    EXPECT_THROW(decompress(*m, t.data(), t.size(), 7), Error);
+  }
+}
+
+TEST(Compress, VariableRateModelCodesAnyLambdaInRange) {
+  auto m = tiny("rate.lambdas = 0.004, 0.01, 0.03\n");
+  ASSERT_EQ(m->rate_lambdas().size(), 3u);
+  // Distinct gains per rate point: low λ coarser (smaller gains), high λ finer.
+  const float scale[3] = {0.5f, 1.f, 2.f};
+  for (auto& [n, t] : m->named_parameters())
+    if (n == "gain.y" || n == "gain.z")
+      for (int l = 0; l < 3; ++l)
+        for (int c = 0; c < 16; ++c) t.data()[l * 16 + c] = scale[l];
+      else if (n == "gain.y_inv" || n == "gain.z_inv")
+        for (int l = 0; l < 3; ++l)
+          for (int c = 0; c < 16; ++c) t.data()[l * 16 + c] = 1 / scale[l];
+  m->finalize();
+  Model::Gains g = m->gains_for(0.004), mid = m->gains_for(std::sqrt(0.004 * 0.01));
+  EXPECT_FLOAT_EQ(g.y.data()[0], 0.5f);
+  EXPECT_NEAR(mid.y.data()[5], std::sqrt(0.5), 1e-6);
+  EXPECT_NEAR(m->gains_for(0.03).z_inv.data()[3], 0.5, 1e-6);
+  Tensor img = picture(64, 64, 5);
+  size_t prev = 0;
+  for (double lam : {0.004, 0.007, 0.01, 0.02, 0.03}) {
+    Encoded e = compress(*m, img, 9, lam);
+    Tensor d = decompress(*m, e.bytes.data(), e.bytes.size(), 9);
+    EXPECT_EQ(d.to_vector(), e.recon.to_vector()) << "λ " << lam;
+    EXPECT_GE(e.bytes.size(), prev) << "λ " << lam;  // finer quantisation, more bits
+    prev = e.bytes.size();
+  }
+  EXPECT_THROW(compress(*m, img, 9, 0.1), Error);  // outside the trained range
+  EXPECT_THROW(compress(*m, img, 9, 0), Error);    // a rate is required
+  EXPECT_THROW(compress(*tiny(), img, 9, 0.01), Error);  // a fixed-rate model takes none
+}
+
+}  // namespace
+}  // namespace ntc::nn
