@@ -1,7 +1,9 @@
 // args — the small flag parser shared by every `ntc` subcommand.
-// Flags are `--name value`, `--name=value` or boolean `--name`; anything else is positional.
+// Flags are `--name value`, `--name=value` or boolean `--name`; single-letter flags may also be
+// written `-o value` / `-v` (cjpeg style); anything else (and `-` alone) is positional.
 // Unknown flags are errors (each subcommand lists what it accepts).
 #pragma once
+#include <cctype>
 #include <map>
 #include <set>
 #include <string>
@@ -18,11 +20,13 @@ class Args {
        const std::set<std::string>& boolean) {
     for (size_t i = 0; i < argv.size(); ++i) {
       const std::string& a = argv[i];
-      if (a.rfind("--", 0) != 0 || a == "--") {
+      const bool dashdash = a.rfind("--", 0) == 0 && a.size() > 2;
+      const bool short_flag = !dashdash && a.size() == 2 && a[0] == '-' && std::isalpha(static_cast<unsigned char>(a[1]));
+      if (!dashdash && !short_flag) {
         pos_.push_back(a);
         continue;
       }
-      std::string name = a.substr(2), value;
+      std::string name = a.substr(dashdash ? 2 : 1), value;
       const size_t eq = name.find('=');
       const bool has_eq = eq != std::string::npos;
       if (has_eq) {

@@ -16,6 +16,11 @@ namespace {
 const char* kUsage =
     "usage: ntc [--threads N] [--kernels simd|ref] <command> [args]\n"
     "commands:\n"
+    "  encode IN.(png|jpg|ppm) -o OUT.ntc [--model FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]\n"
+    "  decode IN.ntc -o OUT.(png|ppm) [--model FILE] [-v]\n"
+    "  eval --model FILE --data DIR [--sga ITERS] [--lambda L1,...] --json OUT.json [--csv OUT.csv] [--limit N]\n"
+    "  bdrate REF.json TEST.json [--json]  Bjontegaard delta rate / PSNR of two RD curves\n"
+    "  plot A.json B.json ... -o rd.svg|png  PSNR-vs-bpp curves\n"
     "  demo [--steps N] [--image FILE]   train a tiny autoencoder on one image (smoke test)\n"
     "  flops --config NAME|--model FILE [--size HxW] [--json] [--time]\n"
     "                                    FLOPs, parameters (and time) per layer and part\n"
@@ -76,6 +81,11 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return ntc::bench::run(args);
     if (cmd == "flops") return ntc::cli::cmd_flops(args);
     if (cmd == "train") return ntc::cli::cmd_train(args);
+    if (cmd == "encode") return ntc::cli::cmd_encode(args);
+    if (cmd == "decode") return ntc::cli::cmd_decode(args);
+    if (cmd == "eval") return ntc::cli::cmd_eval(args);
+    if (cmd == "bdrate") return ntc::cli::cmd_bdrate(args);
+    if (cmd == "plot") return ntc::cli::cmd_plot(args);
     std::fprintf(stderr, "ntc: error: unknown command '%s'\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const std::exception& e) {

@@ -11,6 +11,8 @@
 namespace ntc::nn {
 namespace {
 
+Tensor gain(const Tensor& v, const Tensor& g) { return g.defined() ? mul(v, g) : v; }
+
 double bits_of(const Tensor& p) {
   double b = 0;
   for (int64_t i = 0; i < p.numel(); ++i) b -= std::log2(double(p.data()[i]));
@@ -25,54 +27,68 @@ Tensor to_uint8_range(const Tensor& v) {
   return r;
 }
 
-Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lambda) {
-  NTC_CHECK(m.finalized(), "compress: the model has no entropy tables (finalize it)");
+Model::Gains gains_for_stream(const Model& m, double lambda) {
+  const bool vr = !m.rate_lambdas().empty();
+  if (vr != (lambda > 0)) fail(vr ? "this variable-rate model needs a λ" : "this model has a fixed rate (no λ)");
+  return vr ? m.gains_for(float(lambda)) : Model::Gains{};  // float: what the stream stores
+}
+
+Latents analyze(Model& m, const Tensor& image, double lambda) {
   NTC_CHECK(image.ndim() == 4 && image.dim(0) == 1 && image.dim(1) == 3, "compress: image ", shape_str(image.shape()));
   NoGrad ng;
-  const int64_t H = image.dim(2), W = image.dim(3);
+  const Model::Gains G = gains_for_stream(m, lambda);
+  Latents l;
+  l.y = gain(m.g_a()(m.preprocess(image)), G.y);
+  if (m.hyperprior()) l.z = gain((*m.h_a())(l.y), G.z);
+  return l;
+}
+
+Encoded encode_latents(Model& m, const Latents& l, int64_t H, int64_t W, uint64_t model_hash, double lambda) {
+  NTC_CHECK(m.finalized(), "compress: the model has no entropy tables (finalize it)");
+  NoGrad ng;
+  const Model::Gains G = gains_for_stream(m, lambda);
   const int M = m.latent_channels();
   Encoded e;
   codec::Container c;
   c.model_hash = model_hash;
   c.height = uint32_t(H);
   c.width = uint32_t(W);
-  const bool vr = !m.rate_lambdas().empty();
-  if (vr != (lambda > 0)) fail(vr ? "this variable-rate model needs --lambda" : "this model has a fixed rate (no --lambda)");
-  const float lam = float(lambda);  // what the stream stores, and so what the decoder will use
-  const Model::Gains G = vr ? m.gains_for(lam) : Model::Gains{};
-  auto gain = [](const Tensor& v, const Tensor& g) { return g.defined() ? mul(v, g) : v; };
-  Tensor y = gain(m.g_a()(m.preprocess(image)), G.y), y_hat;
+  Tensor y_hat;
   auto& eb = m.entropy_bottleneck();
   if (m.hyperprior()) {
-    Tensor z = gain((*m.h_a())(y), G.z);
     codec::RansEncoder ez;
-    eb.encode(z, ez);
+    eb.encode(l.z, ez);
     c.sections.push_back(ez.finish());
-    const Tensor z_hat = eb.quantize(z);
+    const Tensor z_hat = eb.quantize(l.z);
     e.est_bits += bits_of(eb.likelihood(z_hat));
     const Tensor hs = (*m.h_s())(gain(z_hat, G.z_inv));
     const Tensor mu = slice_channels(hs, 0, M), r = slice_channels(hs, M, M);
     const auto idx = m.gaussian_conditional().indexes(r);
     codec::RansEncoder ey;
-    m.gaussian_conditional().encode(y, mu, idx, ey);
+    m.gaussian_conditional().encode(l.y, mu, idx, ey);
     c.sections.push_back(ey.finish());
-    y_hat = add(round_ste(sub(y, mu)), mu);
+    y_hat = add(round_ste(sub(l.y, mu)), mu);
     e.est_bits += bits_of(codec::GaussianConditional::likelihood(y_hat, m.gaussian_conditional().scales(r), mu));
   } else {
     codec::RansEncoder ey;
-    eb.encode(y, ey);
+    eb.encode(l.y, ey);
     c.sections.push_back(ey.finish());
-    y_hat = eb.quantize(y);
+    y_hat = eb.quantize(l.y);
     e.est_bits += bits_of(eb.likelihood(y_hat));
   }
-  if (vr) {
-    std::vector<uint8_t> l(4);
-    std::memcpy(l.data(), &lam, 4);
-    c.sections.push_back(l);
+  if (!m.rate_lambdas().empty()) {
+    const float lam = float(lambda);
+    std::vector<uint8_t> b(4);
+    std::memcpy(b.data(), &lam, 4);
+    c.sections.push_back(b);
   }
   e.bytes = codec::write_container(c);
   e.recon = to_uint8_range(m.postprocess(m.g_s()(gain(y_hat, G.y_inv)), H, W));
   return e;
+}
+
+Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lambda) {
+  return encode_latents(m, analyze(m, image, lambda), image.dim(2), image.dim(3), model_hash, lambda);
 }
 
 Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash) {
@@ -92,7 +108,6 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
     if (!std::isfinite(lam) || !(lam > 0)) fail("corrupt ntc stream: bad λ");
     G = m.gains_for(lam);
   }
-  auto gain = [](const Tensor& v, const Tensor& g) { return g.defined() ? mul(v, g) : v; };
   const int64_t f = m.downsampling(), M = m.latent_channels();
   const int64_t Hp = (int64_t(c.height) + f - 1) / f * f, Wp = (int64_t(c.width) + f - 1) / f * f;
   Tensor y_hat;

@@ -24,6 +24,16 @@ struct Encoded {
 // image [1,3,H,W] with values 0..255. The model must be finalize()d. lambda selects the rate of a
 // variable-rate model (any value within its range; stored in the stream) and must be 0 otherwise.
 Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lambda = 0);
+
+// The two halves of compress(), for encoders that refine the latents first (SGA, train/sga.h).
+struct Latents {
+  Tensor y, z;  // continuous, gains applied; z undefined for a factorized model
+};
+Latents analyze(Model& m, const Tensor& image, double lambda = 0);
+Encoded encode_latents(Model& m, const Latents& l, int64_t height, int64_t width, uint64_t model_hash,
+                       double lambda = 0);
+// The gains a stream with this λ uses (empty for a fixed-rate model); throws on a bad λ.
+Model::Gains gains_for_stream(const Model& m, double lambda);
 // Throws ntc::Error for a malformed stream or one made with another model.
 Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash);
 

@@ -33,6 +33,7 @@ Model::Model(const Config& cfg) : cfg_(cfg) {
   gc_ = codec::GaussianConditional(parse_scale_mode(cfg_.str("scale_mode", "tf_index")));
   cfg_.str("name", "");  // free-form label
   lambdas_ = cfg_.numbers("rate.lambdas");
+  trained_lambda_ = cfg_.number("lambda", 0.0);
   if (lambdas_.size() == 1) fail(cfg_.origin(), ": rate.lambdas needs at least two values");
   for (size_t i = 1; i < lambdas_.size(); ++i)
     if (!(lambdas_[i] > lambdas_[i - 1])) fail(cfg_.origin(), ": rate.lambdas must be ascending");

@@ -48,6 +48,9 @@ class Model {
   void finalize();       // entropy tables (medians, quantiles, CDFs) from the current weights
   bool finalized() const { return eb_.finalized() && (!hyper_ || gc_.finalized()); }
 
+  // λ the model was trained for (config key `lambda`, written by ntc train; 0 if unknown).
+  double trained_lambda() const { return trained_lambda_; }
+
   // ---- variable rate ----
   const std::vector<double>& rate_lambdas() const { return lambdas_; }  // empty: fixed rate
   struct Gains {
@@ -71,6 +74,7 @@ class Model {
   codec::EntropyBottleneck eb_;
   codec::GaussianConditional gc_;
   std::vector<double> lambdas_;
+  double trained_lambda_ = 0;
   Tensor gain_y_, gain_y_inv_, gain_z_, gain_z_inv_;  // [L, M] (defined when lambdas_ is)
 };
 

@@ -228,6 +228,12 @@ const std::map<std::string, OpFn>& ops() {
          out["global_norm"] = r.back().reshape({1});
          return out;
        }},
+      {"sga_round",
+       [](const TvCase& c, Named& in) {
+         if (c.attr("eps") != 1e-5) fail("eps differs");
+         const Tensor off = c.attr("with_offset") != 0 ? in.at("offset") : Tensor();
+         return Named{{"y", sga_round(in.at("mu"), in.at("u"), float(c.attr("tau")), off)}};
+       }},
       {"tf_scale_from_index",
        [](const TvCase& c, Named& in) {
          const double lo = std::log(c.attr("scale_min")), f = c.attr("factor");

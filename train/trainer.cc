@@ -220,6 +220,10 @@ int run_training(TrainOptions o, bool resume) {
       for (size_t i = 0; i < o.lambdas.size(); ++i) t << (i ? "," : "") << o.lambdas[i];
       t << "\n";
       cfg = nn::Config::parse(t.str(), cfg.origin());
+    } else if (!cfg.has("lambda")) {  // remembered in the model file (SGA encoding needs it)
+      std::ostringstream t;
+      t << cfg.text() << "\n# trained for (added by ntc train)\nlambda = " << o.lambdas[0] << "\n";
+      cfg = nn::Config::parse(t.str(), cfg.origin());
     }
   }
   if (o.steps < 1 || o.batch < 1 || o.crop < 1 || !(o.lr > 0)) fail("train: steps, batch, crop and lr must be positive");

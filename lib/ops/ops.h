@@ -10,7 +10,7 @@
 //   conv.cc         conv2d conv_transpose2d (TF "SAME" or explicit padding)
 //   gdn.cc          gdn1 (and inverse) nonneg_reparam
 //   shape.cc        concat_channels slice_channels depth_to_space
-//   quant.cc        round_ste add_uniform_noise
+//   quant.cc        round_ste add_uniform_noise sga_round
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -103,5 +103,15 @@ Tensor depth_to_space(const Tensor& x, int r);
 Tensor round_ste(const Tensor& x);
 // x + u, u ~ U(-1/2, 1/2) drawn from rng; gradient identity.
 Tensor add_uniform_noise(const Tensor& x, Rng& rng);
+// SGA stochastic soft rounding (SPEC §4.3): with m = mu − offset, fl = ⌊m⌋, ce = ⌈m⌉,
+//   ℓ_dn = −atanh(clip(m − fl))/τ, ℓ_up = −atanh(clip(ce − m))/τ (clip to ±(1 − 1e−5)),
+//   p = softmax(([ℓ_dn, ℓ_up] + g)/τ), g = −log(−log u) (u [..., 2]: down, up),
+//   y = fl·p_dn + ce·p_up + offset. ⌊·⌋, ⌈·⌉ have zero gradient; clip passes it inside the range.
+// offset: undefined (integers), a tensor like mu, or a channel vector [C].
+Tensor sga_round(const Tensor& mu, const Tensor& u, float tau, const Tensor& offset = Tensor());
+// u for sga_round: shape mu.shape + [2], uniform in [2^-24, 1).
+Tensor sga_noise(const Shape& mu_shape, Rng& rng);
+// τ(t) = clip(τ_ub·exp(−r·(t − t0)), 1e−8, τ_ub), the SGA temperature schedule (SPEC §4.4).
+float sga_temperature(int64_t t, float tau_ub = 0.5f, float rate = 5e-4f, float t0 = 200.f);
 
 }  // namespace ntc

@@ -1,0 +1,300 @@
+// The codec a user runs: `ntc encode`, `ntc decode`, `ntc eval`, `ntc bdrate`, `ntc plot`.
+// Conventions of cjpeg/cwebp: input, -o output, a quality knob, -v. Outputs are written
+// atomically (temp file + rename); every bad input is a one-line error and exit status 1.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "lib/common.h"
+#include "lib/fileio.h"
+#include "lib/image.h"
+#include "lib/json.h"
+#include "lib/metrics.h"
+#include "lib/threads.h"
+#include "nn/compress.h"
+#include "nn/config.h"
+#include "nn/model_file.h"
+#include "train/data.h"
+#include "train/sga.h"
+
+namespace ntc::cli {
+namespace {
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+std::string default_model() { return nn::data_dir() + "/models/ntc_small.ntcm"; }
+
+struct LoadedModel {
+  std::unique_ptr<nn::Model> model;
+  uint64_t hash = 0;
+  std::string path;
+};
+
+LoadedModel load(const std::string& path) {
+  LoadedModel m;
+  m.path = path;
+  if (path == default_model() && !std::ifstream(path).good())
+    fail("the default model ", path, " is missing (see data/MODELS.md); pass --model FILE");
+  const std::vector<uint8_t> bytes = read_file(path);
+  m.model = nn::deserialize_model(bytes.data(), bytes.size(), path);
+  m.hash = nn::model_hash(bytes.data(), bytes.size());
+  return m;
+}
+
+double parse_positive(const Args& a, const char* k) {
+  char* end = nullptr;
+  const double v = std::strtod(a.str(k).c_str(), &end);
+  if (a.str(k).empty() || *end || !(v > 0)) fail("--", k, " wants a positive number, got '", a.str(k), "'");
+  return v;
+}
+
+// The rate of a variable-rate model from --lambda or --quality (0..100, log-spaced over its λ
+// range; default 50); 0 for a fixed-rate model (which takes neither).
+double rate_lambda(const nn::Model& m, const Args& a) {
+  const auto& ls = m.rate_lambdas();
+  if (a.has("lambda") && a.has("quality")) fail("give --lambda or --quality, not both");
+  if (ls.empty()) {
+    if (a.has("quality")) fail("this model has a fixed rate: --quality does not apply");
+    return 0;
+  }
+  if (a.has("lambda")) return parse_positive(a, "lambda");
+  const long q = a.integer("quality", 50);
+  if (q < 0 || q > 100) fail("--quality wants 0..100");
+  return ls.front() * std::pow(ls.back() / ls.front(), double(q) / 100.0);
+}
+
+// λ of the SGA loss: the rate for a variable-rate model, else --lambda or the trained λ.
+double sga_lambda(const nn::Model& m, const Args& a, double rate) {
+  if (rate > 0) return rate;
+  if (a.has("lambda")) return parse_positive(a, "lambda");
+  if (m.trained_lambda() > 0) return m.trained_lambda();
+  fail("--sga needs --lambda: this model file does not record the λ it was trained for");
+}
+
+class Progress {  // a progress bar with ETA on stderr, updated at most 10 times a second
+ public:
+  Progress(std::string what, int total, bool on) : what_(std::move(what)), total_(total), on_(on), t0_(now_s()) {}
+  void update(int done, const std::string& extra = "") {
+    if (!on_) return;
+    const double t = now_s();
+    if (done < total_ && t - last_ < 0.1) return;
+    last_ = t;
+    const double eta = done > 0 ? (t - t0_) / done * (total_ - done) : 0;
+    std::fprintf(stderr, "\r%s %d/%d  %.0f%%  ETA %.0fs %s   ", what_.c_str(), done, total_, 100.0 * done / total_, eta,
+                 extra.c_str());
+    if (done >= total_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  std::string what_;
+  int total_;
+  bool on_;
+  double t0_, last_ = 0;
+};
+
+nn::Encoded encode_image(LoadedModel& lm, const Tensor& img, double rate, int sga_iters, double sga_lam, bool progress,
+                         const std::string& label) {
+  if (sga_iters <= 0) return nn::compress(*lm.model, img, lm.hash, rate);
+  train::SgaOptions o;
+  o.iters = sga_iters;
+  Progress bar("SGA " + label, sga_iters, progress);
+  const nn::Latents l = train::sga_refine(*lm.model, img, sga_lam, rate, o, [&](int t, double loss) {
+    char b[48];
+    std::snprintf(b, sizeof b, "loss %.4f", loss);
+    bar.update(t + 1, b);
+  });
+  return nn::encode_latents(*lm.model, l, img.dim(2), img.dim(3), lm.hash, rate);
+}
+
+}  // namespace
+
+int cmd_encode(const std::vector<std::string>& argv) {
+  Args a(argv, {"o", "model", "lambda", "quality", "sga"}, {"v", "psnr", "quiet"});
+  if (a.positional().size() != 1) fail("usage: ntc encode IN.(png|jpg|ppm) -o OUT.ntc [--model FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]");
+  if (!a.has("o")) fail("encode: -o OUT.ntc is required");
+  const std::string in = a.positional()[0], out = a.str("o");
+  LoadedModel lm = load(a.str("model", default_model()));
+  const double rate = rate_lambda(*lm.model, a);
+  const long sga = a.integer("sga", 0);
+  if (sga < 0 || sga > 1000000) fail("--sga wants 0..1000000 iterations");
+  const double sga_lam = sga > 0 ? sga_lambda(*lm.model, a, rate) : 0;
+  const Tensor img = read_image(in);
+  if (img.dim(2) > 65536 || img.dim(3) > 65536) fail(in, ": images up to 65536 pixels per side are supported");
+  const double t0 = now_s();
+  nn::Encoded e = encode_image(lm, img, rate, int(sga), sga_lam, !a.has("quiet"), in);
+  const double t1 = now_s();
+  write_file_atomic(out, e.bytes);
+  const double px = double(img.dim(2) * img.dim(3));
+  std::printf("%s: %ldx%ld, %zu bytes, %.4f bpp", out.c_str(), long(img.dim(3)), long(img.dim(2)), e.bytes.size(),
+              8.0 * double(e.bytes.size()) / px);
+  if (a.has("psnr")) std::printf(", PSNR %.2f dB", psnr(e.recon, img));
+  std::printf("\n");
+  if (a.has("v"))
+    std::fprintf(stderr, "model %s, %s, model estimate %.4f bpp, encode %.3f s%s, %d threads\n", lm.path.c_str(),
+                 rate > 0 ? ("λ " + std::to_string(rate)).c_str() : "fixed rate", e.est_bits / px, t1 - t0,
+                 sga > 0 ? (" (" + std::to_string(sga) + " SGA iterations)").c_str() : "", num_threads());
+  return 0;
+}
+
+int cmd_decode(const std::vector<std::string>& argv) {
+  Args a(argv, {"o", "model"}, {"v"});
+  if (a.positional().size() != 1) fail("usage: ntc decode IN.ntc -o OUT.(png|ppm) [--model FILE]");
+  if (!a.has("o")) fail("decode: -o OUT.png is required");
+  const std::string out = a.str("o");
+  if (!(out.size() > 4 && (out.substr(out.size() - 4) == ".png" || out.substr(out.size() - 4) == ".ppm")))
+    fail("decode: the output must end in .png or .ppm");
+  LoadedModel lm = load(a.str("model", default_model()));
+  const std::vector<uint8_t> bytes = read_file(a.positional()[0]);
+  const double t0 = now_s();
+  const Tensor img = nn::decompress(*lm.model, bytes.data(), bytes.size(), lm.hash);
+  const double t1 = now_s();
+  write_image(out, img);
+  if (a.has("v"))
+    std::fprintf(stderr, "%s: %ldx%ld, decoded in %.3f s with %d threads\n", out.c_str(), long(img.dim(3)),
+                 long(img.dim(2)), t1 - t0, num_threads());
+  return 0;
+}
+
+int cmd_eval(const std::vector<std::string>& argv) {
+  Args a(argv, {"model", "data", "sga", "lambda", "json", "csv", "limit", "name"}, {"quiet"});
+  if (!a.has("data") || !a.has("json")) fail("usage: ntc eval --model FILE --data DIR [--sga ITERS] [--lambda L1,L2,...] --json OUT.json [--csv OUT.csv]");
+  LoadedModel lm = load(a.str("model", default_model()));
+  nn::Model& m = *lm.model;
+  std::vector<double> rates;  // 0 = the fixed rate
+  if (a.has("lambda")) {
+    std::stringstream s(a.str("lambda"));
+    std::string item;
+    while (std::getline(s, item, ',')) rates.push_back(std::strtod(item.c_str(), nullptr));
+    for (double r : rates)
+      if (!(r > 0)) fail("--lambda wants positive numbers");
+  }
+  if (m.rate_lambdas().empty()) {
+    if (rates.size() > 1) fail("a fixed-rate model has one rate point; --lambda only sets the SGA λ");
+  } else if (rates.empty()) {
+    rates = m.rate_lambdas();
+  }
+  const bool fixed = m.rate_lambdas().empty();
+  if (fixed) rates = {rates.empty() ? 0.0 : rates[0]};
+  const long sga = a.integer("sga", 0);
+  std::vector<std::string> files = train::list_images(a.str("data"));
+  const long limit = a.integer("limit", 0);
+  if (limit > 0 && files.size() > size_t(limit)) files.resize(size_t(limit));
+  if (files.empty()) fail("eval: no images in ", a.str("data"));
+
+  struct Row {
+    std::string file;
+    double bpp, est_bpp, psnr, msssim, enc_s, dec_s;
+  };
+  std::vector<std::vector<Row>> all;
+  Progress bar("eval", int(files.size() * rates.size()), !a.has("quiet"));
+  int done = 0;
+  for (double r : rates) {
+    const double rate = fixed ? 0 : r;
+    double sga_lam = 0;
+    if (sga > 0) sga_lam = fixed ? (r > 0 ? r : m.trained_lambda()) : r;
+    if (sga > 0 && !(sga_lam > 0)) fail("--sga needs --lambda: the model does not record its λ");
+    std::vector<Row> rows;
+    for (const std::string& f : files) {
+      const Tensor img = read_image(f);
+      const double t0 = now_s();
+      nn::Encoded e = encode_image(lm, img, rate, int(sga), sga_lam, false, f);
+      const double t1 = now_s();
+      const Tensor dec = nn::decompress(m, e.bytes.data(), e.bytes.size(), lm.hash);
+      const double t2 = now_s();
+      if (dec.to_vector() != e.recon.to_vector()) fail("eval: decoded image differs from the encoder's reconstruction: ", f);
+      const double px = double(img.dim(2) * img.dim(3));
+      rows.push_back({f, 8.0 * double(e.bytes.size()) / px, e.est_bits / px, psnr(dec, img), ms_ssim(dec, img), t1 - t0, t2 - t1});
+      bar.update(++done);
+    }
+    all.push_back(rows);
+  }
+  auto mean = [](const std::vector<Row>& rows, double Row::*f) {
+    double s = 0;
+    for (const Row& r : rows) s += r.*f;
+    return s / double(rows.size());
+  };
+  std::ostringstream j;
+  j.precision(8);
+  auto arr = [&](double Row::*f) {
+    j << "[";
+    for (size_t i = 0; i < all.size(); ++i) j << (i ? "," : "") << mean(all[i], f);
+    j << "]";
+  };
+  j << "{\"name\":\"" << json_escape(a.str("name", "ntc " + lm.path)) << "\",\"model\":\"" << json_escape(lm.path)
+    << "\",\"sga_iters\":" << sga << ",\"images\":" << files.size() << ",\"lambda\":[";
+  for (size_t i = 0; i < rates.size(); ++i) j << (i ? "," : "") << rates[i];
+  j << "],\"bpp\":";
+  arr(&Row::bpp);
+  j << ",\"est_bpp\":";
+  arr(&Row::est_bpp);
+  j << ",\"psnr_rgb\":";
+  arr(&Row::psnr);
+  j << ",\"msssim\":";
+  arr(&Row::msssim);
+  j << ",\"enc_s_mean\":";
+  arr(&Row::enc_s);
+  j << ",\"dec_s_mean\":";
+  arr(&Row::dec_s);
+  j << ",\"threads\":" << num_threads() << ",\"per_image\":[";
+  for (size_t i = 0; i < all.size(); ++i) {
+    j << (i ? "," : "") << "[";
+    for (size_t k = 0; k < all[i].size(); ++k) {
+      const Row& r = all[i][k];
+      j << (k ? "," : "") << "{\"file\":\"" << json_escape(r.file) << "\",\"bpp\":" << r.bpp << ",\"est_bpp\":" << r.est_bpp
+        << ",\"psnr\":" << r.psnr << ",\"msssim\":" << r.msssim << ",\"enc_s\":" << r.enc_s << ",\"dec_s\":" << r.dec_s << "}";
+    }
+    j << "]";
+  }
+  j << "]}\n";
+  const std::string js = j.str();
+  write_file_atomic(a.str("json"), std::vector<uint8_t>(js.begin(), js.end()));
+  if (a.has("csv")) {
+    std::ostringstream c;
+    c.precision(8);
+    c << "lambda,file,bpp,est_bpp,psnr,msssim,enc_s,dec_s\n";
+    for (size_t i = 0; i < all.size(); ++i)
+      for (const Row& r : all[i])
+        c << rates[i] << "," << r.file << "," << r.bpp << "," << r.est_bpp << "," << r.psnr << "," << r.msssim << "," << r.enc_s
+          << "," << r.dec_s << "\n";
+    const std::string cs = c.str();
+    write_file_atomic(a.str("csv"), std::vector<uint8_t>(cs.begin(), cs.end()));
+  }
+  for (size_t i = 0; i < all.size(); ++i)
+    std::printf("λ %-8g %.4f bpp (estimate %.4f), PSNR %.3f dB, MS-SSIM %.5f, encode %.3f s, decode %.3f s\n", rates[i],
+                mean(all[i], &Row::bpp), mean(all[i], &Row::est_bpp), mean(all[i], &Row::psnr), mean(all[i], &Row::msssim),
+                mean(all[i], &Row::enc_s), mean(all[i], &Row::dec_s));
+  return 0;
+}
+
+namespace {
+RdCurve curve_of(const std::string& path) {
+  const Json j = read_json_file(path);
+  const Json* b = j.get("bpp");
+  const Json* p = j.get("psnr_rgb");
+  if (!b || !p) fail(path, ": needs 'bpp' and 'psnr_rgb' arrays");
+  return {b->numbers(), p->numbers()};
+}
+std::string name_of(const std::string& path) {
+  const Json j = read_json_file(path);
+  const Json* n = j.get("name");
+  return n && n->kind == Json::String ? n->str : path;
+}
+}  // namespace
+
+int cmd_bdrate(const std::vector<std::string>& argv) {
+  Args a(argv, {}, {"json"});
+  if (a.positional().size() != 2) fail("usage: ntc bdrate REF.json TEST.json [--json]");
+  const RdCurve ref = curve_of(a.positional()[0]), test = curve_of(a.positional()[1]);
+  const double r = bd_rate(ref, test), p = bd_psnr(ref, test);
+  if (a.has("json")) std::printf("{\"bd_rate_percent\":%.4f,\"bd_psnr_db\":%.4f}\n", r, p);
+  else std::printf("BD-rate %+.2f%%, BD-PSNR %+.3f dB (%s vs %s; PCHIP in log-rate over the overlap)\n", r, p,
+                   name_of(a.positional()[1]).c_str(), name_of(a.positional()[0]).c_str());
+  return 0;
+}
+
+}  // namespace ntc::cli
