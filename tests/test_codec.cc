@@ -1,0 +1,194 @@
+// The user-facing codec: SGA, metrics, BD-rate, and the `ntc` binary's behaviour on good and bad
+// input (run through $NTC_BIN, which `make test` sets; skipped with a message otherwise).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "lib/common.h"
+#include "lib/fileio.h"
+#include "lib/image.h"
+#include "lib/metrics.h"
+#include "lib/ops/ops.h"
+#include "nn/compress.h"
+#include "nn/model.h"
+#include "nn/model_file.h"
+#include "tests/gradcheck.h"
+#include "train/sga.h"
+
+namespace ntc {
+namespace {
+namespace fs = std::filesystem;
+
+const char* kCfg =
+    "name = tiny\nlatent_channels = 16\nanalysis = cnn\nanalysis.channels_base = 16\nanalysis.activation = gdn\n"
+    "synthesis = jpeg_like\nhyper_analysis = hyper\nhyper_synthesis = hyper\nlambda = 0.01\n";
+
+std::unique_ptr<nn::Model> tiny() {
+  auto m = std::make_unique<nn::Model>(nn::Config::parse(kCfg));
+  Rng rng(8);
+  m->init(rng);
+  m->finalize();
+  return m;
+}
+
+Tensor picture(int h, int w) {
+  Tensor t = Tensor::empty({1, 3, h, w});
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        t.data()[(c * h + y) * w + x] = float((x * 3 + y * (c + 1) + ((x / 8 + y / 8) % 2) * 60) % 256);
+  return t;
+}
+
+TEST(Sga, TemperatureScheduleMatchesSpec) {
+  EXPECT_FLOAT_EQ(sga_temperature(0), 0.5f);
+  EXPECT_FLOAT_EQ(sga_temperature(200), 0.5f);
+  EXPECT_NEAR(sga_temperature(1000), 0.335, 1e-3);
+  EXPECT_NEAR(sga_temperature(2000), 0.203, 1e-3);
+  EXPECT_NEAR(sga_temperature(2700), 0.143, 1e-3);
+  EXPECT_NEAR(sga_temperature(2999), 0.1234, 1e-4);
+}
+
+TEST(Sga, RoundingGradientsAndLimits) {
+  Rng rng(2);
+  Tensor mu = Tensor::uniform({2, 3, 4, 5}, -3, 3, rng).set_requires_grad(true);
+  for (int64_t i = 0; i < mu.numel(); ++i) {  // keep FD away from integers (floor/ceil jumps)
+    float& v = mu.data()[i];
+    const float f = v - std::floor(v);
+    if (f < 0.1f || f > 0.9f) v = std::floor(v) + 0.5f;
+  }
+  Tensor off = Tensor::uniform({3}, -0.3f, 0.3f, rng).set_requires_grad(true);
+  Tensor u = sga_noise(mu.shape(), rng);
+  testing::GradCheckOpts o;
+  o.h = 1e-3;
+  o.tol = 2e-2;
+  testing::gradcheck("sga_round", {mu, off}, [&](auto& v) { return sga_round(v[0], u, 0.4f, v[1]); }, o);
+  // Low temperature: hard rounding; integers stay put.
+  Tensor x = Tensor::from({4}, {0.2f, 1.7f, -2.0f, 3.0f});
+  Tensor y = sga_round(x, sga_noise(x.shape(), rng), 1e-3f);
+  EXPECT_EQ(y.to_vector(), (std::vector<float>{0, 2, -2, 3}));
+}
+
+// SGA lowers the rate–distortion loss of what is actually coded, relative to the amortised encoder.
+TEST(Sga, LowersTheRdLossOfATestImage) {
+  auto m = tiny();
+  const Tensor img = picture(64, 96);
+  const nn::Latents amortised = nn::analyze(*m, img);
+  train::SgaOptions o;
+  o.iters = 120;
+  const nn::Latents refined = train::sga_refine(*m, img, 0.01, 0, o);
+  const double before = train::rd_loss_hard(*m, img, amortised, 0.01, 0);
+  const double after = train::rd_loss_hard(*m, img, refined, 0.01, 0);
+  EXPECT_LT(after, before) << "SGA " << before << " -> " << after;
+  // The decoder is unchanged: the refined stream decodes to the encoder's reconstruction.
+  nn::Encoded e = nn::encode_latents(*m, refined, 64, 96, 5);
+  EXPECT_EQ(nn::decompress(*m, e.bytes.data(), e.bytes.size(), 5).to_vector(), e.recon.to_vector());
+  for (auto& [n, p] : m->named_parameters()) EXPECT_TRUE(p.requires_grad()) << n << " left frozen";
+}
+
+TEST(Metrics, MsSsimKnownValues) {
+  const Tensor a = picture(200, 240);
+  EXPECT_NEAR(ms_ssim(a, a), 1.0, 1e-12);
+  EXPECT_NEAR(ssim(a, a), 1.0, 1e-12);
+  // Constant images a, b: every contrast-structure term is 1 and luminance is
+  // (2ab + C1)/(a² + b² + C1) at every scale, so MS-SSIM = l^0.1333 (last-scale weight).
+  const Tensor x = Tensor::full({1, 3, 200, 200}, 100), y = Tensor::full({1, 3, 200, 200}, 120);
+  const double c1 = (0.01 * 255) * (0.01 * 255), l = (2 * 100.0 * 120 + c1) / (100.0 * 100 + 120.0 * 120 + c1);
+  EXPECT_NEAR(ms_ssim(x, y), std::pow(l, 0.1333), 1e-9);
+  EXPECT_NEAR(ssim(x, y), l, 1e-9);
+  Tensor noisy = a.clone();
+  Rng rng(1);
+  for (int64_t i = 0; i < noisy.numel(); ++i) noisy.data()[i] += 20 * (rng.uniform() - 0.5f);
+  const double v = ms_ssim(a, noisy);
+  EXPECT_GT(v, 0.5);
+  EXPECT_LT(v, 0.999);
+  EXPECT_NEAR(psnr(x, y), 10 * std::log10(255.0 * 255 / 400), 1e-9);
+}
+
+TEST(Metrics, BdRateOfKnownShifts) {
+  const RdCurve ref{{0.1, 0.25, 0.5, 1.0, 2.0}, {26, 29, 32, 35, 38.5}};
+  EXPECT_NEAR(bd_rate(ref, ref), 0.0, 1e-9);
+  EXPECT_NEAR(bd_psnr(ref, ref), 0.0, 1e-9);
+  RdCurve cheaper = ref;
+  for (double& b : cheaper.bpp) b *= 0.9;
+  EXPECT_NEAR(bd_rate(ref, cheaper), -10.0, 1e-6);
+  RdCurve better = ref;
+  for (double& p : better.psnr) p += 0.5;
+  EXPECT_NEAR(bd_psnr(ref, better), 0.5, 1e-6);
+  EXPECT_THROW(bd_rate(ref, RdCurve{{5, 6}, {50, 51}}), Error);  // no overlap
+}
+
+// ---------------------------------------------------------------- the binary
+struct Bin {
+  std::string bin, dir;
+  Bin() {
+    const char* b = std::getenv("NTC_BIN");
+    if (b && *b) bin = fs::absolute(b).string();
+    dir = ::testing::TempDir() + "/ntc_cli_" + std::to_string(getpid());
+    fs::create_directories(dir);
+  }
+  ~Bin() { fs::remove_all(dir); }
+  // Exit status, or 128 + signal when killed by one.
+  int run(const std::string& args) const {
+    const int st = std::system((bin + " " + args + " >" + dir + "/out.txt 2>" + dir + "/err.txt").c_str());
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return WEXITSTATUS(st);
+  }
+  std::string err() const {
+    std::ifstream f(dir + "/err.txt");
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }
+};
+
+TEST(Cli, EncodeDecodeRoundTripAndBadInput) {
+  Bin b;
+  if (b.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
+  auto m = tiny();
+  nn::save_model(b.dir + "/m.ntcm", *m, nn::WeightFormat::F16);
+  write_image(b.dir + "/in.png", picture(45, 70));
+  const std::string M = " --model " + b.dir + "/m.ntcm";
+  ASSERT_EQ(b.run("encode " + b.dir + "/in.png -o " + b.dir + "/a.ntc" + M), 0) << b.err();
+  ASSERT_EQ(b.run("decode " + b.dir + "/a.ntc -o " + b.dir + "/a.png" + M), 0) << b.err();
+  for (int t : {1, 2, 4}) {  // byte-identical decodes with any thread count
+    ASSERT_EQ(b.run("--threads " + std::to_string(t) + " decode " + b.dir + "/a.ntc -o " + b.dir + "/t.ppm" + M), 0);
+    if (t == 1) fs::copy_file(b.dir + "/t.ppm", b.dir + "/t1.ppm");
+    EXPECT_EQ(read_file(b.dir + "/t.ppm"), read_file(b.dir + "/t1.ppm")) << t << " threads";
+  }
+  const Tensor dec = read_image(b.dir + "/a.png");
+  EXPECT_EQ(dec.shape(), (Shape{1, 3, 45, 70}));
+  // Bad input: one-line error, exit status 1, never a signal; outputs not half-written.
+  std::ofstream(b.dir + "/garbage.ntc") << "garbage";
+  std::ofstream(b.dir + "/empty.png");
+  auto a = read_file(b.dir + "/a.ntc");
+  a.resize(a.size() / 2);
+  write_file_atomic(b.dir + "/half.ntc", a);
+  auto other = tiny();
+  other->named_parameters()[0].second.data()[0] += 1;
+  nn::save_model(b.dir + "/other.ntcm", *other, nn::WeightFormat::F16);
+  const std::vector<std::string> bad = {
+      "decode " + b.dir + "/garbage.ntc -o " + b.dir + "/a.png" + M,
+      "decode " + b.dir + "/half.ntc -o " + b.dir + "/a.png" + M,
+      "decode " + b.dir + "/a.ntc -o " + b.dir + "/x.png --model " + b.dir + "/other.ntcm",
+      "decode " + b.dir + "/missing.ntc -o " + b.dir + "/x.png" + M,
+      "encode " + b.dir + "/empty.png -o " + b.dir + "/x.ntc" + M,
+      "encode " + b.dir + "/garbage.ntc -o " + b.dir + "/x.ntc" + M,
+      "encode " + b.dir + "/in.png -o " + b.dir + "/x.ntc --frobnicate" + M,
+      "encode " + b.dir + "/in.png -o " + b.dir + "/x.ntc --quality 50" + M,  // fixed-rate model
+      "encode " + b.dir + "/in.png" + M,
+      "nosuchcommand",
+  };
+  for (const std::string& c : bad) {
+    const int rc = b.run(c);  // 1: bad input, 2: usage; never 0, never a signal
+    EXPECT_TRUE(rc == 1 || rc == 2) << c << ": exit " << rc << ": " << b.err();
+    EXPECT_NE(b.err().find("ntc: error:"), std::string::npos) << c;
+  }
+  EXPECT_EQ(read_image(b.dir + "/a.png").to_vector(), dec.to_vector());  // untouched by the failures
+  EXPECT_FALSE(fs::exists(b.dir + "/x.png"));
+}
+
+}  // namespace
+}  // namespace ntc
