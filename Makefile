@@ -2,6 +2,7 @@
 #   make            static library build/libntc.a and the CLI build/ntc
 #   make test       build and run every GoogleTest suite (one binary, build/ntc_tests)
 #   make bench      build the CLI (benchmarks are `ntc bench <name>`)
+#   make run        compress + decompress data/samples/seeding.png with the shipped model
 #   make asan       build + test with AddressSanitizer and UBSan (in build-asan/)
 #   make scalar     build + test with the scalar reference kernels as default (in build-scalar/)
 #   make deps       install missing Debian packages (as root) or say what to install
@@ -31,7 +32,7 @@ LIB_OBJ   := $(LIB_SRC:%.cc=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.cc=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.cc=$(BUILD)/%.o)
 
-.PHONY: all test bench asan scalar deps clean check-deps
+.PHONY: all test bench asan scalar deps clean run
 all: $(BUILD)/ntc
 
 $(BUILD)/libntc.a: $(LIB_OBJ)
@@ -53,6 +54,11 @@ test: $(BUILD)/ntc_tests $(BUILD)/ntc
 	NTC_BIN=$(BUILD)/ntc $(BUILD)/ntc_tests $(TEST_ARGS)
 
 bench: $(BUILD)/ntc
+
+# The main job: compress and decompress the sample image with the shipped model.
+run: $(BUILD)/ntc
+	$(BUILD)/ntc encode data/samples/seeding.png -o $(BUILD)/seeding.ntc --psnr
+	$(BUILD)/ntc decode $(BUILD)/seeding.ntc -o $(BUILD)/seeding.decoded.png -v
 
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 EXTRA="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test

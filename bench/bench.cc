@@ -5,14 +5,15 @@
 namespace ntc::bench {
 
 int run(const std::vector<std::string>& args) {
-  if (args.empty()) fail("bench: name a benchmark (conv, rans, decode, train)");
+  if (args.empty()) fail("bench: name a benchmark (conv, rans, decode, train, sga)");
   const std::string name = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (name == "conv") return bench_conv(rest);
   if (name == "rans") return bench_rans(rest);
   if (name == "decode") return bench_decode(rest);
   if (name == "train") return bench_train(rest);
-  fail("bench: unknown benchmark '", name, "' (known: conv, rans, decode, train)");
+  if (name == "sga") return bench_sga(rest);
+  fail("bench: unknown benchmark '", name, "' (known: conv, rans, decode, train, sga)");
 }
 
 }  // namespace ntc::bench

@@ -10,5 +10,6 @@ int run(const std::vector<std::string>& args);
 int bench_conv(const std::vector<std::string>& args);
 int bench_decode(const std::vector<std::string>& args);
 int bench_train(const std::vector<std::string>& args);
+int bench_sga(const std::vector<std::string>& args);
 int bench_rans(const std::vector<std::string>& args);
 }  // namespace ntc::bench
