@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "kernels/kernels.h"
 #include "lib/common.h"
+#include "lib/json.h"
 #include "lib/ops/ops.h"
 #include "lib/threads.h"
 #include "nn/model.h"
@@ -23,12 +24,6 @@ std::string shape_json(const Shape& s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
   return r + "]";
-}
-
-std::string json_escape(const std::string& s) {
-  std::string r;
-  for (char c : s) r += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
-  return r;
 }
 
 void parse_size(const std::string& s, int64_t* h, int64_t* w) {

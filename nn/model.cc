@@ -117,8 +117,19 @@ void Model::init(Rng& rng) {
     h_s_->init(rng);
   }
   eb_.init(rng);
-  for (Tensor* g : {&gain_y_, &gain_y_inv_, &gain_z_, &gain_z_inv_})
-    if (g->defined()) k::fill(1.f, g->data(), size_t(g->numel()));
+  // Gain units start where an MSE-optimal uniform quantiser would put them: step² ∝ 1/λ, so the
+  // gain of rate point l is sqrt(λ_l / λ_mid) (λ_mid the geometric middle), the inverse its
+  // reciprocal. Training then refines them per channel.
+  if (!lambdas_.empty()) {
+    const double mid = std::sqrt(lambdas_.front() * lambdas_.back());
+    for (size_t l = 0; l < lambdas_.size(); ++l) {
+      const float g = float(std::sqrt(lambdas_[l] / mid));
+      for (Tensor* t : {&gain_y_, &gain_z_})
+        if (t->defined()) k::fill(g, t->data() + l * size_t(M_), size_t(M_));
+      for (Tensor* t : {&gain_y_inv_, &gain_z_inv_})
+        if (t->defined()) k::fill(1 / g, t->data() + l * size_t(M_), size_t(M_));
+    }
+  }
 }
 
 void Model::finalize() {

@@ -7,6 +7,7 @@
 // rate point l, channel gains scale y before quantisation (gain.y[l]) and ŷ after it
 // (gain.y_inv[l]), likewise z (gain.z, gain.z_inv), so one model covers every λ of the list; a λ in
 // between interpolates neighbouring gains geometrically: g = g_l^(1−t) · g_(l+1)^t in log λ.
+// init() starts gain l at sqrt(λ_l / λ_mid) (inverse gains at the reciprocal).
 // Images enter as x/255 − 0.5, reflect-padded on the bottom/right to a multiple of the model's
 // downsampling factor (64 for ELIC + hyper), and the reconstruction is cropped back (SPEC §3.7).
 #pragma once

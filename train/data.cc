@@ -114,13 +114,13 @@ Tensor BatchLoader::make(uint64_t k) {
         // Bilinear sample at the centre of the output pixel's footprint.
         const double sx = std::clamp(x0 + (xx + 0.5) / scale - 0.5, 0.0, double(img->w - 1));
         const double sy = std::clamp(y0 + (yy + 0.5) / scale - 0.5, 0.0, double(img->h - 1));
-        const int ix = std::min(int(sx), img->w - 2 < 0 ? 0 : img->w - 2), iy = std::min(int(sy), img->h - 2 < 0 ? 0 : img->h - 2);
+        const int ix = int(sx), iy = int(sy);
+        const int ix1 = std::min(ix + 1, img->w - 1), iy1 = std::min(iy + 1, img->h - 1);
         const double fx = sx - ix, fy = sy - iy;
         for (int ch = 0; ch < 3; ++ch) {
           auto P = [&](int yq, int xq) { return double(img->px[(size_t(yq) * size_t(img->w) + size_t(xq)) * 3 + size_t(ch)]); };
-          const int ix1 = std::min(ix + 1, img->w - 1), iy1 = std::min(iy + 1, img->h - 1);
-          const double v = (1 - fy) * ((1 - fx) * P(iy, ix) + fx * P(iy, ix1)) + fy * ((1 - fx) * P(iy1, ix) + fx * P(iy1, ix1));
-          out[(ch * S + yy) * S + xo] = float(v);
+          const double top = (1 - fx) * P(iy, ix) + fx * P(iy, ix1), bottom = (1 - fx) * P(iy1, ix) + fx * P(iy1, ix1);
+          out[(ch * S + yy) * S + xo] = float((1 - fy) * top + fy * bottom);
         }
       }
   }
