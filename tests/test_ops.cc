@@ -244,15 +244,15 @@ TEST(Ops, ConvolutionBandsAndGroups) {
   }
 }
 
-// 3x3 stride-1 convolutions with >= 16 channels run Winograd F(2x2,3x3) forward; odd sizes
-// exercise the partial tiles at the bottom/right edges.
+// 3x3 stride-1 convolutions with >= 128 channels in and out run Winograd F(2x2,3x3) forward; odd
+// sizes exercise the partial tiles at the bottom/right edges.
 TEST(Ops, WinogradConvolutionsMatchDirect) {
   Rng rng(13);
   for (auto [H, W] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{7, 5}, std::pair{9, 12}}) {
-    Tensor x = rnd({2, 16, H, W}, rng), w = rnd({20, 16, 3, 3}, rng), b = rnd({20}, rng);
+    Tensor x = rnd({2, 128, H, W}, rng, -0.2f, 0.2f), w = rnd({130, 128, 3, 3}, rng, -0.2f, 0.2f), b = rnd({130}, rng);
     const std::string size = std::to_string(H) + "x" + std::to_string(W);
     expect_close(conv2d_same(x, w, b, 1), conv2d_direct(x, w, b, 1, {1, 1, 1, 1}), "winograd conv2d " + size);
-    Tensor wt = rnd({16, 20, 3, 3}, rng);
+    Tensor wt = rnd({128, 130, 3, 3}, rng, -0.2f, 0.2f);
     expect_close(conv_transpose2d_same(x, wt, b, 1), convT_direct(x, wt, b, 1, {1, 1, 1, 1}), "winograd convT " + size);
     gradcheck("winograd conv2d " + size, {x, w, b}, [](auto& v) { return conv2d_same(v[0], v[1], v[2], 1); });
     gradcheck("winograd convT " + size, {x, wt, b}, [](auto& v) { return conv_transpose2d_same(v[0], v[1], v[2], 1); });
