@@ -169,9 +169,12 @@ int cmd_eval(const std::vector<std::string>& argv) {
   if (a.has("lambda")) {
     std::stringstream s(a.str("lambda"));
     std::string item;
-    while (std::getline(s, item, ',')) rates.push_back(std::strtod(item.c_str(), nullptr));
-    for (double r : rates)
-      if (!(r > 0)) fail("--lambda wants positive numbers");
+    while (std::getline(s, item, ',')) {
+      char* end = nullptr;
+      const double r = std::strtod(item.c_str(), &end);
+      if (item.empty() || *end || !(r > 0)) fail("--lambda wants positive numbers, got '", a.str("lambda"), "'");
+      rates.push_back(r);
+    }
   }
   if (m.rate_lambdas().empty()) {
     if (rates.size() > 1) fail("a fixed-rate model has one rate point; --lambda only sets the SGA λ");

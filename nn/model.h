@@ -40,6 +40,8 @@ class Model {
   Module* h_a() { return h_a_.get(); }
   Module* h_s() { return h_s_.get(); }
   codec::EntropyBottleneck& entropy_bottleneck() { return eb_; }
+  const codec::EntropyBottleneck& entropy_bottleneck() const { return eb_; }
+  codec::GaussianConditional& gaussian_conditional() { return gc_; }
   const codec::GaussianConditional& gaussian_conditional() const { return gc_; }
 
   // Every parameter with its semantic name: g_a.conv1.weight, ..., eb.matrices.0, ...

@@ -66,8 +66,7 @@ std::vector<uint8_t> serialize_model(const Model& m, WeightFormat fmt) {
       else w.put<float>(t.data()[i]);
     }
   }
-  auto& model = const_cast<Model&>(m);
-  const auto& eb = model.entropy_bottleneck();
+  const auto& eb = m.entropy_bottleneck();
   w.put<uint32_t>(uint32_t(eb.channels()));
   for (float v : eb.medians()) w.put<float>(v);
   for (const auto& t : eb.tables()) write_table(w, t);
@@ -134,7 +133,7 @@ std::unique_ptr<Model> deserialize_model(const uint8_t* data, size_t size, const
   if (ng) {
     std::vector<codec::CdfTable> gt;
     for (uint32_t i = 0; i < ng && i <= 64; ++i) gt.push_back(read_table(r, origin));
-    const_cast<codec::GaussianConditional&>(m->gaussian_conditional()).set_tables(std::move(gt));
+    m->gaussian_conditional().set_tables(std::move(gt));
   }
   if (!r.done()) fail(origin, ": trailing bytes in model file");
   return m;
