@@ -1,5 +1,7 @@
 #include "lib/alloc.h"
 
+#include <sys/mman.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +16,7 @@ namespace ntc {
 namespace {
 
 constexpr size_t kAlign = 64;
+constexpr size_t kHuge = size_t(2) << 20;
 
 size_t size_class(size_t bytes) {
   if (bytes == 0) bytes = 1;
@@ -42,7 +45,15 @@ struct Cache {
         return p;
       }
     }
-    void* p = std::aligned_alloc(kAlign, cls);
+    void* p = nullptr;
+    if (cls >= kHuge) {
+      // Large blocks: 2 MiB aligned and marked for transparent huge pages, so first touch costs
+      // one fault per 2 MiB instead of one per 4 KiB (first touch dominates fresh-process runs).
+      if (posix_memalign(&p, kHuge, cls) != 0) p = nullptr;
+      if (p) madvise(p, cls, MADV_HUGEPAGE);
+    } else {
+      p = std::aligned_alloc(kAlign, cls);
+    }
     if (!p) fail("out of memory allocating ", cls, " bytes");
     std::lock_guard<std::mutex> lock(mu);
     st.fresh_bytes += cls;

@@ -4,7 +4,9 @@
 // faster. So freed blocks are never handed back to the OS; they go to a free list keyed by a
 // size class and are handed out again for the next request of that class. Size classes are
 // multiples of 256 B below 64 KiB and 1/8-octave steps above (waste < 12.5%). Blocks are 64-byte
-// aligned. The cache is only emptied by mem_release_cache().
+// aligned; blocks of 2 MiB and more are 2 MiB aligned and advised for transparent huge pages,
+// which cuts the first-touch cost of a fresh process (measured below in the resolve notes).
+// The cache is only emptied by mem_release_cache().
 //
 // A Buffer is a shared handle; the block returns to the cache when the last handle goes.
 #pragma once

@@ -14,9 +14,19 @@ std::vector<uint8_t> read_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) fail("cannot open ", path, ": ", std::strerror(errno));
   std::vector<uint8_t> out;
+  // Sized once from the file length (regular files), then read in place; grows only for pipes.
+  if (std::fseek(f, 0, SEEK_END) == 0) {
+    const long len = std::ftell(f);
+    if (len > 0) out.reserve(size_t(len));
+    std::rewind(f);
+  }
   uint8_t buf[1 << 16];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.insert(out.end(), buf, buf + n);
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+    const size_t at = out.size();
+    out.resize(at + n);
+    std::memcpy(out.data() + at, buf, n);
+  }
   const bool err = std::ferror(f);
   std::fclose(f);
   if (err) fail("cannot read ", path);
