@@ -60,6 +60,23 @@ class Args {
     if (it->second.empty() || *end) fail("flag --", n, " wants an integer, got '", it->second, "'");
     return v;
   }
+  // A comma-separated list of positive numbers ("0.0025,0.01"); empty when the flag is absent.
+  std::vector<double> numbers(const std::string& n) const {
+    std::vector<double> r;
+    auto it = flags_.find(n);
+    if (it == flags_.end()) return r;
+    size_t start = 0;
+    for (;;) {
+      const size_t comma = it->second.find(',', start);
+      const std::string item = it->second.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      char* end = nullptr;
+      const double v = std::strtod(item.c_str(), &end);
+      if (item.empty() || *end || !(v > 0)) fail("flag --", n, " wants positive numbers, got '", it->second, "'");
+      r.push_back(v);
+      if (comma == std::string::npos) return r;
+      start = comma + 1;
+    }
+  }
   const std::vector<std::string>& positional() const { return pos_; }
 
  private:

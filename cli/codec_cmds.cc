@@ -165,17 +165,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
   if (!a.has("data") || !a.has("json")) fail("usage: ntc eval --model FILE --data DIR [--sga ITERS] [--lambda L1,L2,...] --json OUT.json [--csv OUT.csv]");
   LoadedModel lm = load(a.str("model", default_model()));
   nn::Model& m = *lm.model;
-  std::vector<double> rates;  // 0 = the fixed rate
-  if (a.has("lambda")) {
-    std::stringstream s(a.str("lambda"));
-    std::string item;
-    while (std::getline(s, item, ',')) {
-      char* end = nullptr;
-      const double r = std::strtod(item.c_str(), &end);
-      if (item.empty() || *end || !(r > 0)) fail("--lambda wants positive numbers, got '", a.str("lambda"), "'");
-      rates.push_back(r);
-    }
-  }
+  std::vector<double> rates = a.numbers("lambda");  // empty: the model's own rate points
   if (m.rate_lambdas().empty()) {
     if (rates.size() > 1) fail("a fixed-rate model has one rate point; --lambda only sets the SGA λ");
   } else if (rates.empty()) {

@@ -1,7 +1,5 @@
 // `ntc train` — see train/trainer.h. Flags follow the interface; everything else has the
 // paper's defaults (Keras Adam, additive-noise proxy, global clip-norm 1.0).
-#include <sstream>
-
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "lib/common.h"
@@ -24,14 +22,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   o.val = a.str("val");
   if (a.has("lambda")) {
     o.lambdas.clear();
-    std::stringstream s(a.str("lambda"));
-    std::string item;
-    while (std::getline(s, item, ',')) {
-      char* end = nullptr;
-      const float v = std::strtof(item.c_str(), &end);
-      if (item.empty() || *end || !(v > 0)) fail("--lambda wants positive numbers, got '", a.str("lambda"), "'");
-      o.lambdas.push_back(v);
-    }
+    for (double v : a.numbers("lambda")) o.lambdas.push_back(float(v));
   }
   auto number = [&](const char* k, float def) {
     if (!a.has(k)) return def;
