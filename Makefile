@@ -13,6 +13,7 @@
 # the compiler fuses a*b+c). The baseline ISA is x86-64 + AVX2/FMA/F16C, so a binary built
 # here runs on any AVX2 machine; Highway's runtime dispatch picks AVX-512 where present.
 
+MAKEFLAGS += --no-print-directory
 CXX      ?= g++
 BUILD    ?= build
 OPT      ?= -O3
