@@ -14,6 +14,7 @@
 #include "lib/ops/ops.h"
 #include "lib/rng.h"
 #include "lib/threads.h"
+#include "train/optim.h"
 
 namespace ntc::cli {
 namespace {
@@ -31,10 +32,6 @@ Tensor synthetic_image(int S) {
     }
   return t;
 }
-
-struct Param {
-  Tensor value, m, v;
-};
 
 }  // namespace
 
@@ -60,18 +57,18 @@ int cmd_demo(const std::vector<std::string>& argv) {
   Tensor x = add_scalar(mul_scalar(img, 1.f / 255.f), -0.5f);  // SPEC: x/255 − 0.5
 
   Rng rng{uint64_t(seed)};
-  std::vector<Param> ps;
+  std::vector<Tensor> ps;
   auto glorot = [&](Shape s, int fan) {
     const float lim = std::sqrt(6.f / float(fan));
     Tensor p = Tensor::param(s);
     rng.fill_uniform(p.data(), size_t(p.numel()), -lim, lim);
-    ps.push_back({p, Tensor::zeros(s), Tensor::zeros(s)});
+    ps.push_back(p);
     return p;
   };
   auto constant = [&](Shape s, float v) {
     Tensor p = Tensor::param(s);
     k::fill(v, p.data(), size_t(p.numel()));
-    ps.push_back({p, Tensor::zeros(s), Tensor::zeros(s)});
+    ps.push_back(p);
     return p;
   };
   const int C = 16, M = 8;
@@ -106,20 +103,12 @@ int cmd_demo(const std::vector<std::string>& argv) {
     psnr0 = psnr(forward(x));
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const float b1m = 0.9f, b2m = 0.999f;
+  train::Adam adam(ps, train::AdamForm::Torch);
   for (int t = 1; t <= steps; ++t) {
     Tensor loss = mean(square(sub(forward(x), x)));
     loss.backward();
-    const float c1 = 1 - std::pow(b1m, float(t)), c2 = 1 - std::pow(b2m, float(t));
-    for (Param& p : ps) {  // Adam (PyTorch form)
-      float *w = p.value.data(), *g = p.value.grad(), *m = p.m.data(), *v = p.v.data();
-      for (int64_t i = 0; i < p.value.numel(); ++i) {
-        m[i] = b1m * m[i] + (1 - b1m) * g[i];
-        v[i] = b2m * v[i] + (1 - b2m) * g[i] * g[i];
-        w[i] -= lr * (m[i] / c1) / (std::sqrt(v[i] / c2) + 1e-8f);
-      }
-      p.value.zero_grad();
-    }
+    adam.step(lr);
+    for (Tensor& p : ps) p.zero_grad();
     if (t % 50 == 0 || t == steps) {
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::fprintf(stderr, "  step %4d/%d  mse %.5f  %.1f steps/s  ETA %.1fs\n", t, steps, loss.item(),

@@ -22,10 +22,6 @@ Tensor unpadded_mask(int64_t h, int64_t w, int64_t hp, int64_t wp) {
   return m;
 }
 
-struct Terms {
-  Tensor loss;
-};
-
 // The loss of §4.2 for latents after `round_y` / `round_z` (soft or hard rounding).
 Tensor sga_loss(nn::Model& m, const Tensor& x, const Tensor& mask, double pixels, double lambda,
                 const nn::Model::Gains& G, const Tensor& y, const Tensor& z,
