@@ -12,4 +12,9 @@ int bench_decode(const std::vector<std::string>& args);
 int bench_train(const std::vector<std::string>& args);
 int bench_sga(const std::vector<std::string>& args);
 int bench_rans(const std::vector<std::string>& args);
+
+// GFLOP/s of one 2048³ cblas_sgemm on the current thread count (OpenBLAS's own threading, restored
+// afterwards), the median of at least `reps` runs: the same-run yardstick of the GEMM-bound
+// benchmarks.
+double sgemm_gflops(int reps);
 }  // namespace ntc::bench

@@ -19,6 +19,8 @@
 #include "cli/args.h"
 #include "kernels/kernels.h"
 #include "lib/alloc.h"
+#include "lib/blas.h"
+#include "lib/gemm.h"
 #include "lib/common.h"
 #include "lib/ops/ops.h"
 #include "lib/rng.h"
@@ -94,6 +96,22 @@ double spot_check(const Layer& L, const Tensor& x, const Tensor& w, const Tensor
 
 }  // namespace
 
+double sgemm_gflops(int reps) {
+  // Raw sgemm, 2048^3, OpenBLAS's own threading on the same thread count (ntc itself keeps
+  // OpenBLAS single-threaded and tiles GEMMs over threads, lib/gemm.h); restored afterwards.
+  const int G = 2048, T = num_threads();
+  Rng rng(7);
+  Buffer A(size_t(G) * G), B(size_t(G) * G), C(size_t(G) * G);
+  rng.fill_uniform(A.data(), A.size(), -1, 1);
+  rng.fill_uniform(B.data(), B.size(), -1, 1);
+  openblas_set_num_threads(T);  // (the OpenMP build follows the OpenMP count anyway)
+  const double t = median_time([&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, G, G, 1.f, A.data(), G, B.data(), G, 0.f, C.data(), G);
+  }, reps, 1.0);
+  set_num_threads(T);
+  return 2.0 * G * G * G / t * 1e-9;
+}
+
 int bench_conv(const std::vector<std::string>& argv) {
   cli::Args args(argv, {"reps"}, {"json"});
   const bool json = args.has("json");
@@ -101,18 +119,8 @@ int bench_conv(const std::vector<std::string>& argv) {
   if (reps < 1) fail("--reps wants >= 1");
   Rng rng(2024);
 
-  // Raw sgemm, 2048^3, OpenBLAS's own threading on the same thread count (ntc itself keeps
-  // OpenBLAS single-threaded and tiles GEMMs over threads, lib/gemm.h); restored afterwards.
-  const int G = 2048, T = num_threads();
-  Buffer A(size_t(G) * G), B(size_t(G) * G), C(size_t(G) * G);
-  rng.fill_uniform(A.data(), A.size(), -1, 1);
-  rng.fill_uniform(B.data(), B.size(), -1, 1);
-  openblas_set_num_threads(T);  // (the OpenMP build follows the OpenMP count anyway)
-  const double t_gemm = median_time([&] {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, G, G, 1.f, A.data(), G, B.data(), G, 0.f, C.data(), G);
-  }, std::max(reps, 3), 1.0);
-  set_num_threads(T);
-  const double sgemm_gflops = 2.0 * G * G * G / t_gemm * 1e-9;
+  const int G = 2048;
+  const double sgemm = bench::sgemm_gflops(std::max(reps, 3));
 
   const Layer layers[] = {
       {"g_a.conv1 k5s2 3->192 @256", false, 8, 3, 256, 256, 192, 5, 2, false},
@@ -131,8 +139,8 @@ int bench_conv(const std::vector<std::string>& argv) {
 
   std::string rows;
   if (!json)
-    std::printf("sgemm %d^3: %.1f GFLOP/s (%d threads, kernels %s)\n%-44s %9s %9s %6s %9s %9s %6s\n", G,
-                sgemm_gflops, num_threads(), k::kernel_target_name(), "layer", "fwd ms", "GFLOP/s",
+    std::printf("sgemm %d^3: %.1f GFLOP/s (%d threads, kernels %s, OpenBLAS %s, GEMM %s)\n%-44s %9s %9s %6s %9s %9s %6s\n", G,
+                sgemm, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), "layer", "fwd ms", "GFLOP/s",
                 "ratio", "bwd ms", "GFLOP/s", "ratio");
   for (const Layer& L : layers) {
     Tensor x = Tensor::uniform({L.N, L.Cin, L.H, L.W}, -1, 1, rng);
@@ -184,19 +192,19 @@ int bench_conv(const std::vector<std::string>& argv) {
                     "\"fwd_ms\":%.3f,\"fwd_gflops\":%.2f,\"fwd_ratio\":%.3f,"
                     "\"bwd_ms\":%.3f,\"bwd_gflops\":%.2f,\"bwd_ratio\":%.3f,\"max_rel_err\":%.2e}",
                     rows.empty() ? "" : ",", L.name, L.N, L.Cin, L.H, L.W, L.N, L.Cout, (long long)Ho,
-                    (long long)Wo, t_fwd * 1e3, gf_fwd, gf_fwd / sgemm_gflops, t_bwd * 1e3, gf_bwd,
-                    gf_bwd / sgemm_gflops, err);
+                    (long long)Wo, t_fwd * 1e3, gf_fwd, gf_fwd / sgemm, t_bwd * 1e3, gf_bwd,
+                    gf_bwd / sgemm, err);
       rows += buf;
     } else {
       std::printf("%-44s %9.2f %9.1f %6.2f %9.2f %9.1f %6.2f\n", L.name, t_fwd * 1e3, gf_fwd,
-                  gf_fwd / sgemm_gflops, t_bwd * 1e3, gf_bwd, gf_bwd / sgemm_gflops);
+                  gf_fwd / sgemm, t_bwd * 1e3, gf_bwd, gf_bwd / sgemm);
     }
     std::fflush(stdout);
   }
   if (json)
-    std::printf("{\"bench\":\"conv\",\"threads\":%d,\"kernels\":\"%s\",\"sgemm_n\":%d,\"sgemm_gflops\":%.2f,"
+    std::printf("{\"bench\":\"conv\",\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\",\"sgemm_n\":%d,\"sgemm_gflops\":%.2f,"
                 "\"layers\":[%s],\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f}\n",
-                num_threads(), k::kernel_target_name(), G, sgemm_gflops, rows.c_str(),
+                num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), G, sgemm, rows.c_str(),
                 double(peak_rss_bytes()) / 1e6, double(mem_stats().peak_in_use) / 1e6);
   else
     std::printf("peak RSS %.1f MB, peak tensor memory %.1f MB\n", double(peak_rss_bytes()) / 1e6,

@@ -10,6 +10,8 @@
 #include "cli/args.h"
 #include "kernels/kernels.h"
 #include "lib/alloc.h"
+#include "lib/blas.h"
+#include "lib/gemm.h"
 #include "lib/common.h"
 #include "lib/flops.h"
 #include "lib/ops/ops.h"
@@ -63,15 +65,15 @@ int bench_decode(const std::vector<std::string>& argv) {
   const double ms = t[t.size() / 2];
   const double gflops = double(flops) / ms * 1e-6;
   if (args.has("json")) {
-    std::printf("{\"bench\":\"decode\",\"config\":\"%s\",\"size\":[%ld,%ld],\"threads\":%d,\"kernels\":\"%s\","
+    std::printf("{\"bench\":\"decode\",\"config\":\"%s\",\"size\":[%ld,%ld],\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\","
                 "\"decode_ms\":%.3f,\"min_ms\":%.3f,\"gflops\":%.2f,\"flops_per_pixel\":%.4f,\"reps\":%d,"
                 "\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f}\n",
-                cfg.c_str(), H, W, num_threads(), k::kernel_target_name(), ms, t[0], gflops,
+                cfg.c_str(), H, W, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), ms, t[0], gflops,
                 double(flops) / double(H * W), reps, double(peak_rss_bytes()) / 1e6,
                 double(mem_stats().peak_in_use) / 1e6);
   } else {
-    std::printf("decode path of %s at %ldx%ld, %d threads (%s): median %.2f ms (min %.2f), %.1f GFLOP/s, "
-                "peak RSS %.1f MB\n", cfg.c_str(), H, W, num_threads(), k::kernel_target_name(), ms, t[0], gflops,
+    std::printf("decode path of %s at %ldx%ld, %d threads (%s, OpenBLAS %s, GEMM %s): median %.2f ms (min %.2f), %.1f GFLOP/s, "
+                "peak RSS %.1f MB\n", cfg.c_str(), H, W, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), ms, t[0], gflops,
                 double(peak_rss_bytes()) / 1e6);
   }
   return 0;

@@ -9,6 +9,8 @@
 #include "cli/args.h"
 #include "kernels/kernels.h"
 #include "lib/alloc.h"
+#include "lib/blas.h"
+#include "lib/gemm.h"
 #include "lib/common.h"
 #include "lib/threads.h"
 #include "nn/model.h"
@@ -42,13 +44,13 @@ int bench_sga(const std::vector<std::string>& argv) {
   std::sort(t.begin(), t.end());
   const double iter_s = t[t.size() / 2];
   if (args.has("json"))
-    std::printf("{\"bench\":\"sga\",\"config\":\"%s\",\"size\":[%ld,%ld],\"threads\":%d,\"kernels\":\"%s\",\"iter_s\":%.4f,"
+    std::printf("{\"bench\":\"sga\",\"config\":\"%s\",\"size\":[%ld,%ld],\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\",\"iter_s\":%.4f,"
                 "\"min_iter_s\":%.4f,\"iters\":%d,\"peak_rss_mb\":%.1f}\n",
-                cfg.c_str(), H, W, num_threads(), k::kernel_target_name(), iter_s, t[0], iters,
+                cfg.c_str(), H, W, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), iter_s, t[0], iters,
                 double(peak_rss_bytes()) / 1e6);
   else
-    std::printf("SGA iteration of %s at %ldx%ld, %d threads (%s): median %.3f s (min %.3f)\n", cfg.c_str(), H, W,
-                num_threads(), k::kernel_target_name(), iter_s, t[0]);
+    std::printf("SGA iteration of %s at %ldx%ld, %d threads (%s, OpenBLAS %s, GEMM %s): median %.3f s (min %.3f)\n", cfg.c_str(), H, W,
+                num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), iter_s, t[0]);
   return 0;
 }
 

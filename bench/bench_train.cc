@@ -10,7 +10,10 @@
 #include "cli/args.h"
 #include "kernels/kernels.h"
 #include "lib/alloc.h"
+#include "lib/blas.h"
+#include "lib/gemm.h"
 #include "lib/common.h"
+#include "lib/flops.h"
 #include "lib/threads.h"
 #include "nn/model.h"
 #include "train/loss.h"
@@ -54,10 +57,13 @@ int bench_train(const std::vector<std::string>& argv) {
   std::map<std::string, double> fwd;
   std::vector<std::pair<double, std::string>> layers;
   double fwd_total = 0, bwd_total = 0;
+  int64_t fwd_flops = 0, bwd_flops = 0;
   BackwardProfile bp;
   {
     nn::LayerTrace trace;
+    FlopCounter fc_fwd;
     train::RdTerms terms = train::rd_loss(model, x, 0.01f, q, rng);
+    fwd_flops = fc_fwd.total();
     for (const auto& r : trace.records())
       if (r.leaf) {
         fwd[r.type.substr(0, r.type.find(' '))] += r.ms;
@@ -66,19 +72,31 @@ int bench_train(const std::vector<std::string>& argv) {
                                     std::to_string(double(r.flops) / r.ms * 1e-6).substr(0, 5) + " GFLOP/s"});
       }
     set_backward_profile(&bp);
-    terms.loss.backward();
+    {
+      FlopCounter fc_bwd;
+      terms.loss.backward();
+      bwd_flops = fc_bwd.total();
+    }
     set_backward_profile(nullptr);
     for (Tensor& p : params) p.zero_grad();
   }
   for (auto& [op, ms] : bp.ms) bwd_total += ms;
-  std::sort(bp.ms.begin(), bp.ms.end(), [](auto& a, auto& b) { return a.second > b.second; });
+  auto by_ms = [](auto& a, auto& b) { return a.second > b.second; };
+  std::sort(bp.ms.begin(), bp.ms.end(), by_ms);
+  std::sort(bp.by_layer.begin(), bp.by_layer.end(), by_ms);
+  // The same-run yardstick: the step's GEMM-dominated FLOPs (forward ops + conv backward passes)
+  // at raw sgemm speed.
+  const double sgemm = sgemm_gflops(3);
+  const double step_gflop = double(fwd_flops + bwd_flops) * 1e-9;
 
   if (args.has("json")) {
-    std::printf("{\"bench\":\"train\",\"config\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"kernels\":\"%s\","
+    std::printf("{\"bench\":\"train\",\"config\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\","
                 "\"step_s\":%.4f,\"min_step_s\":%.4f,\"reps\":%d,\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f,"
-                "\"forward_layers_ms\":%.1f,\"backward_ms\":%.1f,\"forward_ms_by_layer_type\":{",
-                cfg.c_str(), batch, crop, num_threads(), k::kernel_target_name(), step_s, t[0], reps,
-                double(peak_rss_bytes()) / 1e6, double(mem_stats().peak_in_use) / 1e6, fwd_total, bwd_total);
+                "\"forward_layers_ms\":%.1f,\"backward_ms\":%.1f,\"forward_gflop\":%.3f,\"backward_conv_gflop\":%.3f,"
+                "\"sgemm_gflops\":%.2f,\"step_gflops\":%.2f,\"step_s_at_sgemm_speed\":%.4f,\"forward_ms_by_layer_type\":{",
+                cfg.c_str(), batch, crop, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), step_s, t[0], reps,
+                double(peak_rss_bytes()) / 1e6, double(mem_stats().peak_in_use) / 1e6, fwd_total, bwd_total,
+                double(fwd_flops) * 1e-9, double(bwd_flops) * 1e-9, sgemm, step_gflop / step_s, step_gflop / sgemm);
     bool first = true;
     for (auto& [k, v] : fwd) {
       std::printf("%s\"%s\":%.2f", first ? "" : ",", k.c_str(), v);
@@ -90,10 +108,16 @@ int bench_train(const std::vector<std::string>& argv) {
       std::printf("%s\"%s\":%.2f", first ? "" : ",", k.c_str(), v);
       first = false;
     }
+    std::printf("},\"backward_ms_by_layer\":{");
+    first = true;
+    for (auto& [k, v] : bp.by_layer) {
+      std::printf("%s\"%s\":%.2f", first ? "" : ",", k.c_str(), v);
+      first = false;
+    }
     std::printf("}}\n");
   } else {
-    std::printf("train step of %s, batch %d of %dx%d, %d threads (%s): median %.3f s (min %.3f), peak RSS %.0f MB\n",
-                cfg.c_str(), batch, crop, crop, num_threads(), k::kernel_target_name(), step_s, t[0],
+    std::printf("train step of %s, batch %d of %dx%d, %d threads (%s, OpenBLAS %s, GEMM %s): median %.3f s (min %.3f), peak RSS %.0f MB\n",
+                cfg.c_str(), batch, crop, crop, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), step_s, t[0],
                 double(peak_rss_bytes()) / 1e6);
     std::printf("forward (layers) %.1f ms:\n", fwd_total);
     for (auto& [k, v] : fwd) std::printf("  %-20s %8.1f ms  %5.1f%%\n", k.c_str(), v, 100 * v / fwd_total);
@@ -103,6 +127,12 @@ int bench_train(const std::vector<std::string>& argv) {
       std::printf("  %8.1f ms  %s\n", layers[i].first, layers[i].second.c_str());
     std::printf("backward %.1f ms:\n", bwd_total);
     for (auto& [k, v] : bp.ms) std::printf("  %-20s %8.1f ms  %5.1f%%\n", k.c_str(), v, 100 * v / bwd_total);
+    std::printf("slowest backward layers:\n");
+    for (size_t i = 0; i < std::min<size_t>(10, bp.by_layer.size()); ++i)
+      std::printf("  %8.1f ms  %s\n", bp.by_layer[i].second, bp.by_layer[i].first.c_str());
+    std::printf("FLOPs: forward %.2f G, conv backward %.2f G; %.1f GFLOP/s per step; sgemm %.1f GFLOP/s in this run,\n"
+                "so the step's FLOPs at sgemm speed would take %.3f s\n",
+                double(fwd_flops) * 1e-9, double(bwd_flops) * 1e-9, step_gflop / step_s, sgemm, step_gflop / sgemm);
   }
   return 0;
 }

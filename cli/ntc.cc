@@ -9,12 +9,14 @@
 #include "cli/commands.h"
 #include "kernels/kernels.h"
 #include "lib/common.h"
+#include "lib/blas.h"
+#include "lib/gemm.h"
 #include "lib/threads.h"
 
 namespace {
 
 const char* kUsage =
-    "usage: ntc [--threads N] [--kernels simd|ref] <command> [args]\n"
+    "usage: ntc [--threads N] [--kernels simd|ref] [--gemm auto|ntc|openblas] <command> [args]\n"
     "commands:\n"
     "  encode IN.(png|jpg|ppm) -o OUT.ntc [--model FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]\n"
     "  decode IN.ntc -o OUT.(png|ppm) [--model FILE] [-v]\n"
@@ -32,7 +34,9 @@ const char* kUsage =
     "  version                           print version and the SIMD target\n"
     "global flags (before or after the command):\n"
     "  --threads N      threads for OpenMP and OpenBLAS (default: all cores)\n"
-    "  --kernels K      simd (default) or ref (scalar reference twins)\n";
+    "  --kernels K      simd (default) or ref (scalar reference twins)\n"
+    "  --gemm G         GEMM back end: auto (default: ntc's own AVX-512 kernel where OpenBLAS runs\n"
+    "                   AVX2 kernels on an AVX-512 CPU, else OpenBLAS), ntc, or openblas\n";
 
 // Pulls the global flags out of argv wherever they appear.
 std::vector<std::string> take_globals(int argc, char** argv) {
@@ -54,6 +58,11 @@ std::vector<std::string> take_globals(int argc, char** argv) {
       std::string v = value("--kernels");
       if (v != "simd" && v != "ref") ntc::fail("--kernels wants simd or ref, got '", v, "'");
       ntc::k::set_reference_kernels(v == "ref");
+    } else if (a == "--gemm" || a.rfind("--gemm=", 0) == 0) {
+      std::string v = value("--gemm");
+      if (v != "auto" && v != "ntc" && v != "openblas") ntc::fail("--gemm wants auto, ntc or openblas, got '", v, "'");
+      ntc::set_gemm_backend(v == "ntc" ? ntc::GemmBackend::Ntc
+                            : v == "openblas" ? ntc::GemmBackend::OpenBLAS : ntc::GemmBackend::Auto);
     } else {
       rest.push_back(a);
     }
@@ -74,7 +83,8 @@ int main(int argc, char** argv) {
     const std::string cmd = args[0];
     args.erase(args.begin());
     if (cmd == "version") {
-      std::printf("ntc 0.1.0 (kernels %s, %d threads)\n", ntc::k::kernel_target_name(), ntc::num_threads());
+      std::printf("ntc 0.1.0 (kernels %s, GEMM %s, OpenBLAS %s, %d threads)\n", ntc::k::kernel_target_name(),
+                  ntc::gemm_backend_name(), ntc::blas_kernel_name(), ntc::num_threads());
       return 0;
     }
     if (cmd == "demo") return ntc::cli::cmd_demo(args);

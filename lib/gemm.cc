@@ -4,14 +4,45 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "kernels/gemm.h"
+#include "kernels/kernels.h"
+#include "lib/blas.h"
 
 namespace ntc {
 namespace {
+std::atomic<GemmBackend> g_backend{GemmBackend::Auto};
+
+// OpenBLAS kernel sets with 512-bit GEMM micro-kernels (OpenBLAS 0.3.21 names).
+bool blas_has_avx512_kernels() {
+  const char* core = blas_kernel_name();
+  for (const char* n : {"SkylakeX", "Cooperlake", "SapphireRapids"})
+    if (core && std::strcmp(core, n) == 0) return true;
+  return false;
+}
+
+bool use_ntc_kernel() {
+  if (k::use_reference_kernels()) return false;
+  switch (g_backend.load(std::memory_order_relaxed)) {
+    case GemmBackend::OpenBLAS: return false;
+    case GemmBackend::Ntc: return true;
+    case GemmBackend::Auto: break;
+  }
+  static const bool wide = k::sgemm_lanes() >= 16 && !blas_has_avx512_kernels();
+  return wide;
+}
+
 // OpenBLAS's OpenMP build picks its thread count at every call from omp_get_max_threads(), and
 // runs serially only inside an active parallel region. Outside one, this thread's OpenMP count is
 // set to 1 for the duration of the call, so a tile is always one single-threaded sgemm.
-void serial_sgemm(CBLAS_TRANSPOSE oa, CBLAS_TRANSPOSE ob, int m, int n, int k, float alpha, const float* a, int lda,
-                  const float* b, int ldb, float beta, float* c, int ldc) {
+void serial_sgemm(bool ntc_kernel, CBLAS_TRANSPOSE oa, CBLAS_TRANSPOSE ob, int m, int n, int k, float alpha,
+                  const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  if (ntc_kernel) {
+    k::sgemm(oa == CblasTrans, ob == CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (threads > 1) omp_set_num_threads(1);
   cblas_sgemm(CblasRowMajor, oa, ob, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -23,6 +54,9 @@ int ceil_div(int a, int b) { return (a + b - 1) / b; }
 int round_up(int a, int m) { return ceil_div(a, m) * m; }
 }  // namespace
 
+void set_gemm_backend(GemmBackend b) { g_backend.store(b); }
+const char* gemm_backend_name() { return use_ntc_kernel() ? "ntc" : "openblas"; }
+
 void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
           int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
@@ -33,13 +67,14 @@ void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, in
   if (n_tiles < kTargetTiles) mt = std::min(M, std::max(16, round_up(ceil_div(M, ceil_div(kTargetTiles, n_tiles)), 16)));
   const int m_tiles = ceil_div(M, mt), tiles = m_tiles * n_tiles;
   const auto oa = ta ? CblasTrans : CblasNoTrans, ob = tb ? CblasTrans : CblasNoTrans;
+  const bool ntc_kernel = use_ntc_kernel();
 #pragma omp parallel for schedule(dynamic) if (tiles > 1 && !omp_in_parallel())
   for (int t = 0; t < tiles; ++t) {
     const int i0 = (t / n_tiles) * mt, j0 = (t % n_tiles) * nt;
     const int mi = std::min(mt, M - i0), nj = std::min(nt, N - j0);
     const float* a = ta ? A + i0 : A + int64_t(i0) * lda;
     const float* b = tb ? B + int64_t(j0) * ldb : B + j0;
-    serial_sgemm(oa, ob, mi, nj, K, alpha, a, lda, b, ldb, beta, C + int64_t(i0) * ldc + j0, ldc);
+    serial_sgemm(ntc_kernel, oa, ob, mi, nj, K, alpha, a, lda, b, ldb, beta, C + int64_t(i0) * ldc + j0, ldc);
   }
 }
 

@@ -9,9 +9,22 @@
 // OpenMP build follows omp_get_max_threads() at every call, so each call runs with it set to 1),
 // and the tiles run on the OpenMP threads. Every element of C is then computed by the same instructions for any
 // thread count. Inside an OpenMP region (a batch split over threads) the tiles run serially.
+//
+// Two back ends compute the tiles (kernels/gemm.h): OpenBLAS, and ntc's own Highway SGEMM. `auto`
+// (the default) takes ntc's where Highway runs 512-bit vectors but OpenBLAS runs AVX2 kernels
+// (its CPU table does not know the CPU, or OPENBLAS_CORETYPE pins them, lib/blas.h): on this
+// project's Zen 5 VMs, single-threaded GEMMs of the conv shapes ran at 155–177 GFLOP/s with ntc's
+// kernel against 87–103 with OpenBLAS's Haswell kernels. Everywhere else, and with the scalar
+// reference kernels (--kernels ref), OpenBLAS. `ntc --gemm openblas|ntc|auto` overrides.
+// Either back end computes every element independently of the tile grid, so results stay
+// bit-identical for any thread count; the two back ends differ from each other in the last bits.
 #pragma once
 
 namespace ntc {
+
+enum class GemmBackend { Auto, OpenBLAS, Ntc };
+void set_gemm_backend(GemmBackend b);
+const char* gemm_backend_name();  // the back end gemm() uses now: "openblas" or "ntc"
 
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc);

@@ -142,9 +142,17 @@ Tensor Tensor::reshape(const Shape& s) const {
 namespace {
 thread_local bool g_grad_enabled = true;
 thread_local BackwardProfile* g_bprof = nullptr;
+thread_local const std::string* g_record_scope = nullptr;
+
+void add_ms(std::vector<std::pair<std::string, double>>& v, const std::string& key, double ms) {
+  auto it = std::find_if(v.begin(), v.end(), [&](const auto& e) { return e.first == key; });
+  if (it == v.end()) v.push_back({key, ms});
+  else it->second += ms;
 }
+}  // namespace
 
 void set_backward_profile(BackwardProfile* p) { g_bprof = p; }
+void set_record_scope(const std::string* path) { g_record_scope = path; }
 
 bool grad_enabled() { return g_grad_enabled; }
 NoGrad::NoGrad() : prev_(g_grad_enabled) { g_grad_enabled = false; }
@@ -169,6 +177,7 @@ void record(Tensor& out, const char* op, const std::vector<Tensor>& inputs,
             std::function<void(const float* gy)> backward) {
   auto n = std::make_shared<Node>();
   n->op = op;
+  if (g_record_scope) n->layer = *g_record_scope;
   for (const Tensor& t : inputs)
     if (t.defined() && t.requires_grad()) n->inputs.push_back(t.ptr());
   n->backward = std::move(backward);
@@ -205,10 +214,8 @@ void Tensor::backward() {
         const auto t0 = std::chrono::steady_clock::now();
         t->node->backward(t->grad.data());
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        auto& v = g_bprof->ms;
-        auto it = std::find_if(v.begin(), v.end(), [&](const auto& e) { return e.first == t->node->op; });
-        if (it == v.end()) v.push_back({t->node->op, ms});
-        else it->second += ms;
+        add_ms(g_bprof->ms, t->node->op, ms);
+        if (!t->node->layer.empty()) add_ms(g_bprof->by_layer, t->node->layer, ms);
       }
     }
     t->grad = Buffer();  // intermediate gradient consumed

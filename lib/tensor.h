@@ -39,6 +39,7 @@ struct TensorImpl;
 // One recorded op: what it read and how to push a gradient back through it.
 struct Node {
   const char* op = "";
+  std::string layer;  // the module path that recorded it, while a record scope is set (profiling)
   std::vector<std::shared_ptr<TensorImpl>> inputs;
   std::function<void(const float* gy)> backward;  // gy: dL/d(output), numel(output) floats
 };
@@ -111,11 +112,16 @@ class NoGrad {
   bool prev_;
 };
 
-// ---- profiling: while set (on this thread), backward() adds each node's time to ms[op] ----
+// ---- profiling: while set (on this thread), backward() adds each node's time to ms[op] and,
+// for nodes recorded under a record scope, to by_layer[layer path] ----
 struct BackwardProfile {
-  std::vector<std::pair<std::string, double>> ms;  // op -> milliseconds, in first-seen order
+  std::vector<std::pair<std::string, double>> ms;        // op -> milliseconds, in first-seen order
+  std::vector<std::pair<std::string, double>> by_layer;  // layer path -> milliseconds
 };
 void set_backward_profile(BackwardProfile* p);
+// While non-null (on this thread), record() copies *path into Node::layer. nn::Module points it
+// at the current layer path while a LayerTrace is active; otherwise nodes carry no label.
+void set_record_scope(const std::string* path);
 
 // ---- for op implementers ----
 // True when grad mode is on and any input requires grad: the op must then call record().

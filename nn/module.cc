@@ -20,6 +20,7 @@ Tensor Module::operator()(const Tensor& x) {
   if (!g_trace) return forward(x);
   const size_t len = g_path.size();
   g_path += (len ? "." : "") + name_;
+  set_record_scope(&g_path);
   LayerRecord r;
   r.path = g_path;
   r.type = type();
@@ -50,6 +51,7 @@ Tensor Module::operator()(const Tensor& x) {
   recs[slot].self_flops = flops - child_flops;
   recs[slot].ms = ms;
   g_path.resize(len);
+  set_record_scope(len ? &g_path : nullptr);
   return y;
 }
 

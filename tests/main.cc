@@ -1,5 +1,6 @@
 // Test main: runs every suite, then prints one closing line that CI tooling reads:
 //   tests: N passed, N failed, N skipped
+#include "lib/blas.h"
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -9,7 +10,8 @@
 
 int main(int argc, char** argv) {
   testing::InitGoogleTest(&argc, argv);
-  std::printf("ntc tests: kernels=%s threads=%d\n", ntc::k::kernel_target_name(), ntc::num_threads());
+  std::printf("ntc tests: kernels=%s blas=%s threads=%d\n", ntc::k::kernel_target_name(), ntc::blas_kernel_name(),
+              ntc::num_threads());
   int rc = RUN_ALL_TESTS();
   const auto* u = testing::UnitTest::GetInstance();
   int skipped = u->skipped_test_count();

@@ -29,11 +29,14 @@
 
 #include "hwy/targets.h"
 #include "kernels/kernels.h"
+#include "tests/targets.h"
 
 namespace {
 
 namespace k = ntc::k;
 using P = float* const*;  // the arrays of one test case, in the order they were declared
+using ntc::test::ForceTarget;
+using ntc::test::simd_targets;
 
 const size_t kSizes[] = {1, 7, 17, 1023, 4097, 70000};
 constexpr size_t kGuard = 16;  // guard floats on each side of an array
@@ -62,23 +65,6 @@ class SimdMode {
 
  private:
   bool saved_;
-};
-
-// The Highway targets compiled into kernels/simd.cc that this CPU can run (e.g. SSSE3, SSE4,
-// AVX2, AVX3): the twin comparisons run once per target, not only on the best one.
-std::vector<int64_t> simd_targets() { return hwy::SupportedAndGeneratedTargets(); }
-
-// Forces HWY_DYNAMIC_DISPATCH to `target` for the lifetime of the object.
-class ForceTarget {
- public:
-  explicit ForceTarget(int64_t target) {
-    hwy::SetSupportedTargetsForTest(target);
-    hwy::GetChosenTarget().Update(hwy::SupportedTargets());
-  }
-  ~ForceTarget() {
-    hwy::SetSupportedTargetsForTest(0);
-    hwy::GetChosenTarget().Update(hwy::SupportedTargets());
-  }
 };
 
 // n floats, unaligned (one float past the start of an allocation that begins with kGuard

@@ -307,6 +307,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
       });
       if (w.requires_grad()) reduce_partials(part, n_items, Cout, K, Ka, w.grad_acc(), fused ? b.grad_acc() : nullptr);
       if (gb && !fused) k::sum_channel(gy, b.grad_acc(), size_t(N), size_t(Cout), size_t(P));
+      // GEMM FLOPs of this backward (counted only while a FlopCounter is active, e.g. bench train)
+      const int64_t pass = 2 * int64_t(N) * K * Cout * P;
+      count_flops("conv2d_backward", pass * (int(w.requires_grad()) + int(x.requires_grad())));
     });
   return y;
 }
@@ -405,6 +408,8 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int s
       if (w.requires_grad()) reduce_partials(part, n_items, Cin, K, K, w.grad_acc(), nullptr);
       if (b.defined() && b.requires_grad())
         k::sum_channel(gy, b.grad_acc(), size_t(N), size_t(g.C), size_t(g.H) * g.W);
+      const int64_t pass = 2 * int64_t(N) * K * Cin * P;
+      count_flops("conv_transpose2d_backward", pass * (int(w.requires_grad()) + int(x.requires_grad())));
     });
   return y;
 }

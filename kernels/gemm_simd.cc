@@ -1,0 +1,198 @@
+// kernels/gemm_simd.cc — ntc's own single-threaded SGEMM in Highway (see kernels/gemm.h).
+//
+// Blocking follows the usual packed-panel scheme (Goto & van de Geijn, "Anatomy of
+// high-performance matrix multiplication", 2008): for each block of kGemmKC along k, op(B) is
+// packed into NR-column micro-panels and, for each block of kMC rows, op(A) into MR-row
+// micro-panels (zero-padded at the edges); a register-blocked micro-kernel then computes each
+// MR × NR tile of C with MR·2 vector accumulators, one FMA per (row, vector) per k.
+//   AVX-512 (16 lanes, 32 registers): MR = 12, NR = 32 → 24 accumulators.
+//   AVX2    ( 8 lanes, 16 registers): MR = 6,  NR = 16 → 12 accumulators.
+// Packed buffers are per thread and allocated once (about 2.3 MB per thread).
+//
+// Arithmetic (what the scalar twin ref::sgemm reproduces bit for bit): for every element of C
+// and every k-block, acc = fma(a_ik, b_kj, acc) for k ascending from acc = 0; then the block is
+// folded into C as v = alpha·acc (skipped when alpha = 1) and C = v (beta = 0, first block),
+// C + v (beta = 1 or any later block) or beta·C + v (first block). Edge tiles run the same
+// vector code on zero padding and copy back only the valid part with the same scalar operations,
+// so an element's value does not depend on where a caller cuts C into tiles (lib/gemm.cc).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/gemm_simd.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include <algorithm>
+#include <cstring>
+
+#include "hwy/aligned_allocator.h"
+#include "hwy/highway.h"
+#include "kernels/gemm.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace ntc::k::gemm_simd::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using D = hn::ScalableTag<float>;
+using V = hn::Vec<D>;
+constexpr size_t kL = HWY_MAX_BYTES / sizeof(float);  // lanes of this target
+constexpr size_t kMR = kL >= 16 ? 12 : 6;
+constexpr size_t kNR = 2 * kL;
+constexpr size_t kKC = kGemmKC;
+constexpr size_t kMC = 144;   // rows of op(A) per packed block (multiple of both MRs)
+constexpr size_t kNC = 2048;  // columns of op(B) per packed block (multiple of both NRs)
+
+// op(A)[i0 : i0+m, k0 : k0+kc] → MR-row micro-panels: panel p holds, for each k, the MR values
+// of rows p·MR … p·MR+MR-1 (zero beyond m).
+void PackA(bool ta, const float* A, size_t lda, size_t i0, size_t m, size_t k0, size_t kc, float* HWY_RESTRICT dst) {
+  for (size_t p = 0; p < m; p += kMR) {
+    const size_t rows = std::min(kMR, m - p);
+    if (!ta) {
+      for (size_t r = 0; r < rows; ++r) {
+        const float* src = A + (i0 + p + r) * lda + k0;
+        for (size_t k = 0; k < kc; ++k) dst[k * kMR + r] = src[k];
+      }
+    } else {
+      for (size_t k = 0; k < kc; ++k) {
+        const float* src = A + (k0 + k) * lda + i0 + p;
+        for (size_t r = 0; r < rows; ++r) dst[k * kMR + r] = src[r];
+      }
+    }
+    if (rows < kMR)
+      for (size_t k = 0; k < kc; ++k)
+        for (size_t r = rows; r < kMR; ++r) dst[k * kMR + r] = 0.f;
+    dst += kc * kMR;
+  }
+}
+
+// op(B)[k0 : k0+kc, j0 : j0+n] → NR-column micro-panels: panel q holds, for each k, the NR values
+// of columns q·NR … q·NR+NR-1 (zero beyond n).
+void PackB(bool tb, const float* B, size_t ldb, size_t k0, size_t kc, size_t j0, size_t n, float* HWY_RESTRICT dst) {
+  const D d;
+  for (size_t q = 0; q < n; q += kNR) {
+    const size_t cols = std::min(kNR, n - q);
+    if (!tb) {
+      for (size_t k = 0; k < kc; ++k) {
+        const float* src = B + (k0 + k) * ldb + j0 + q;
+        float* o = dst + k * kNR;
+        if (cols == kNR) {
+          hn::Store(hn::LoadU(d, src), d, o);
+          hn::Store(hn::LoadU(d, src + kL), d, o + kL);
+        } else {
+          std::memcpy(o, src, cols * sizeof(float));
+          std::fill(o + cols, o + kNR, 0.f);
+        }
+      }
+    } else {
+      for (size_t c = 0; c < cols; ++c) {
+        const float* src = B + (j0 + q + c) * ldb + k0;
+        for (size_t k = 0; k < kc; ++k) dst[k * kNR + c] = src[k];
+      }
+      if (cols < kNR)
+        for (size_t k = 0; k < kc; ++k) std::fill(dst + k * kNR + cols, dst + (k + 1) * kNR, 0.f);
+    }
+    dst += kc * kNR;
+  }
+}
+
+// C tile (m ≤ MR rows, n ≤ NR columns at c, row stride ldc) ⊕= packed A panel · packed B panel.
+// first: this is the first k-block (then beta applies; afterwards blocks are added).
+HWY_INLINE void Fold(V acc, float* c, float alpha, float beta, bool first, D d) {
+  if (alpha != 1.f) acc = hn::Mul(acc, hn::Set(d, alpha));
+  if (first && beta == 0.f) {
+    hn::StoreU(acc, d, c);
+  } else if (!first || beta == 1.f) {
+    hn::StoreU(hn::Add(hn::LoadU(d, c), acc), d, c);
+  } else {
+    hn::StoreU(hn::Add(hn::Mul(hn::LoadU(d, c), hn::Set(d, beta)), acc), d, c);
+  }
+}
+
+HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT pa, const float* HWY_RESTRICT pb, float* c,
+                              size_t ldc, size_t m, size_t n, float alpha, float beta, bool first) {
+  const D d;
+  V a0[kMR], a1[kMR];
+  for (size_t r = 0; r < kMR; ++r) a0[r] = a1[r] = hn::Zero(d);
+  for (size_t k = 0; k < kc; ++k) {
+    const V b0 = hn::Load(d, pb), b1 = hn::Load(d, pb + kL);
+#pragma GCC unroll 16
+    for (size_t r = 0; r < kMR; ++r) {
+      const V a = hn::Set(d, pa[r]);
+      a0[r] = hn::MulAdd(a, b0, a0[r]);
+      a1[r] = hn::MulAdd(a, b1, a1[r]);
+    }
+    pa += kMR;
+    pb += kNR;
+  }
+  if (m == kMR && n == kNR) {
+#pragma GCC unroll 16
+    for (size_t r = 0; r < kMR; ++r) {
+      Fold(a0[r], c + r * ldc, alpha, beta, first, d);
+      Fold(a1[r], c + r * ldc + kL, alpha, beta, first, d);
+    }
+    return;
+  }
+  // Edge tile: the same operations, element by element, on the valid part only.
+  HWY_ALIGN float t[kMR * kNR];
+  for (size_t r = 0; r < kMR; ++r) {
+    hn::Store(a0[r], d, t + r * kNR);
+    hn::Store(a1[r], d, t + r * kNR + kL);
+  }
+  for (size_t r = 0; r < m; ++r)
+    for (size_t j = 0; j < n; ++j) {
+      float v = t[r * kNR + j];
+      if (alpha != 1.f) v = v * alpha;
+      float& o = c[r * ldc + j];
+      if (first && beta == 0.f) o = v;
+      else if (!first || beta == 1.f) o = o + v;
+      else o = o * beta + v;
+    }
+}
+
+void Sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float* A, size_t lda, const float* B,
+           size_t ldb, float beta, float* C, size_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // C = beta·C
+    for (size_t i = 0; i < M; ++i)
+      for (size_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : C[i * ldc + j] * beta;
+    return;
+  }
+  thread_local hwy::AlignedFreeUniquePtr<float[]> buf;
+  if (!buf) buf = hwy::AllocateAligned<float>(kMC * kKC + kKC * kNC);
+  float* pa = buf.get();
+  float* pb = buf.get() + kMC * kKC;
+  for (size_t j0 = 0; j0 < N; j0 += kNC) {
+    const size_t nc = std::min(kNC, N - j0);
+    for (size_t k0 = 0; k0 < K; k0 += kKC) {
+      const size_t kc = std::min(kKC, K - k0);
+      const bool first = k0 == 0;
+      PackB(tb, B, ldb, k0, kc, j0, nc, pb);
+      for (size_t i0 = 0; i0 < M; i0 += kMC) {
+        const size_t mc = std::min(kMC, M - i0);
+        PackA(ta, A, lda, i0, mc, k0, kc, pa);
+        for (size_t q = 0; q < nc; q += kNR)
+          for (size_t p = 0; p < mc; p += kMR)
+            MicroKernel(kc, pa + p * kc, pb + q * kc, C + (i0 + p) * ldc + j0 + q, ldc, std::min(kMR, mc - p),
+                        std::min(kNR, nc - q), alpha, beta, first);
+      }
+    }
+  }
+}
+
+size_t Lanes() { return kL; }
+
+}  // namespace ntc::k::gemm_simd::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace ntc::k {
+namespace gemm_simd {
+HWY_EXPORT(Sgemm);
+HWY_EXPORT(Lanes);
+}  // namespace gemm_simd
+
+void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+           float beta, float* C, int ldc) {
+  HWY_DYNAMIC_DISPATCH(gemm_simd::Sgemm)
+  (ta, tb, size_t(M), size_t(N), size_t(K), alpha, A, size_t(lda), B, size_t(ldb), beta, C, size_t(ldc));
+}
+size_t sgemm_lanes() { return HWY_DYNAMIC_DISPATCH(gemm_simd::Lanes)(); }
+}  // namespace ntc::k
+#endif  // HWY_ONCE

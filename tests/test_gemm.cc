@@ -1,0 +1,168 @@
+// tests/test_gemm.cc — ntc's Highway SGEMM (kernels/gemm.h) against its scalar twin (bit for bit,
+// on every Highway target this CPU runs) and against a double-precision product; the tile
+// invariance lib/gemm.cc relies on; and lib/gemm.cc's two back ends and thread counts.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels/gemm.h"
+#include "kernels/kernels.h"
+#include "lib/gemm.h"
+#include "lib/threads.h"
+#include "tests/targets.h"
+
+namespace {
+
+struct Case {
+  bool ta, tb;
+  int M, N, K;
+  float alpha, beta;
+};
+
+// Row-major operands with padded leading dimensions (ld = cols + 3), filled from a seeded RNG.
+struct Operands {
+  int lda, ldb, ldc;
+  std::vector<float> A, B, C;
+};
+Operands make(const Case& c, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  Operands o;
+  const int arows = c.ta ? c.K : c.M, acols = c.ta ? c.M : c.K;
+  const int brows = c.tb ? c.N : c.K, bcols = c.tb ? c.K : c.N;
+  o.lda = acols + 3;
+  o.ldb = bcols + 3;
+  o.ldc = c.N + 3;
+  o.A.resize(size_t(arows) * o.lda + 1);
+  o.B.resize(size_t(brows) * o.ldb + 1);
+  o.C.resize(size_t(c.M) * o.ldc + 1);
+  for (float& x : o.A) x = u(g);
+  for (float& x : o.B) x = u(g);
+  for (float& x : o.C) x = u(g);
+  return o;
+}
+
+// alpha·op(A)·op(B) + beta·C in double.
+std::vector<double> product(const Case& c, const Operands& o) {
+  std::vector<double> r(size_t(c.M) * c.N);
+  for (int i = 0; i < c.M; ++i)
+    for (int j = 0; j < c.N; ++j) {
+      double s = 0;
+      for (int k = 0; k < c.K; ++k)
+        s += double(c.ta ? o.A[size_t(k) * o.lda + i] : o.A[size_t(i) * o.lda + k]) *
+             double(c.tb ? o.B[size_t(j) * o.ldb + k] : o.B[size_t(k) * o.ldb + j]);
+      r[size_t(i) * c.N + j] = c.alpha * s + (c.beta == 0 ? 0.0 : c.beta * double(o.C[size_t(i) * o.ldc + j]));
+    }
+  return r;
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> v;
+  const int dims[][3] = {{1, 1, 1},    {1, 33, 7},    {13, 1, 300},  {12, 32, 256}, {25, 47, 257},
+                         {145, 65, 513}, {7, 200, 0}, {160, 2100, 20}, {6, 16, 1000}};
+  const float ab[][2] = {{1, 0}, {1, 1}, {0.5f, -0.75f}};
+  for (const auto& d : dims)
+    for (int t = 0; t < 4; ++t)
+      for (const auto& s : ab) v.push_back({bool(t & 1), bool(t & 2), d[0], d[1], d[2], s[0], s[1]});
+  return v;
+}
+
+std::string name(const Case& c) {
+  return std::to_string(c.M) + "x" + std::to_string(c.N) + "x" + std::to_string(c.K) + (c.ta ? " Aᵀ" : "") +
+         (c.tb ? " Bᵀ" : "") + " alpha " + std::to_string(c.alpha) + " beta " + std::to_string(c.beta);
+}
+
+TEST(Gemm, SimdMatchesScalarTwinBitForBitOnEveryTarget) {
+  int checked = 0;
+  for (const int64_t target : ntc::test::simd_targets()) {
+    ntc::test::ForceTarget force(target);
+    for (const Case& c : cases()) {
+      Operands s = make(c, 7), r = make(c, 7);
+      ntc::k::sgemm(c.ta, c.tb, c.M, c.N, c.K, c.alpha, s.A.data(), s.lda, s.B.data(), s.ldb, c.beta, s.C.data(),
+                    s.ldc);
+      ntc::k::ref::sgemm(c.ta, c.tb, c.M, c.N, c.K, c.alpha, r.A.data(), r.lda, r.B.data(), r.ldb, c.beta,
+                         r.C.data(), r.ldc);
+      if (target & (HWY_SSSE3 | HWY_SSE4)) {  // no FMA: MulAdd rounds twice; agree to rounding
+        for (size_t i = 0; i < s.C.size(); ++i)
+          ASSERT_NEAR(s.C[i], r.C[i], 1e-6 * (c.K + 4)) << hwy::TargetName(target) << " " << name(c);
+        continue;
+      }
+      ASSERT_EQ(0, std::memcmp(s.C.data(), r.C.data(), s.C.size() * sizeof(float)))
+          << hwy::TargetName(target) << " " << name(c);
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 0);
+}
+
+TEST(Gemm, AgreesWithDoublePrecisionProduct) {
+  for (const Case& c : cases()) {
+    Operands o = make(c, 11);
+    const std::vector<double> want = product(c, o);
+    const std::vector<float> before = o.C;
+    ntc::k::sgemm(c.ta, c.tb, c.M, c.N, c.K, c.alpha, o.A.data(), o.lda, o.B.data(), o.ldb, c.beta, o.C.data(), o.ldc);
+    for (int i = 0; i < c.M; ++i) {
+      for (int j = 0; j < c.N; ++j)  // terms are in [-1, 1]: error bound ~ K · 2^-24 with margin
+        ASSERT_NEAR(o.C[size_t(i) * o.ldc + j], want[size_t(i) * c.N + j], 1e-6 * (c.K + 4)) << name(c);
+      for (int j = c.N; j < o.ldc && size_t(i) * o.ldc + j < o.C.size(); ++j)  // padding untouched
+        ASSERT_EQ(o.C[size_t(i) * o.ldc + j], before[size_t(i) * o.ldc + j]) << name(c);
+    }
+  }
+}
+
+TEST(Gemm, BetaZeroDoesNotReadC) {
+  const Case c{false, false, 13, 35, 40, 1, 0};
+  Operands o = make(c, 3);
+  for (float& x : o.C) x = std::numeric_limits<float>::quiet_NaN();
+  ntc::k::sgemm(false, false, c.M, c.N, c.K, 1, o.A.data(), o.lda, o.B.data(), o.ldb, 0, o.C.data(), o.ldc);
+  for (int i = 0; i < c.M; ++i)
+    for (int j = 0; j < c.N; ++j) ASSERT_TRUE(std::isfinite(o.C[size_t(i) * o.ldc + j]));
+}
+
+// lib/gemm.cc cuts C into tiles and runs one call per tile: an element must come out the same
+// wherever the cuts fall.
+TEST(Gemm, ElementsDoNotDependOnTiling) {
+  const Case c{false, true, 50, 77, 600, 1, 1};
+  Operands whole = make(c, 5), tiled = make(c, 5);
+  ntc::k::sgemm(c.ta, c.tb, c.M, c.N, c.K, 1, whole.A.data(), whole.lda, whole.B.data(), whole.ldb, 1,
+                whole.C.data(), whole.ldc);
+  const int rcut[] = {0, 5, 31, 50}, ccut[] = {0, 17, 18, 77};
+  for (int a = 0; a < 3; ++a)
+    for (int b = 0; b < 3; ++b)
+      ntc::k::sgemm(false, true, rcut[a + 1] - rcut[a], ccut[b + 1] - ccut[b], c.K, 1,
+                    tiled.A.data() + size_t(rcut[a]) * tiled.lda, tiled.lda, tiled.B.data() + size_t(ccut[b]) * tiled.ldb,
+                    tiled.ldb, 1, tiled.C.data() + size_t(rcut[a]) * tiled.ldc + ccut[b], tiled.ldc);
+  EXPECT_EQ(0, std::memcmp(whole.C.data(), tiled.C.data(), whole.C.size() * sizeof(float)));
+}
+
+// ntc::gemm: each back end gives the same bits on 1 and 3 threads, and the two agree to rounding.
+TEST(Gemm, BackEndsAgreeAndIgnoreThreadCount) {
+  const Case c{true, false, 300, 1100, 520, 1, 0};
+  const int saved = ntc::num_threads();
+  std::vector<std::vector<float>> out;
+  for (ntc::GemmBackend be : {ntc::GemmBackend::Ntc, ntc::GemmBackend::OpenBLAS}) {
+    ntc::set_gemm_backend(be);
+    std::vector<float> first;
+    for (int threads : {1, 3}) {
+      ntc::set_num_threads(threads);
+      Operands o = make(c, 9);
+      ntc::gemm(c.ta, c.tb, c.M, c.N, c.K, 1, o.A.data(), o.lda, o.B.data(), o.ldb, 0, o.C.data(), o.ldc);
+      if (first.empty()) first = o.C;
+      else EXPECT_EQ(0, std::memcmp(first.data(), o.C.data(), first.size() * sizeof(float))) << ntc::gemm_backend_name();
+    }
+    out.push_back(first);
+  }
+  ntc::set_gemm_backend(ntc::GemmBackend::Auto);
+  ntc::set_num_threads(saved);
+  double worst = 0;
+  for (size_t i = 0; i < out[0].size(); ++i) worst = std::max(worst, double(std::fabs(out[0][i] - out[1][i])));
+  EXPECT_LT(worst, 1e-4);
+  EXPECT_GT(worst, -1.0);
+}
+
+}  // namespace
