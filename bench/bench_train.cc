@@ -44,6 +44,7 @@ int bench_train(const std::vector<std::string>& argv) {
   };
   step();  // warm-up
   mem_reset_peak();
+  const MemStats m0 = mem_stats();
   std::vector<double> t;
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -52,6 +53,8 @@ int bench_train(const std::vector<std::string>& argv) {
   }
   std::sort(t.begin(), t.end());
   const double step_s = t[t.size() / 2];
+  // Memory obtained from the system per step after the warm-up (0 when every buffer is reused).
+  const double fresh_mb_per_step = double(mem_stats().fresh_bytes - m0.fresh_bytes) / 1e6 / reps;
 
   // One profiled step: forward per layer type, backward per op.
   std::map<std::string, double> fwd;
@@ -93,10 +96,10 @@ int bench_train(const std::vector<std::string>& argv) {
     std::printf("{\"bench\":\"train\",\"config\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\","
                 "\"step_s\":%.4f,\"min_step_s\":%.4f,\"reps\":%d,\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f,"
                 "\"forward_layers_ms\":%.1f,\"backward_ms\":%.1f,\"forward_gflop\":%.3f,\"backward_conv_gflop\":%.3f,"
-                "\"sgemm_gflops\":%.2f,\"step_gflops\":%.2f,\"step_s_at_sgemm_speed\":%.4f,\"forward_ms_by_layer_type\":{",
+                "\"sgemm_gflops\":%.2f,\"step_gflops\":%.2f,\"step_s_at_sgemm_speed\":%.4f,\"fresh_mb_per_step\":%.2f,\"forward_ms_by_layer_type\":{",
                 cfg.c_str(), batch, crop, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), step_s, t[0], reps,
                 double(peak_rss_bytes()) / 1e6, double(mem_stats().peak_in_use) / 1e6, fwd_total, bwd_total,
-                double(fwd_flops) * 1e-9, double(bwd_flops) * 1e-9, sgemm, step_gflop / step_s, step_gflop / sgemm);
+                double(fwd_flops) * 1e-9, double(bwd_flops) * 1e-9, sgemm, step_gflop / step_s, step_gflop / sgemm, fresh_mb_per_step);
     bool first = true;
     for (auto& [k, v] : fwd) {
       std::printf("%s\"%s\":%.2f", first ? "" : ",", k.c_str(), v);
@@ -116,9 +119,10 @@ int bench_train(const std::vector<std::string>& argv) {
     }
     std::printf("}}\n");
   } else {
-    std::printf("train step of %s, batch %d of %dx%d, %d threads (%s, OpenBLAS %s, GEMM %s): median %.3f s (min %.3f), peak RSS %.0f MB\n",
+    std::printf("train step of %s, batch %d of %dx%d, %d threads (%s, OpenBLAS %s, GEMM %s): median %.3f s (min %.3f), peak RSS %.0f MB, "
+                "fresh memory %.1f MB/step\n",
                 cfg.c_str(), batch, crop, crop, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), step_s, t[0],
-                double(peak_rss_bytes()) / 1e6);
+                double(peak_rss_bytes()) / 1e6, fresh_mb_per_step);
     std::printf("forward (layers) %.1f ms:\n", fwd_total);
     for (auto& [k, v] : fwd) std::printf("  %-20s %8.1f ms  %5.1f%%\n", k.c_str(), v, 100 * v / fwd_total);
     std::sort(layers.rbegin(), layers.rend());

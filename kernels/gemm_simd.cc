@@ -39,12 +39,55 @@ constexpr size_t kKC = kGemmKC;
 constexpr size_t kMC = 144;   // rows of op(A) per packed block (multiple of both MRs)
 constexpr size_t kNC = 2048;  // columns of op(B) per packed block (multiple of both NRs)
 
+#if HWY_MAX_BYTES >= 32
+// dst[k·ldd + i] = src[i·lds + k] for i, k < 8: eight rows of eight floats transposed in 256-bit
+// registers (32-bit interleaves, 64-bit interleaves, then 128-bit halves).
+HWY_INLINE void Transpose8x8(const float* HWY_RESTRICT src, size_t lds, float* HWY_RESTRICT dst, size_t ldd) {
+  const hn::FixedTag<float, 8> d;
+  const hn::Repartition<double, decltype(d)> dd;
+  using VF = hn::Vec<decltype(d)>;
+  VF r[8];
+  for (size_t i = 0; i < 8; ++i) r[i] = hn::LoadU(d, src + i * lds);
+  VF t[8];
+  for (size_t i = 0; i < 4; ++i) {
+    t[2 * i] = hn::InterleaveLower(d, r[2 * i], r[2 * i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
+    t[2 * i + 1] = hn::InterleaveUpper(d, r[2 * i], r[2 * i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
+  }
+  VF u[8];
+  for (size_t h = 0; h < 2; ++h) {  // rows 0-3, then rows 4-7
+    const auto e0 = hn::BitCast(dd, t[4 * h]), e1 = hn::BitCast(dd, t[4 * h + 1]);
+    const auto e2 = hn::BitCast(dd, t[4 * h + 2]), e3 = hn::BitCast(dd, t[4 * h + 3]);
+    u[4 * h] = hn::BitCast(d, hn::InterleaveLower(dd, e0, e2));      // columns 0 | 4
+    u[4 * h + 1] = hn::BitCast(d, hn::InterleaveUpper(dd, e0, e2));  // columns 1 | 5
+    u[4 * h + 2] = hn::BitCast(d, hn::InterleaveLower(dd, e1, e3));  // columns 2 | 6
+    u[4 * h + 3] = hn::BitCast(d, hn::InterleaveUpper(dd, e1, e3));  // columns 3 | 7
+  }
+  for (size_t k = 0; k < 4; ++k) {
+    hn::StoreU(hn::ConcatLowerLower(d, u[4 + k], u[k]), d, dst + k * ldd);
+    hn::StoreU(hn::ConcatUpperUpper(d, u[4 + k], u[k]), d, dst + (k + 4) * ldd);
+  }
+}
+#endif
+
 // op(A)[i0 : i0+m, k0 : k0+kc] → MR-row micro-panels: panel p holds, for each k, the MR values
 // of rows p·MR … p·MR+MR-1 (zero beyond m).
 void PackA(bool ta, const float* A, size_t lda, size_t i0, size_t m, size_t k0, size_t kc, float* HWY_RESTRICT dst) {
   for (size_t p = 0; p < m; p += kMR) {
     const size_t rows = std::min(kMR, m - p);
-    if (!ta) {
+    if (!ta && rows == kMR && kMR >= 8 && HWY_MAX_BYTES >= 32) {
+#if HWY_MAX_BYTES >= 32
+      // Rows 0-7 and rows MR-8 … MR-1 as 8×8 register transposes (the overlap is written twice
+      // with the same values), the k tail element by element.
+      const float* src = A + (i0 + p) * lda + k0;
+      const size_t k8 = kc & ~size_t(7);
+      for (size_t k = 0; k < k8; k += 8) {
+        Transpose8x8(src + k, lda, dst + k * kMR, kMR);
+        Transpose8x8(src + (kMR - 8) * lda + k, lda, dst + k * kMR + kMR - 8, kMR);
+      }
+      for (size_t k = k8; k < kc; ++k)
+        for (size_t r = 0; r < kMR; ++r) dst[k * kMR + r] = src[r * lda + k];
+#endif
+    } else if (!ta) {
       for (size_t r = 0; r < rows; ++r) {
         const float* src = A + (i0 + p + r) * lda + k0;
         for (size_t k = 0; k < kc; ++k) dst[k * kMR + r] = src[k];
@@ -61,6 +104,7 @@ void PackA(bool ta, const float* A, size_t lda, size_t i0, size_t m, size_t k0, 
     dst += kc * kMR;
   }
 }
+
 
 // op(B)[k0 : k0+kc, j0 : j0+n] → NR-column micro-panels: panel q holds, for each k, the NR values
 // of columns q·NR … q·NR+NR-1 (zero beyond n).
@@ -81,7 +125,19 @@ void PackB(bool tb, const float* B, size_t ldb, size_t k0, size_t kc, size_t j0,
         }
       }
     } else {
-      for (size_t c = 0; c < cols; ++c) {
+      // A transposition: column c of the panel is row j0+q+c of B. Full 8×8 blocks go through
+      // registers (Transpose8x8), the rest element by element.
+      size_t c = 0;
+#if HWY_MAX_BYTES >= 32
+      const size_t k8 = kc & ~size_t(7);
+      for (; c + 8 <= cols; c += 8) {
+        const float* src = B + (j0 + q + c) * ldb + k0;
+        for (size_t k = 0; k < k8; k += 8) Transpose8x8(src + k, ldb, dst + k * kNR + c, kNR);
+        for (size_t k = k8; k < kc; ++k)
+          for (size_t i = 0; i < 8; ++i) dst[k * kNR + c + i] = src[i * ldb + k];
+      }
+#endif
+      for (; c < cols; ++c) {
         const float* src = B + (j0 + q + c) * ldb + k0;
         for (size_t k = 0; k < kc; ++k) dst[k * kNR + c] = src[k];
       }
