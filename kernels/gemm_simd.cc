@@ -165,6 +165,7 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT pa, const flo
                               size_t ldc, size_t m, size_t n, float alpha, float beta, bool first) {
   const D d;
   V a0[kMR], a1[kMR];
+#pragma GCC unroll 16
   for (size_t r = 0; r < kMR; ++r) a0[r] = a1[r] = hn::Zero(d);
   for (size_t k = 0; k < kc; ++k) {
     const V b0 = hn::Load(d, pb), b1 = hn::Load(d, pb + kL);
@@ -187,6 +188,7 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT pa, const flo
   }
   // Edge tile: the same operations, element by element, on the valid part only.
   HWY_ALIGN float t[kMR * kNR];
+#pragma GCC unroll 16
   for (size_t r = 0; r < kMR; ++r) {
     hn::Store(a0[r], d, t + r * kNR);
     hn::Store(a1[r], d, t + r * kNR + kL);
