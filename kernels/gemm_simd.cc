@@ -110,6 +110,22 @@ void PackA(bool ta, const float* A, size_t lda, size_t i0, size_t m, size_t k0, 
 // of columns q·NR … q·NR+NR-1 (zero beyond n).
 void PackB(bool tb, const float* B, size_t ldb, size_t k0, size_t kc, size_t j0, size_t n, float* HWY_RESTRICT dst) {
   const D d;
+  if (!tb) {  // row by row (sequential reads), each row's NR-chunks to their panels
+    const size_t full = n / kNR * kNR;
+    for (size_t k = 0; k < kc; ++k) {
+      const float* src = B + (k0 + k) * ldb + j0;
+      float* o = dst + k * kNR;
+      for (size_t q = 0; q < full; q += kNR) {
+        hn::Store(hn::LoadU(d, src + q), d, o + q * kc);
+        hn::Store(hn::LoadU(d, src + q + kL), d, o + q * kc + kL);
+      }
+      if (full < n) {
+        std::memcpy(o + full * kc, src + full, (n - full) * sizeof(float));
+        std::fill(o + full * kc + (n - full), o + full * kc + kNR, 0.f);
+      }
+    }
+    return;
+  }
   for (size_t q = 0; q < n; q += kNR) {
     const size_t cols = std::min(kNR, n - q);
     if (!tb) {
