@@ -100,6 +100,19 @@ TEST(Metrics, MsSsimKnownValues) {
   const double c1 = (0.01 * 255) * (0.01 * 255), l = (2 * 100.0 * 120 + c1) / (100.0 * 100 + 120.0 * 120 + c1);
   EXPECT_NEAR(ms_ssim(x, y), std::pow(l, 0.1333), 1e-9);
   EXPECT_NEAR(ssim(x, y), l, 1e-9);
+  // A published value: compare_gan's MS-SSIM test (github.com/google/compare_gan,
+  // metrics/ms_ssim_score_test.py) expects 0.989989 (±0.001) for the mean MS-SSIM over the three
+  // pairs of constant RGB images of value 1, 0.7 and 0 with max_val 255. It uses 64×64 images with
+  // the window shrunk to fit; constant images make every scale's statistics size-independent, so
+  // 200×200 (five full scales here) must give the same number.
+  {
+    const float v[] = {1.f, 0.7f, 0.f};
+    double mean = 0;
+    for (int i = 0; i < 3; ++i)
+      for (int j = i + 1; j < 3; ++j)
+        mean += ms_ssim(Tensor::full({1, 3, 200, 200}, v[i]), Tensor::full({1, 3, 200, 200}, v[j])) / 3;
+    EXPECT_NEAR(mean, 0.989989, 1e-6);
+  }
   Tensor noisy = a.clone();
   Rng rng(1);
   for (int64_t i = 0; i < noisy.numel(); ++i) noisy.data()[i] += 20 * (rng.uniform() - 0.5f);
