@@ -40,7 +40,10 @@
 namespace ntc {
 namespace {
 
-constexpr int64_t kChunkCols = 4096;
+// 1024: col of a 3×3 96-channel layer is 3.5 MB, cache-resident. Measured with ntc bench train
+// (jpegl, 8×128², 2 threads, interleaved runs): 1–6% faster steps than 4096, and no change in
+// bench decode or bench sga.
+constexpr int64_t kChunkCols = 1024;
 
 void check_bias(const Tensor& b, int64_t cout, const char* op) {
   if (b.defined())
