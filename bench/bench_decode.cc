@@ -39,7 +39,7 @@ int bench_decode(const std::vector<std::string>& argv) {
   const int64_t Hp = (H + f - 1) / f * f, Wp = (W + f - 1) / f * f;
   NoGrad ng;
   // Latents of the right shapes, integer-valued like decoded ones.
-  Tensor zh = Tensor::normal({1, M, Hp / 64, Wp / 64}, 0, 2, rng);
+  Tensor zh = Tensor::normal({1, model.hyper_channels(), Hp / 64, Wp / 64}, 0, 2, rng);
   Tensor yh = Tensor::normal({1, M, Hp / 16, Wp / 16}, 0, 3, rng);
   for (Tensor* t : {&zh, &yh})
     for (int64_t i = 0; i < t->numel(); ++i) t->data()[i] = std::nearbyint(t->data()[i]);

@@ -23,13 +23,16 @@ Model::Model(const Config& cfg) : cfg_(cfg) {
   hyper_ = prior == "hyperprior";
   M_ = cfg_.integer("latent_channels", 320);
   if (M_ < 1 || M_ > 4096) fail(cfg_.origin(), ": latent_channels out of range");
+  // z channels: hyper_channels (CompressAI's N of a mean-scale hyperprior), by default M.
+  const int Z = Z_ = hyper_ ? cfg_.integer("hyper_channels", M_) : M_;
+  if (Z < 1 || Z > 4096) fail(cfg_.origin(), ": hyper_channels out of range");
   g_a_ = build_transform(cfg_, "analysis", "g_a", M_);
   g_s_ = build_transform(cfg_, "synthesis", "g_s", M_);
   if (hyper_) {
-    h_a_ = build_transform(cfg_, "hyper_analysis", "h_a", M_);
-    h_s_ = build_transform(cfg_, "hyper_synthesis", "h_s", M_);
+    h_a_ = build_transform(cfg_, "hyper_analysis", "h_a", M_, Z);
+    h_s_ = build_transform(cfg_, "hyper_synthesis", "h_s", M_, Z);
   }
-  eb_ = codec::EntropyBottleneck(M_, cfg_.ints("eb.filters", {3, 3}), float(cfg_.number("eb.init_scale", 10.0)));
+  eb_ = codec::EntropyBottleneck(Z, cfg_.ints("eb.filters", {3, 3}), float(cfg_.number("eb.init_scale", 10.0)));
   gc_ = codec::GaussianConditional(parse_scale_mode(cfg_.str("scale_mode", "tf_index")));
   cfg_.str("name", "");  // free-form label
   lambdas_ = cfg_.numbers("rate.lambdas");
@@ -42,8 +45,8 @@ Model::Model(const Config& cfg) : cfg_(cfg) {
     gain_y_ = Tensor::param({L, M_});
     gain_y_inv_ = Tensor::param({L, M_});
     if (hyper_) {
-      gain_z_ = Tensor::param({L, M_});
-      gain_z_inv_ = Tensor::param({L, M_});
+      gain_z_ = Tensor::param({L, Z});
+      gain_z_inv_ = Tensor::param({L, Z});
     }
   }
   cfg_.check_all_used();
@@ -80,7 +83,9 @@ Model::Gains Model::gains_at(int l) const {
             lambdas_.size(), " rate points");
   const int L = int(lambdas_.size());
   auto row = [&](const Tensor& t) {
-    return t.defined() ? slice_channels(t.reshape({1, L, M_}), l, 1).reshape({M_}) : Tensor();
+    if (!t.defined()) return Tensor();
+    const int64_t C = t.dim(1);
+    return slice_channels(t.reshape({1, L, C}), l, 1).reshape({C});
   };
   return {row(gain_y_), row(gain_y_inv_), row(gain_z_), row(gain_z_inv_)};
 }
@@ -94,10 +99,11 @@ Model::Gains Model::gains_for(double lambda) const {
   const double t = std::clamp(std::log(lambda / lambdas_[l]) / std::log(lambdas_[l + 1] / lambdas_[l]), 0.0, 1.0);
   auto mix = [&](const Tensor& g) {
     if (!g.defined()) return Tensor();
-    Tensor r = Tensor::empty({M_});
-    const float* a = g.data() + int64_t(l) * M_;
-    const float* b = a + M_;
-    for (int c = 0; c < M_; ++c) r.data()[c] = float(std::pow(double(a[c]), 1 - t) * std::pow(double(b[c]), t));
+    const int64_t C = g.dim(1);
+    Tensor r = Tensor::empty({C});
+    const float* a = g.data() + int64_t(l) * C;
+    const float* b = a + C;
+    for (int64_t c = 0; c < C; ++c) r.data()[c] = float(std::pow(double(a[c]), 1 - t) * std::pow(double(b[c]), t));
     return r;
   };
   return {mix(gain_y_), mix(gain_y_inv_), mix(gain_z_), mix(gain_z_inv_)};
@@ -125,9 +131,9 @@ void Model::init(Rng& rng) {
     for (size_t l = 0; l < lambdas_.size(); ++l) {
       const float g = float(std::sqrt(lambdas_[l] / mid));
       for (Tensor* t : {&gain_y_, &gain_z_})
-        if (t->defined()) k::fill(g, t->data() + l * size_t(M_), size_t(M_));
+        if (t->defined()) k::fill(g, t->data() + l * size_t(t->dim(1)), size_t(t->dim(1)));
       for (Tensor* t : {&gain_y_inv_, &gain_z_inv_})
-        if (t->defined()) k::fill(1 / g, t->data() + l * size_t(M_), size_t(M_));
+        if (t->defined()) k::fill(1 / g, t->data() + l * size_t(t->dim(1)), size_t(t->dim(1)));
     }
   }
 }

@@ -28,11 +28,12 @@ class Model {
   const Config& config() const { return cfg_; }
   bool hyperprior() const { return hyper_; }
   int latent_channels() const { return M_; }
+  int hyper_channels() const { return Z_; }  // channels of z (= latent_channels() by default)
   int downsampling() const { return factor_; }      // of the last latent (z, or y when factorized)
   int latent_stride() const { return y_stride_; }   // of y
   // Shapes of y and z (z: hyperprior only) for an image padded to hp×wp.
   Shape y_shape(int64_t hp, int64_t wp) const { return {1, M_, hp / y_stride_, wp / y_stride_}; }
-  Shape z_shape(int64_t hp, int64_t wp) const { return {1, M_, hp / factor_, wp / factor_}; }
+  Shape z_shape(int64_t hp, int64_t wp) const { return {1, Z_, hp / factor_, wp / factor_}; }
 
   // Parts, each a Module named g_a, g_s, h_a, h_s (h_* are null for a factorized model).
   Module& g_a() { return *g_a_; }
@@ -72,7 +73,7 @@ class Model {
  private:
   Config cfg_;
   bool hyper_ = true;
-  int M_ = 0, factor_ = 0, y_stride_ = 0;
+  int M_ = 0, Z_ = 0, factor_ = 0, y_stride_ = 0;
   std::unique_ptr<Module> g_a_, g_s_, h_a_, h_s_;
   codec::EntropyBottleneck eb_;
   codec::GaussianConditional gc_;

@@ -153,41 +153,43 @@ std::unique_ptr<Module> two_layer_res(const Config& c, const std::string& r, con
 }
 
 // HyperAnalysis (SPEC §1.4): conv3/1 + ReLU, conv5/2 + ReLU, conv5/2. Small: SignalConv 3/1 + ReLU,
-// 5/2 without bias.
-std::unique_ptr<Module> hyper_analysis(const Config& c, const std::string& r, const std::string& name, int M, bool small) {
+// 5/2 without bias. With hyper_channels Z ≠ M every layer outputs Z channels.
+std::unique_ptr<Module> hyper_analysis(const Config& c, const std::string& r, const std::string& name, int M, int Z,
+                                       bool small) {
   auto s = std::make_unique<Seq>(name, small ? "HyperAnalysisSmall" : "HyperAnalysis");
   if (small) {
-    s->append<Conv2d>("conv1", M, M, 3, 1, Padding::Signal);
+    s->append<Conv2d>("conv1", M, Z, 3, 1, Padding::Signal);
     s->append<Act>("relu1", "relu");
-    s->append<Conv2d>("conv2", M, M, 5, 2, Padding::Signal, false);
+    s->append<Conv2d>("conv2", Z, Z, 5, 2, Padding::Signal, false);
   } else {
-    s->append<Conv2d>("conv1", M, M, 3, 1);
+    s->append<Conv2d>("conv1", M, Z, 3, 1);
     s->append<Act>("relu1", "relu");
-    s->append<Conv2d>("conv2", M, M, 5, 2);
+    s->append<Conv2d>("conv2", Z, Z, 5, 2);
     s->append<Act>("relu2", "relu");
-    s->append<Conv2d>("conv3", M, M, 5, 2);
+    s->append<Conv2d>("conv3", Z, Z, 5, 2);
   }
   return s;
 }
 
 // HyperSynthesis (SPEC §1.4): convT5/2 M→M + ReLU, convT5/2 M→1.5M + ReLU, convT3/1 → 2M (means,
 // scales). Small: SignalConv 5/2 → 1.5M + ReLU, 3/1 → 2M. JPEG-like: one convT k6 s4 M→2M.
-std::unique_ptr<Module> hyper_synthesis(const Config& c, const std::string& r, const std::string& name, int M,
+// With hyper_channels Z ≠ M the first layer takes Z channels (CompressAI's N/M hyperprior).
+std::unique_ptr<Module> hyper_synthesis(const Config& c, const std::string& r, const std::string& name, int M, int Z,
                                         const std::string& kind) {
   const int M15 = M * 3 / 2;
   if (kind == "jpeg_like_hyper") {
     auto s = std::make_unique<Seq>(name, "JPEGLikeHyperSynthesis");
-    s->append<ConvTranspose2d>("deconv", M, 2 * M, c.integer(r + ".kernel", 6), 4);
+    s->append<ConvTranspose2d>("deconv", Z, 2 * M, c.integer(r + ".kernel", 6), 4);
     return s;
   }
   const bool small = kind == "hyper_small";
   auto s = std::make_unique<Seq>(name, small ? "HyperSynthesisSmall" : "HyperSynthesis");
   if (small) {
-    s->append<ConvTranspose2d>("deconv1", M, M15, 5, 2, Padding::Signal);
+    s->append<ConvTranspose2d>("deconv1", Z, M15, 5, 2, Padding::Signal);
     s->append<Act>("relu1", "relu");
     s->append<ConvTranspose2d>("deconv2", M15, 2 * M, 3, 1, Padding::Signal);
   } else {
-    s->append<ConvTranspose2d>("deconv1", M, M, 5, 2);
+    s->append<ConvTranspose2d>("deconv1", Z, M, 5, 2);
     s->append<Act>("relu1", "relu");
     s->append<ConvTranspose2d>("deconv2", M, M15, 5, 2);
     s->append<Act>("relu2", "relu");
@@ -198,7 +200,8 @@ std::unique_ptr<Module> hyper_synthesis(const Config& c, const std::string& r, c
 
 }  // namespace
 
-std::unique_ptr<Module> build_transform(const Config& c, const std::string& role, const std::string& name, int M) {
+std::unique_ptr<Module> build_transform(const Config& c, const std::string& role, const std::string& name, int M, int Z) {
+  if (Z <= 0) Z = M;
   const std::string kind = c.str(role);
   if (role == "analysis") {
     if (kind == "elic") return elic_analysis(c, role, name, M);
@@ -214,9 +217,9 @@ std::unique_ptr<Module> build_transform(const Config& c, const std::string& role
     if (kind == "bls2017") return bls2017(c, role, name, M, true);
     if (kind == "elic") return elic_synthesis(c, role, name, M);
   } else if (role == "hyper_analysis") {
-    if (kind == "hyper" || kind == "hyper_small") return hyper_analysis(c, role, name, M, kind == "hyper_small");
+    if (kind == "hyper" || kind == "hyper_small") return hyper_analysis(c, role, name, M, Z, kind == "hyper_small");
   } else if (role == "hyper_synthesis") {
-    if (kind == "hyper" || kind == "hyper_small" || kind == "jpeg_like_hyper") return hyper_synthesis(c, role, name, M, kind);
+    if (kind == "hyper" || kind == "hyper_small" || kind == "jpeg_like_hyper") return hyper_synthesis(c, role, name, M, Z, kind);
   }
   fail(c.origin(), ": unknown ", role, " '", kind, "'");
 }

@@ -18,6 +18,9 @@ namespace ntc::nn {
 
 // role: "analysis", "synthesis", "hyper_analysis" or "hyper_synthesis"; name: g_a, g_s, h_a, h_s.
 // M: latent channels (y); for the hyper transforms, their input/output width.
-std::unique_ptr<Module> build_transform(const Config& cfg, const std::string& role, const std::string& name, int M);
+// M: latent (y) channels; Z: hyper-latent (z) channels, used by the hyper transforms only
+// (config key hyper_channels, default M: h_a maps M→Z, h_s maps Z→2M).
+std::unique_ptr<Module> build_transform(const Config& cfg, const std::string& role, const std::string& name, int M,
+                                        int Z = 0);
 
 }  // namespace ntc::nn

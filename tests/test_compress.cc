@@ -52,6 +52,24 @@ TEST(Compress, DecoderReproducesEncoderExactlyAnyThreads) {
   }
 }
 
+// hyper_channels: z narrower than y (CompressAI's N < M), variable rate so gain.z has Z columns.
+TEST(Compress, NarrowHyperLatentRoundTrips) {
+  auto m = tiny("hyper_channels = 10\nrate.lambdas = 0.004, 0.03\n");
+  EXPECT_EQ(m->hyper_channels(), 10);
+  EXPECT_EQ(m->z_shape(64, 64)[1], 10);
+  for (auto& [n, t] : m->named_parameters()) {
+    if (n == "gain.z") {
+      EXPECT_EQ(t.shape(), (Shape{2, 10}));
+    }
+    if (n == "gain.y") {
+      EXPECT_EQ(t.shape(), (Shape{2, 16}));
+    }
+  }
+  Tensor img = picture(70, 90, 4);
+  Encoded e = compress(*m, img, 7, 0.01);
+  EXPECT_EQ(decompress(*m, e.bytes.data(), e.bytes.size(), 7).to_vector(), e.recon.to_vector());
+}
+
 TEST(Compress, ActualBitsCloseToTheEstimate) {
   auto m = tiny();
   Tensor img = picture(128, 192, 2);

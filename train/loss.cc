@@ -49,7 +49,7 @@ RdTerms rd_loss(nn::Model& m, const Tensor& img, float lambda, QuantMode q, Rng&
     bits_z = bits(m.entropy_bottleneck().likelihood(z_tilde));
     Tensor medians;
     if (q == QuantMode::Mixed && m.entropy_bottleneck().finalized())
-      medians = Tensor::from({M}, m.entropy_bottleneck().medians());
+      medians = Tensor::from({m.hyper_channels()}, m.entropy_bottleneck().medians());
     Tensor hs = (*m.h_s())(gain(q == QuantMode::Noise ? z_tilde : round_around(z, medians), G.z_inv));
     Tensor mu = slice_channels(hs, 0, M), sigma = m.gaussian_conditional().scales(slice_channels(hs, M, M));
     bits_y = bits(codec::GaussianConditional::likelihood(y_tilde, sigma, mu));

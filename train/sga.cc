@@ -29,7 +29,7 @@ Tensor sga_loss(nn::Model& m, const Tensor& x, const Tensor& mask, double pixels
   const int M = m.latent_channels();
   Tensor bits_total, y_s;
   if (m.hyperprior()) {
-    const Tensor med = Tensor::from({M}, m.entropy_bottleneck().medians());
+    const Tensor med = Tensor::from({m.hyper_channels()}, m.entropy_bottleneck().medians());
     const Tensor z_s = round(z, med);
     const Tensor hs = (*m.h_s())(gain(z_s, G.z_inv));
     const Tensor mu = slice_channels(hs, 0, M), sigma = m.gaussian_conditional().scales(slice_channels(hs, M, M));
