@@ -24,12 +24,12 @@ bool blas_has_avx512_kernels() {
 }
 
 bool use_ntc_kernel() {
-  if (k::use_reference_kernels()) return false;
   switch (g_backend.load(std::memory_order_relaxed)) {
     case GemmBackend::OpenBLAS: return false;
     case GemmBackend::Ntc: return true;
     case GemmBackend::Auto: break;
   }
+  if (k::use_reference_kernels()) return false;  // the scalar-reference configuration: OpenBLAS
   static const bool wide = k::sgemm_lanes() >= 16 && !blas_has_avx512_kernels();
   return wide;
 }

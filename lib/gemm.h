@@ -15,9 +15,10 @@
 // (its CPU table does not know the CPU, or OPENBLAS_CORETYPE pins them, lib/blas.h): on this
 // project's Zen 5 VMs, single-threaded GEMMs of the conv shapes ran at 155–177 GFLOP/s with ntc's
 // kernel against 87–103 with OpenBLAS's Haswell kernels. Everywhere else, and with the scalar
-// reference kernels (--kernels ref), OpenBLAS. `ntc --gemm openblas|ntc|auto` overrides.
-// Either back end computes every element independently of the tile grid, so results stay
-// bit-identical for any thread count; the two back ends differ from each other in the last bits.
+// reference kernels (--kernels ref), `auto` means OpenBLAS. `ntc --gemm openblas|ntc` overrides.
+// With either back end the tile grid depends only on the shape, so results stay bit-identical for
+// any thread count (ntc's kernel moreover gives every element the same bits however C is tiled);
+// the two back ends differ from each other in the last bits.
 #pragma once
 
 namespace ntc {
