@@ -11,6 +11,7 @@
 #include "lib/common.h"
 #include "lib/fileio.h"
 #include "lib/image.h"
+#include "lib/json.h"
 #include "lib/metrics.h"
 #include "lib/ops/ops.h"
 #include "nn/compress.h"
@@ -201,6 +202,32 @@ TEST(Cli, EncodeDecodeRoundTripAndBadInput) {
   }
   EXPECT_EQ(read_image(b.dir + "/a.png").to_vector(), dec.to_vector());  // untouched by the failures
   EXPECT_FALSE(fs::exists(b.dir + "/x.png"));
+}
+
+// Every benchmark prints one JSON object with the fields its issue names (tiny sizes: this checks
+// the output, not the speed).
+TEST(Cli, BenchmarksPrintOneJsonObjectWithTheirFields) {
+  Bin b;
+  if (b.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
+  struct Case {
+    std::string args;
+    std::vector<std::string> fields;
+  };
+  const std::vector<Case> cases = {
+      {"bench train --config ntc_small --batch 1 --crop 64 --reps 1 --json",
+       {"step_s", "peak_rss_mb", "sgemm_gflops", "step_gflops", "fresh_mb_per_step", "forward_ms_by_layer_type",
+        "backward_ms_by_op", "backward_ms_by_layer"}},
+      {"bench sga --config jpegl --size 64x64 --json", {"iter_s", "peak_rss_mb"}},
+      {"bench decode --config jpegl --size 64x64 --json", {"decode_ms", "flops_per_pixel"}},
+  };
+  for (const Case& c : cases) {
+    ASSERT_EQ(b.run(c.args), 0) << c.args << ": " << b.err();
+    const std::vector<uint8_t> out = read_file(b.dir + "/out.txt");
+    const Json j = parse_json(std::string(out.begin(), out.end()), c.args);
+    ASSERT_EQ(j.kind, Json::Object) << c.args;
+    for (const std::string& f : c.fields) EXPECT_NE(j.get(f), nullptr) << c.args << ": no " << f;
+    for (const char* f : {"gemm", "blas", "kernels", "threads"}) EXPECT_NE(j.get(f), nullptr) << c.args << ": no " << f;
+  }
 }
 
 }  // namespace
