@@ -10,6 +10,7 @@
 #include "lib/flops.h"
 #include "lib/ops/ops.h"
 #include "lib/rng.h"
+#include "lib/threads.h"
 #include "tests/gradcheck.h"
 
 namespace ntc {
@@ -325,6 +326,26 @@ TEST(Ops, GdnGradients) {
     gradcheck(inverse ? "igdn1" : "gdn1", {x, beta, gamma},
               [inverse](auto& v) { return gdn1(v[0], v[1], v[2], inverse); });
   }
+}
+
+// The batch's images run one per thread when there are enough of them: same bits for any count.
+TEST(Ops, GdnSameBitsForAnyThreadCount) {
+  Rng rng(11);
+  const Tensor x0 = rnd({4, 24, 9, 11}, rng, -2, 2), beta0 = rnd({24}, rng, 0.5f, 1.5f),
+               gamma0 = rnd({24, 24}, rng, 0.0f, 0.3f), gy = rnd({4, 24, 9, 11}, rng, -1, 1);
+  std::vector<std::vector<float>> first;
+  for (int threads : {1, 2, 3, 5}) {
+    set_num_threads(threads);
+    Tensor x = x0.clone().set_requires_grad(true), beta = beta0.clone().set_requires_grad(true),
+           gamma = gamma0.clone().set_requires_grad(true);
+    Tensor y = gdn1(x, beta, gamma, false);
+    sum(mul(y, gy)).backward();
+    std::vector<std::vector<float>> got = {y.to_vector(), x.grad_tensor().to_vector(), beta.grad_tensor().to_vector(),
+                                           gamma.grad_tensor().to_vector()};
+    if (first.empty()) first = got;
+    else EXPECT_EQ(got, first) << threads << " threads";
+  }
+  set_num_threads(0);
 }
 
 TEST(Ops, GdnForwardDefinition) {
