@@ -90,6 +90,16 @@ Model::Gains Model::gains_at(int l) const {
   return {row(gain_y_), row(gain_y_inv_), row(gain_z_), row(gain_z_inv_)};
 }
 
+// Gains interpolate geometrically (Cui et al. 2021). Training does not keep them positive (a
+// trained gain can cross zero and flip its channel), so the interpolation works on magnitudes
+// when both ends share a sign and falls back to linear when they differ or one is zero; a plain
+// pow of a negative base was NaN and made whole channels of z non-finite.
+double interpolate_gain(double a, double b, double t) {
+  if (a > 0 && b > 0) return std::pow(a, 1 - t) * std::pow(b, t);
+  if (a < 0 && b < 0) return -(std::pow(-a, 1 - t) * std::pow(-b, t));
+  return (1 - t) * a + t * b;
+}
+
 Model::Gains Model::gains_for(double lambda) const {
   NTC_CHECK(!lambdas_.empty(), "gains_for: the model has a fixed rate");
   if (!(lambda >= lambdas_.front() * (1 - 1e-6) && lambda <= lambdas_.back() * (1 + 1e-6)))
@@ -103,7 +113,7 @@ Model::Gains Model::gains_for(double lambda) const {
     Tensor r = Tensor::empty({C});
     const float* a = g.data() + int64_t(l) * C;
     const float* b = a + C;
-    for (int64_t c = 0; c < C; ++c) r.data()[c] = float(std::pow(double(a[c]), 1 - t) * std::pow(double(b[c]), t));
+    for (int64_t c = 0; c < C; ++c) r.data()[c] = float(interpolate_gain(a[c], b[c], t));
     return r;
   };
   return {mix(gain_y_), mix(gain_y_inv_), mix(gain_z_), mix(gain_z_inv_)};

@@ -21,6 +21,10 @@
 
 namespace ntc::nn {
 
+// The gain between two trained gains a (t = 0) and b (t = 1): geometric in magnitude when they
+// share a sign, linear otherwise (see model.cc).
+double interpolate_gain(double a, double b, double t);
+
 class Model {
  public:
   explicit Model(const Config& cfg);  // throws on unknown keys or transforms

@@ -70,6 +70,34 @@ TEST(Compress, NarrowHyperLatentRoundTrips) {
   EXPECT_EQ(decompress(*m, e.bytes.data(), e.bytes.size(), 7).to_vector(), e.recon.to_vector());
 }
 
+// Trained gains can cross zero; interpolation must stay finite and hit the ends.
+TEST(Compress, GainInterpolationHandlesNegativeGains) {
+  EXPECT_NEAR(interpolate_gain(0.5, 2.0, 0.5), 1.0, 1e-12);
+  EXPECT_NEAR(interpolate_gain(-0.5, -2.0, 0.5), -1.0, 1e-12);
+  EXPECT_NEAR(interpolate_gain(-0.5, 1.5, 0.5), 0.5, 1e-12);
+  EXPECT_NEAR(interpolate_gain(0.0, 1.5, 0.25), 0.375, 1e-12);
+  for (double t : {0.0, 1e-7, 0.3, 1 - 1e-7, 1.0}) {
+    const double v = interpolate_gain(-0.002, 0.7, t);
+    EXPECT_TRUE(std::isfinite(v));
+  }
+  EXPECT_DOUBLE_EQ(interpolate_gain(-0.3, 0.7, 0.0), -0.3);
+  EXPECT_DOUBLE_EQ(interpolate_gain(-0.3, 0.7, 1.0), 0.7);
+  // A variable-rate model with a gain that changed sign between rate points still codes every λ
+  // in range (the float λ of a stream is never exactly a rate point).
+  auto m = tiny("rate.lambdas = 0.004, 0.03\n");
+  for (auto& [n, t] : m->named_parameters())
+    if (n == "gain.z") {
+      t.data()[3] = -0.01f;  // rate point 0, channel 3
+      t.data()[16 + 5] = -0.02f;  // rate point 1, channel 5
+    }
+  m->finalize();
+  Tensor img = picture(64, 64, 6);
+  for (double lam : {0.004, 0.01, 0.03}) {
+    Encoded e = compress(*m, img, 9, lam);
+    EXPECT_EQ(decompress(*m, e.bytes.data(), e.bytes.size(), 9).to_vector(), e.recon.to_vector()) << lam;
+  }
+}
+
 TEST(Compress, ActualBitsCloseToTheEstimate) {
   auto m = tiny();
   Tensor img = picture(128, 192, 2);
