@@ -13,7 +13,9 @@ int bench_train(const std::vector<std::string>& args);
 int bench_sga(const std::vector<std::string>& args);
 int bench_rans(const std::vector<std::string>& args);
 
-// GFLOP/s of one 2048³ cblas_sgemm on the current thread count (OpenBLAS's own threading, restored
+constexpr int kSgemmN = 2048;  // the yardstick's matrix size
+
+// GFLOP/s of one kSgemmN³ cblas_sgemm on the current thread count (OpenBLAS's own threading, restored
 // afterwards), the median of at least `reps` runs: the same-run yardstick of the GEMM-bound
 // benchmarks.
 double sgemm_gflops(int reps);

@@ -99,7 +99,7 @@ double spot_check(const Layer& L, const Tensor& x, const Tensor& w, const Tensor
 double sgemm_gflops(int reps) {
   // Raw sgemm, 2048^3, OpenBLAS's own threading on the same thread count (ntc itself keeps
   // OpenBLAS single-threaded and tiles GEMMs over threads, lib/gemm.h); restored afterwards.
-  const int G = 2048, T = num_threads();
+  const int G = kSgemmN, T = num_threads();
   Rng rng(7);
   Buffer A(size_t(G) * G), B(size_t(G) * G), C(size_t(G) * G);
   rng.fill_uniform(A.data(), A.size(), -1, 1);
@@ -119,7 +119,7 @@ int bench_conv(const std::vector<std::string>& argv) {
   if (reps < 1) fail("--reps wants >= 1");
   Rng rng(2024);
 
-  const int G = 2048;
+  const int G = kSgemmN;
   const double sgemm = bench::sgemm_gflops(std::max(reps, 3));
 
   const Layer layers[] = {

@@ -221,18 +221,14 @@ int cmd_eval(const std::vector<std::string>& argv) {
   j << "{\"name\":\"" << json_escape(a.str("name", "ntc " + lm.path)) << "\",\"model\":\"" << json_escape(lm.path)
     << "\",\"sga_iters\":" << sga << ",\"images\":" << files.size() << ",\"lambda\":[";
   for (size_t i = 0; i < rates.size(); ++i) j << (i ? "," : "") << rates[i];
-  j << "],\"bpp\":";
-  arr(&Row::bpp);
-  j << ",\"est_bpp\":";
-  arr(&Row::est_bpp);
-  j << ",\"psnr_rgb\":";
-  arr(&Row::psnr);
-  j << ",\"msssim\":";
-  arr(&Row::msssim);
-  j << ",\"enc_s_mean\":";
-  arr(&Row::enc_s);
-  j << ",\"dec_s_mean\":";
-  arr(&Row::dec_s);
+  j << "]";
+  const std::pair<const char*, double Row::*> means[] = {{"bpp", &Row::bpp},       {"est_bpp", &Row::est_bpp},
+                                                          {"psnr_rgb", &Row::psnr}, {"msssim", &Row::msssim},
+                                                          {"enc_s_mean", &Row::enc_s}, {"dec_s_mean", &Row::dec_s}};
+  for (const auto& [key, field] : means) {
+    j << ",\"" << key << "\":";
+    arr(field);
+  }
   j << ",\"threads\":" << num_threads() << ",\"per_image\":[";
   for (size_t i = 0; i < all.size(); ++i) {
     j << (i ? "," : "") << "[";

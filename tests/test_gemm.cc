@@ -162,7 +162,6 @@ TEST(Gemm, BackEndsAgreeAndIgnoreThreadCount) {
   double worst = 0;
   for (size_t i = 0; i < out[0].size(); ++i) worst = std::max(worst, double(std::fabs(out[0][i] - out[1][i])));
   EXPECT_LT(worst, 1e-4);
-  EXPECT_GT(worst, -1.0);
 }
 
 }  // namespace

@@ -35,6 +35,7 @@
 #include "lib/common.h"
 #include "lib/flops.h"
 #include "lib/gemm.h"
+#include "lib/ops/items.h"
 #include "lib/ops/ops.h"
 
 namespace ntc {
@@ -94,25 +95,6 @@ Plan plan(int N, int rows, int row_cols) {
     p.max_cols = int64_t(std::min(G, N)) * P;
   }
   return p;
-}
-
-// Runs f(item index, scratch) for every item, in parallel with per-thread scratch when there are
-// at least as many items as threads, else in order (then the work inside each item is threaded).
-template <typename F>
-void for_items(size_t n_items, size_t scratch_floats, F&& f) {
-  const int T = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (T == 1 || n_items < size_t(T)) {
-    Buffer s(scratch_floats);
-    for (size_t j = 0; j < n_items; ++j) f(j, s.data());
-    return;
-  }
-#pragma omp parallel num_threads(T)
-  {
-    Buffer s(scratch_floats);
-    const size_t t = size_t(omp_get_thread_num());
-    // Contiguous static blocks: thread t takes items [t·n/T, (t+1)·n/T).
-    for (size_t j = t * n_items / size_t(T); j < (t + 1) * n_items / size_t(T); ++j) f(j, s.data());
-  }
 }
 
 // Sums per-item partial weight gradients [items][rows][ld] in item order into gw [rows][K] and,

@@ -6,9 +6,7 @@
 //   y    = x / norm    (GDN)   or   x · norm   (inverse GDN)
 // Backward, with gn = dL/dnorm from kernels::gdn_bwd (which also adds the direct term to dx):
 //   dbeta += Σ gn;  dgamma += gn · aᵀ;  dx += sign(x) ⊙ (gammaᵀ · gn)
-// The per-image GEMMs of a batch run one image per thread (for_images).
-
-#include <omp.h>
+// The per-image GEMMs of a batch run one image per thread (for_items, lib/ops/items.h).
 
 #include <cmath>
 
@@ -16,27 +14,13 @@
 #include "lib/common.h"
 #include "lib/gemm.h"
 #include "lib/flops.h"
+#include "lib/ops/items.h"
 #include "lib/ops/ops.h"
 
 namespace ntc {
 
 int64_t gdn1_flops(int64_t C, int64_t H, int64_t W) { return 2 * C * C * H * W + 2 * C * H * W; }
 
-namespace {
-// f(i) for every image i: spread over the threads (each image's GEMMs then run single-threaded, so
-// op(B) is packed once per image) when there are at least as many images as threads, else in
-// order with each GEMM's tiles on the threads. Either way every output has the same bits.
-template <class F>
-void for_images(int N, F&& f) {
-  const int T = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (T > 1 && N >= T) {
-#pragma omp parallel for schedule(static) num_threads(T)
-    for (int i = 0; i < N; ++i) f(i);
-  } else {
-    for (int i = 0; i < N; ++i) f(i);
-  }
-}
-}  // namespace
 
 Tensor gdn1(const Tensor& x, const Tensor& beta, const Tensor& gamma, bool inverse) {
   NTC_CHECK(x.ndim() == 4, "gdn1: x ", shape_str(x.shape()));
@@ -48,7 +32,7 @@ Tensor gdn1(const Tensor& x, const Tensor& beta, const Tensor& gamma, bool inver
   Tensor y = Tensor::empty(x.shape());
   Buffer a(n), norm(n);
   k::abs_fwd(x.data(), a.data(), n);
-  for_images(N, [&](int i) {
+  for_items(size_t(N), 0, [&](size_t i, float*) {
     gemm(false, false, C, P, C, 1.f, gamma.data(), C, a.data() + int64_t(i) * C * P, P, 0.f,
          norm.data() + int64_t(i) * C * P, P);
   });
@@ -68,7 +52,7 @@ Tensor gdn1(const Tensor& x, const Tensor& beta, const Tensor& gamma, bool inver
              if (gamma.requires_grad()) {  // per-image partials, added in image order
                Buffer a(n), part(size_t(N) * C * C);
                k::abs_fwd(x.data(), a.data(), n);
-               for_images(N, [&](int i) {
+               for_items(size_t(N), 0, [&](size_t i, float*) {
                  gemm(false, true, C, C, P, 1.f, gn.data() + int64_t(i) * C * P, P, a.data() + int64_t(i) * C * P, P,
                       0.f, part.data() + int64_t(i) * C * C, C);
                });
@@ -76,7 +60,7 @@ Tensor gdn1(const Tensor& x, const Tensor& beta, const Tensor& gamma, bool inver
                  k::add(gamma.grad_acc(), part.data() + int64_t(i) * C * C, gamma.grad_acc(), size_t(C) * C);
              }
              if (x.requires_grad()) {
-               for_images(N, [&](int i) {
+               for_items(size_t(N), 0, [&](size_t i, float*) {
                  gemm(true, false, C, P, C, 1.f, gamma.data(), C, gn.data() + int64_t(i) * C * P, P, 0.f,
                       ga.data() + int64_t(i) * C * P, P);
                });
