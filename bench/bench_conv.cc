@@ -113,7 +113,9 @@ double sgemm_gflops(int reps) {
 }
 
 int bench_conv(const std::vector<std::string>& argv) {
-  cli::Args args(argv, {"reps"}, {"json"});
+  cli::Args args(argv, {"reps", "set"}, {"json"});
+  const std::string set = args.str("set", "jpegl");
+  if (set != "jpegl" && set != "light") fail("bench conv: --set wants jpegl or light");
   const bool json = args.has("json");
   const int reps = int(args.integer("reps", 3));
   if (reps < 1) fail("--reps wants >= 1");
@@ -122,7 +124,7 @@ int bench_conv(const std::vector<std::string>& argv) {
   const int G = kSgemmN;
   const double sgemm = bench::sgemm_gflops(std::max(reps, 3));
 
-  const Layer layers[] = {
+  const std::vector<Layer> jpegl_layers = {
       {"g_a.conv1 k5s2 3->192 @256", false, 8, 3, 256, 256, 192, 5, 2, false},
       {"g_a.res.c1 k1 192->96 @128", false, 8, 192, 128, 128, 96, 1, 1, true},
       {"g_a.res.c2 k3 96->96 @128", false, 8, 96, 128, 128, 96, 3, 1, true},
@@ -136,6 +138,18 @@ int bench_conv(const std::vector<std::string>& argv) {
       {"h_s.conv2 convT k5s2 320->480 @512x768", true, 1, 320, 16, 24, 480, 5, 2, true},
       {"h_s.conv3 convT k3s1 480->640 @512x768", true, 1, 480, 32, 48, 640, 3, 1, true},
   };
+  // The light config's layers in its training benchmark (bench train --config light: 8 × 128²).
+  const std::vector<Layer> light_layers = {
+      {"g_a.conv1 k5s2 3->128 @128", false, 8, 3, 128, 128, 128, 5, 2, false},
+      {"g_a.conv2 k5s2 128->128 @64", false, 8, 128, 64, 64, 128, 5, 2, true},
+      {"g_a.conv3 k5s2 128->128 @32", false, 8, 128, 32, 32, 128, 5, 2, true},
+      {"g_a.conv4 k5s2 128->192 @16", false, 8, 128, 16, 16, 192, 5, 2, true},
+      {"h_a.conv1 k3s1 192->128 @8", false, 8, 192, 8, 8, 128, 3, 1, true},
+      {"h_s.deconv2 convT k5s2 192->288 @4", true, 8, 192, 4, 4, 288, 5, 2, true},
+      {"h_s.deconv3 convT k3s1 288->384 @8", true, 8, 288, 8, 8, 384, 3, 1, true},
+      {"g_s convT k18s16 192->3 @8", true, 8, 192, 8, 8, 3, 18, 16, true},
+  };
+  const std::vector<Layer>& layers = set == "light" ? light_layers : jpegl_layers;
 
   std::string rows;
   if (!json)
@@ -202,9 +216,9 @@ int bench_conv(const std::vector<std::string>& argv) {
     std::fflush(stdout);
   }
   if (json)
-    std::printf("{\"bench\":\"conv\",\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\",\"sgemm_n\":%d,\"sgemm_gflops\":%.2f,"
+    std::printf("{\"bench\":\"conv\",\"set\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\",\"sgemm_n\":%d,\"sgemm_gflops\":%.2f,"
                 "\"layers\":[%s],\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f}\n",
-                num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), G, sgemm, rows.c_str(),
+                set.c_str(), num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), G, sgemm, rows.c_str(),
                 double(peak_rss_bytes()) / 1e6, double(mem_stats().peak_in_use) / 1e6);
   else
     std::printf("peak RSS %.1f MB, peak tensor memory %.1f MB\n", double(peak_rss_bytes()) / 1e6,

@@ -21,6 +21,38 @@ constexpr size_t kGemmKC = 256;  // k-block: partial sums are folded into C ever
 void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
            float beta, float* C, int ldc);
 size_t sgemm_lanes();  // float lanes of the micro-kernel Highway dispatched to (8 AVX2, 16 AVX-512)
+size_t sgemm_nr();     // columns of a B micro-panel: 2·sgemm_lanes()
+
+// op(B) supplied panel by panel instead of read from a matrix — an implicit GEMM: a convolution
+// builds its im2col columns straight into the panels, in cache, instead of writing and re-reading
+// the whole column matrix. get(ctx, k0, kc, j0, nc, nr, scratch) returns the panels of
+// op(B)[k0 : k0+kc, col0+j0 : col0+j0+nc]: for panel q (columns col0+j0+q·nr …),
+// p[q·kc·nr + (k−k0)·nr + c] = op(B)[k][col0+j0+q·nr+c], and 0 for columns at or beyond
+// col0+j0+nc. It may write them to scratch (room for kGemmKC × 2048 floats) and return scratch,
+// or return panels it holds. nc <= 2048; k0 is a multiple of kGemmKC. col0 lets a caller split
+// the columns of one product over threads. Every element of C gets the same bits as from sgemm
+// on the materialised op(B).
+struct BPanels {
+  const float* (*get)(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch);
+  const void* ctx;
+  size_t col0 = 0;
+};
+void sgemm_panels(bool ta, int M, int N, int K, float alpha, const float* A, int lda, const BPanels& b, float beta,
+                  float* C, int ldc);
+// The panels of op(B)[0 : kc, 0 : n] (the layout above, nr = sgemm_nr()) from a row-major B
+// ([kc, n] with row stride ldb, or [n, kc] when tb).
+void pack_panels(bool tb, const float* B, size_t ldb, size_t kc, size_t n, float* dst);
+
+// A whole op(B) [K, N] packed once, for a B that meets many blocks of A (e.g. conv2d's input
+// gradient, computed a few channels at a time so that its columns stay in cache). BPanels{
+// packed_b_panels, &packed} then serves it; col0 must stay a multiple of sgemm_nr().
+struct PackedB {
+  const float* data;
+  size_t n_pad;  // N rounded up to sgemm_nr()
+};
+size_t packed_b_floats(int K, int N);
+PackedB pack_b_all(bool tb, const float* B, int ldb, int K, int N, float* dst);  // dst: packed_b_floats
+const float* packed_b_panels(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch);
 
 namespace ref {
 void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,

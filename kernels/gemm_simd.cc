@@ -116,8 +116,8 @@ void PackB(bool tb, const float* B, size_t ldb, size_t k0, size_t kc, size_t j0,
       const float* src = B + (k0 + k) * ldb + j0;
       float* o = dst + k * kNR;
       for (size_t q = 0; q < full; q += kNR) {
-        hn::Store(hn::LoadU(d, src + q), d, o + q * kc);
-        hn::Store(hn::LoadU(d, src + q + kL), d, o + q * kc + kL);
+        hn::StoreU(hn::LoadU(d, src + q), d, o + q * kc);
+        hn::StoreU(hn::LoadU(d, src + q + kL), d, o + q * kc + kL);
       }
       if (full < n) {
         std::memcpy(o + full * kc, src + full, (n - full) * sizeof(float));
@@ -133,8 +133,8 @@ void PackB(bool tb, const float* B, size_t ldb, size_t k0, size_t kc, size_t j0,
         const float* src = B + (k0 + k) * ldb + j0 + q;
         float* o = dst + k * kNR;
         if (cols == kNR) {
-          hn::Store(hn::LoadU(d, src), d, o);
-          hn::Store(hn::LoadU(d, src + kL), d, o + kL);
+          hn::StoreU(hn::LoadU(d, src), d, o);
+          hn::StoreU(hn::LoadU(d, src + kL), d, o + kL);
         } else {
           std::memcpy(o, src, cols * sizeof(float));
           std::fill(o + cols, o + kNR, 0.f);
@@ -184,7 +184,7 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT pa, const flo
 #pragma GCC unroll 16
   for (size_t r = 0; r < kMR; ++r) a0[r] = a1[r] = hn::Zero(d);
   for (size_t k = 0; k < kc; ++k) {
-    const V b0 = hn::Load(d, pb), b1 = hn::Load(d, pb + kL);
+    const V b0 = hn::LoadU(d, pb), b1 = hn::LoadU(d, pb + kL);
 #pragma GCC unroll 16
     for (size_t r = 0; r < kMR; ++r) {
       const V a = hn::Set(d, pa[r]);
@@ -220,8 +220,11 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT pa, const flo
     }
 }
 
-void Sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float* A, size_t lda, const float* B,
-           size_t ldb, float beta, float* C, size_t ldc) {
+// The blocked product with op(B) panels from get_b(k0, kc, j0, nc, scratch) → pointer to the
+// panels of op(B)[k0 : k0+kc, j0 : j0+nc] (PackB's layout), written to scratch or held elsewhere.
+template <class GetB>
+void SgemmBlocked(bool ta, size_t M, size_t N, size_t K, float alpha, const float* A, size_t lda, const GetB& get_b,
+                  float beta, float* C, size_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) {  // C = beta·C
     for (size_t i = 0; i < M; ++i)
@@ -231,13 +234,12 @@ void Sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const fl
   thread_local hwy::AlignedFreeUniquePtr<float[]> buf;
   if (!buf) buf = hwy::AllocateAligned<float>(kMC * kKC + kKC * kNC);
   float* pa = buf.get();
-  float* pb = buf.get() + kMC * kKC;
   for (size_t j0 = 0; j0 < N; j0 += kNC) {
     const size_t nc = std::min(kNC, N - j0);
     for (size_t k0 = 0; k0 < K; k0 += kKC) {
       const size_t kc = std::min(kKC, K - k0);
       const bool first = k0 == 0;
-      PackB(tb, B, ldb, k0, kc, j0, nc, pb);
+      const float* pb = get_b(k0, kc, j0, nc, buf.get() + kMC * kKC);
       for (size_t i0 = 0; i0 < M; i0 += kMC) {
         const size_t mc = std::min(kMC, M - i0);
         PackA(ta, A, lda, i0, mc, k0, kc, pa);
@@ -250,6 +252,29 @@ void Sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const fl
   }
 }
 
+void Sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float* A, size_t lda, const float* B,
+           size_t ldb, float beta, float* C, size_t ldc) {
+  SgemmBlocked(
+      ta, M, N, K, alpha, A, lda,
+      [&](size_t k0, size_t kc, size_t j0, size_t nc, float* pb) {
+        PackB(tb, B, ldb, k0, kc, j0, nc, pb);
+        return static_cast<const float*>(pb);
+      },
+      beta, C, ldc);
+}
+
+void SgemmPanels(bool ta, size_t M, size_t N, size_t K, float alpha, const float* A, size_t lda, const BPanels& b,
+                 float beta, float* C, size_t ldc) {
+  SgemmBlocked(
+      ta, M, N, K, alpha, A, lda,
+      [&](size_t k0, size_t kc, size_t j0, size_t nc, float* pb) { return b.get(b.ctx, k0, kc, b.col0 + j0, nc, kNR, pb); },
+      beta, C, ldc);
+}
+
+void PackPanels(bool tb, const float* B, size_t ldb, size_t kc, size_t n, float* dst) {
+  PackB(tb, B, ldb, 0, kc, 0, n, dst);
+}
+
 size_t Lanes() { return kL; }
 
 }  // namespace ntc::k::gemm_simd::HWY_NAMESPACE
@@ -259,6 +284,8 @@ HWY_AFTER_NAMESPACE();
 namespace ntc::k {
 namespace gemm_simd {
 HWY_EXPORT(Sgemm);
+HWY_EXPORT(SgemmPanels);
+HWY_EXPORT(PackPanels);
 HWY_EXPORT(Lanes);
 }  // namespace gemm_simd
 
@@ -267,6 +294,33 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
   HWY_DYNAMIC_DISPATCH(gemm_simd::Sgemm)
   (ta, tb, size_t(M), size_t(N), size_t(K), alpha, A, size_t(lda), B, size_t(ldb), beta, C, size_t(ldc));
 }
+void sgemm_panels(bool ta, int M, int N, int K, float alpha, const float* A, int lda, const BPanels& b, float beta,
+                  float* C, int ldc) {
+  HWY_DYNAMIC_DISPATCH(gemm_simd::SgemmPanels)
+  (ta, size_t(M), size_t(N), size_t(K), alpha, A, size_t(lda), b, beta, C, size_t(ldc));
+}
+void pack_panels(bool tb, const float* B, size_t ldb, size_t kc, size_t n, float* dst) {
+  HWY_DYNAMIC_DISPATCH(gemm_simd::PackPanels)(tb, B, ldb, kc, n, dst);
+}
 size_t sgemm_lanes() { return HWY_DYNAMIC_DISPATCH(gemm_simd::Lanes)(); }
+size_t sgemm_nr() { return 2 * sgemm_lanes(); }
+
+size_t packed_b_floats(int K, int N) {
+  const size_t nr = sgemm_nr();
+  return size_t(K) * ((size_t(N) + nr - 1) / nr * nr);
+}
+PackedB pack_b_all(bool tb, const float* B, int ldb, int K, int N, float* dst) {
+  const size_t nr = sgemm_nr(), n_pad = (size_t(N) + nr - 1) / nr * nr;
+  for (size_t k0 = 0; k0 < size_t(K); k0 += kGemmKC) {  // k-block k0: kc × n_pad floats at k0·n_pad
+    const size_t kc = std::min(kGemmKC, size_t(K) - k0);
+    pack_panels(tb, tb ? B + k0 : B + k0 * size_t(ldb), size_t(ldb), kc, size_t(N), dst + k0 * n_pad);
+  }
+  return {dst, n_pad};
+}
+const float* packed_b_panels(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch) {
+  const auto& p = *static_cast<const PackedB*>(ctx);
+  // Panel j0/nr of k-block k0 (j0 is a multiple of nr: BPanels' col0 and the kernel's column blocks).
+  return p.data + k0 * p.n_pad + j0 * kc;
+}
 }  // namespace ntc::k
 #endif  // HWY_ONCE

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
+
+#include "kernels/gemm.h"
 
 namespace ntc::k {
 namespace {
@@ -78,6 +81,75 @@ void col2im(const ConvGeom& g, const float* col, float* x) {
       }
     }
   }
+}
+
+void im2col_row(const Im2colSource& s, int r, int64_t j0, int64_t n, float* out) {
+  const ConvGeom& g = s.g;
+  const int K = g.C * g.kh * g.kw;
+  if (r >= K) {
+    std::fill(out, out + n, r < K + s.ones ? 1.f : 0.f);
+    return;
+  }
+  const int kx = r % g.kw, ky = (r / g.kw) % g.kh, c = r / (g.kw * g.kh);
+  int lo, hi;  // output columns whose input column is inside the image
+  valid_range(kx - g.pad_l, g.stride, g.W, g.Wo, &lo, &hi);
+  const int64_t bc = g.band_cols();
+  const int oy_end = g.band_end();
+  const int64_t i0 = j0 / bc, local = j0 - i0 * bc;
+  int oy = g.oy0 + int(local / g.Wo), ox = int(local % g.Wo);
+  const float* xc = s.x + i0 * s.x_stride + int64_t(c) * g.H * g.W + kx - g.pad_l;  // image i, channel c
+  for (float *o = out, *end = out + n; o < end;) {
+    const int len = int(std::min<int64_t>(g.Wo - ox, end - o));
+    const int iy = oy * g.stride + ky - g.pad_t;
+    if (iy < 0 || iy >= g.H) {
+      std::fill(o, o + len, 0.f);
+    } else {
+      const float* xr = xc + int64_t(iy) * g.W;
+      const int a = std::clamp(lo, ox, ox + len), b = std::clamp(hi, a, ox + len);
+      float* oo = o - ox;  // oo[t] is output column t of this row
+      std::fill(o, oo + a, 0.f);
+      if (g.stride == 1) {
+        std::memcpy(oo + a, xr + a, sizeof(float) * size_t(b - a));
+      } else if (g.stride == 2) {
+        for (int t = a; t < b; ++t) oo[t] = xr[2 * t];
+      } else {
+        for (int t = a; t < b; ++t) oo[t] = xr[int64_t(t) * g.stride];
+      }
+      std::fill(oo + b, o + len, 0.f);
+    }
+    o += len;
+    ox = 0;
+    if (++oy == oy_end) {  // the next image of the group
+      oy = g.oy0;
+      xc += s.x_stride;
+    }
+  }
+}
+
+const float* im2col_panels(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch) {
+  const auto& s = *static_cast<const Im2colSource*>(ctx);
+  thread_local std::vector<float> row;
+  const size_t width = (nc + nr - 1) / nr * nr;
+  if (row.size() < width) row.resize(width);
+  std::fill(row.begin() + nc, row.begin() + width, 0.f);  // the padding of the last panel
+  for (size_t k = 0; k < kc; ++k) {
+    im2col_row(s, int(k0 + k), int64_t(j0), int64_t(nc), row.data());
+    float* o = scratch + k * nr;
+    for (size_t q = 0; q < width; q += nr) std::memcpy(o + q * kc, row.data() + q, nr * sizeof(float));
+  }
+  return scratch;
+}
+
+const float* im2col_panels_t(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch) {
+  const auto& s = *static_cast<const Im2colSource*>(ctx);
+  thread_local std::vector<float> rows;
+  if (rows.size() < nr * kc) rows.resize(nr * kc);
+  for (size_t q = 0; q < nc; q += nr) {
+    const size_t n = std::min(nr, nc - q);
+    for (size_t t = 0; t < n; ++t) im2col_row(s, int(j0 + q + t), int64_t(k0), int64_t(kc), rows.data() + t * kc);
+    pack_panels(true, rows.data(), kc, kc, n, scratch + q * kc);
+  }
+  return scratch;
 }
 
 namespace ref {

@@ -10,6 +10,7 @@
 // im2col, rows of x for col2im, so each thread owns what it writes: results do not depend on the
 // thread count). `ref` versions are the naive per-element twins used by tests.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace ntc::k {
@@ -33,6 +34,26 @@ struct ConvGeom {
 
 void im2col(const ConvGeom& g, const float* x, float* col);
 void col2im(const ConvGeom& g, const float* col, float* x);
+
+// Implicit im2col for the GEMM (kernels/gemm.h, BPanels): the column matrix of G images' bands
+// side by side (column j = i·band_cols + position in image i's band; image i at x + i·x_stride),
+// with `ones` extra rows of ones under its C·kh·kw rows (a fused bias gradient), produced a
+// piece at a time in cache instead of materialised.
+struct Im2colSource {
+  ConvGeom g;
+  const float* x;
+  int64_t x_stride;
+  int G;
+  int ones = 0;
+  int rows() const { return g.C * g.kh * g.kw + ones; }
+  int64_t cols() const { return int64_t(G) * g.band_cols(); }
+};
+// out[0 : n] = row r, columns [j0, j0 + n), of the column matrix.
+void im2col_row(const Im2colSource& s, int r, int64_t j0, int64_t n, float* out);
+// BPanels getters over an Im2colSource (ctx): op(B) = the column matrix (conv2d forward: W·col),
+// or its transpose (conv2d weight gradient: dy·colᵀ).
+const float* im2col_panels(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch);
+const float* im2col_panels_t(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch);
 
 namespace ref {
 void im2col(const ConvGeom& g, const float* x, float* col);

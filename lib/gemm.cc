@@ -10,6 +10,7 @@
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
 #include "lib/blas.h"
+#include "lib/common.h"
 
 namespace ntc {
 namespace {
@@ -52,7 +53,43 @@ void serial_sgemm(bool ntc_kernel, CBLAS_TRANSPOSE oa, CBLAS_TRANSPOSE ob, int m
 constexpr int kTargetTiles = 8;  // enough for 8 threads; fixed, never the thread count
 int ceil_div(int a, int b) { return (a + b - 1) / b; }
 int round_up(int a, int m) { return ceil_div(a, m) * m; }
+// ntc's kernel gives every element of C the same bits however C is cut, so the cut can follow the
+// thread count: one call per thread, each packing its share of the operands once (a fixed grid of
+// 8 tiles packed A or B up to 4 times and padded 64-row tiles to 72 micro-kernel rows). Columns
+// are split when wide enough (B is then packed once), rows otherwise. f(cols, offset, length).
+template <class F>
+void split_over_threads(int M, int N, int K, const F& f) {
+  const int T = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (T == 1 || 2 * int64_t(M) * N * K < (int64_t(1) << 21)) {
+    f(true, 0, N);
+    return;
+  }
+  const bool cols = N >= 128 * T || N >= M;
+  const int align = cols ? 64 : 48;  // multiples of the micro-tile (32 columns, 12 rows)
+  const int span = cols ? N : M;
+  const int part = std::max(align, round_up(ceil_div(span, T), align)), parts = ceil_div(span, part);
+#pragma omp parallel for schedule(static, 1) num_threads(std::min(T, parts))
+  for (int t = 0; t < parts; ++t) f(cols, t * part, std::min(part, span - t * part));
+}
 }  // namespace
+
+bool gemm_takes_panels() { return use_ntc_kernel(); }
+
+void gemm_panels(bool ta, int M, int N, int K, float alpha, const float* A, int lda, const k::BPanels& b, float beta,
+                 float* C, int ldc) {
+  NTC_CHECK(use_ntc_kernel(), "gemm_panels: needs ntc's GEMM kernel");
+  if (M <= 0 || N <= 0) return;
+  split_over_threads(M, N, K, [&](bool cols, int o, int len) {
+    k::BPanels part = b;
+    if (cols) {
+      part.col0 += size_t(o);
+      k::sgemm_panels(ta, M, len, K, alpha, A, lda, part, beta, C + o, ldc);
+    } else {
+      k::sgemm_panels(ta, len, N, K, alpha, ta ? A + o : A + int64_t(o) * lda, lda, part, beta, C + int64_t(o) * ldc,
+                      ldc);
+    }
+  });
+}
 
 void set_gemm_backend(GemmBackend b) { g_backend.store(b); }
 const char* gemm_backend_name() { return use_ntc_kernel() ? "ntc" : "openblas"; }
@@ -68,6 +105,16 @@ void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, in
   const int m_tiles = ceil_div(M, mt), tiles = m_tiles * n_tiles;
   const auto oa = ta ? CblasTrans : CblasNoTrans, ob = tb ? CblasTrans : CblasNoTrans;
   const bool ntc_kernel = use_ntc_kernel();
+  if (ntc_kernel) {
+    split_over_threads(M, N, K, [&](bool cols, int o, int len) {
+      if (cols)
+        k::sgemm(ta, tb, M, len, K, alpha, A, lda, tb ? B + int64_t(o) * ldb : B + o, ldb, beta, C + o, ldc);
+      else
+        k::sgemm(ta, tb, len, N, K, alpha, ta ? A + o : A + int64_t(o) * lda, lda, B, ldb, beta, C + int64_t(o) * ldc,
+                 ldc);
+    });
+    return;
+  }
 #pragma omp parallel for schedule(dynamic) if (tiles > 1 && !omp_in_parallel())
   for (int t = 0; t < tiles; ++t) {
     const int i0 = (t / n_tiles) * mt, j0 = (t % n_tiles) * nt;

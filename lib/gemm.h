@@ -21,6 +21,8 @@
 // the two back ends differ from each other in the last bits.
 #pragma once
 
+#include "kernels/gemm.h"
+
 namespace ntc {
 
 enum class GemmBackend { Auto, OpenBLAS, Ntc };
@@ -29,5 +31,12 @@ const char* gemm_backend_name();  // the back end gemm() uses now: "openblas" or
 
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc);
+
+// The implicit form (kernels/gemm.h, BPanels): op(B) produced panel by panel by the caller. Only
+// ntc's kernel takes panels: callers check gemm_takes_panels() and otherwise materialise op(B) and
+// call gemm(). Same threading and the same bits for any thread count.
+bool gemm_takes_panels();
+void gemm_panels(bool trans_a, int M, int N, int K, float alpha, const float* A, int lda, const k::BPanels& b,
+                 float beta, float* C, int ldc);
 
 }  // namespace ntc

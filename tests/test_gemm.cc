@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "kernels/im2col.h"
 #include "kernels/kernels.h"
 #include "lib/gemm.h"
 #include "lib/threads.h"
@@ -162,6 +163,100 @@ TEST(Gemm, BackEndsAgreeAndIgnoreThreadCount) {
   double worst = 0;
   for (size_t i = 0; i < out[0].size(); ++i) worst = std::max(worst, double(std::fabs(out[0][i] - out[1][i])));
   EXPECT_LT(worst, 1e-4);
+}
+
+
+// The implicit GEMM (BPanels): op(B) built panel by panel — im2col columns of a group of image
+// bands with a row of ones (conv2d forward and weight gradient), or a whole B packed once — gives
+// the same bits as the scalar twin on the materialised operand, on every target, for column
+// offsets (col0, the thread split) and with K and N spanning several k- and column blocks.
+TEST(Gemm, PanelsMatchTwinOnMaterialisedOperand) {
+  std::mt19937 gen(21);
+  std::uniform_real_distribution<float> u(-1, 1);
+  // 3 images of 12 channels, 23x61, k5 s2, SAME-like padding; band of output rows 3..9 (of 12):
+  // K = 12·25 + 1 = 301 rows (two k-blocks), 3·7·31 = 651 columns.
+  ntc::k::ConvGeom g{12, 23, 61, 5, 5, 2, 1, 2, 12, 31};
+  g.oy0 = 3;
+  g.oy1 = 10;
+  const int G = 3, K = 12 * 25, rows = K + 1;
+  const int64_t xs = int64_t(12) * 23 * 61 + 5, bc = g.band_cols(), cols = G * bc;
+  std::vector<float> x(size_t(G * xs));
+  for (float& v : x) v = u(gen);
+  const ntc::k::Im2colSource src{g, x.data(), xs, G, 1};
+  // The materialised column matrix [rows, cols] via the reference im2col, ones in the last row.
+  std::vector<float> col(size_t(rows * cols), 1.f);
+  for (int i = 0; i < G; ++i) {
+    ntc::k::ConvGeom gi = g;
+    gi.ld = cols;
+    ntc::k::ref::im2col(gi, x.data() + i * xs, col.data() + i * bc);
+  }
+  for (int c = 0; c < src.rows(); c += 7) {  // im2col_row on its own, from an odd column
+    std::vector<float> row(size_t(cols - 5));
+    ntc::k::im2col_row(src, c, 5, cols - 5, row.data());
+    ASSERT_EQ(0, std::memcmp(row.data(), col.data() + size_t(c) * cols + 5, row.size() * 4)) << "row " << c;
+  }
+  int checked = 0;
+  for (const int64_t target : ntc::test::simd_targets()) {
+    if (target & (HWY_SSSE3 | HWY_SSE4)) continue;  // no FMA: compared to rounding by the sgemm tests
+    ntc::test::ForceTarget force(target);
+    const size_t nr = ntc::k::sgemm_nr();
+    // forward: C[5, cols] = A[5, rows] · col, columns from offset nr (as a thread's share would)
+    {
+      const int M = 5, n = int(cols - nr);
+      std::vector<float> A(size_t(M * rows)), C1(size_t(M * n)), C2(size_t(M * n));
+      for (float& v : A) v = u(gen);
+      for (float& v : C1) v = u(gen);
+      C2 = C1;
+      ntc::k::BPanels bp{ntc::k::im2col_panels, &src, nr};
+      ntc::k::sgemm_panels(false, M, n, rows, 1.f, A.data(), rows, bp, 1.f, C1.data(), n);
+      ntc::k::ref::sgemm(false, false, M, n, rows, 1.f, A.data(), rows, col.data() + nr, int(cols), 1.f, C2.data(), n);
+      ASSERT_EQ(C1, C2) << "im2col_panels " << hwy::TargetName(target);
+    }
+    // weight gradient: C[7, rows] = D[7, cols] · colᵀ (K = cols: several k-blocks)
+    {
+      const int M = 7;
+      std::vector<float> D(size_t(M * cols)), C1(size_t(M * rows), 0.f), C2(C1);
+      for (float& v : D) v = u(gen);
+      ntc::k::sgemm_panels(false, M, rows, int(cols), 0.5f, D.data(), int(cols), {ntc::k::im2col_panels_t, &src},
+                           0.f, C1.data(), rows);
+      ntc::k::ref::sgemm(false, true, M, rows, int(cols), 0.5f, D.data(), int(cols), col.data(), int(cols), 0.f,
+                         C2.data(), rows);
+      ASSERT_EQ(C1, C2) << "im2col_panels_t " << hwy::TargetName(target);
+    }
+    // a whole B packed once (both layouts), wider than one column block (2048)
+    for (bool tb : {false, true}) {
+      const int M = 13, Kb = 300, N = 2100;
+      std::vector<float> A(size_t(Kb * M)), B(size_t(Kb * N)), C1(size_t(M * N)), C2;
+      for (float& v : A) v = u(gen);
+      for (float& v : B) v = u(gen);
+      for (float& v : C1) v = u(gen);
+      C2 = C1;
+      std::vector<float> packed(ntc::k::packed_b_floats(Kb, N));
+      const ntc::k::PackedB pb = ntc::k::pack_b_all(tb, B.data(), tb ? Kb : N, Kb, N, packed.data());
+      ntc::k::sgemm_panels(true, M, N, Kb, 1.f, A.data(), M, {ntc::k::packed_b_panels, &pb}, 0.25f, C1.data(), N);
+      ntc::k::ref::sgemm(true, tb, M, N, Kb, 1.f, A.data(), M, B.data(), tb ? Kb : N, 0.25f, C2.data(), N);
+      ASSERT_EQ(C1, C2) << "packed B, tb " << tb << " " << hwy::TargetName(target);
+    }
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
+  // ntc::gemm_panels spreads columns or rows over threads: the same bits on 1 and 3 threads.
+  const int saved = ntc::num_threads();
+  ntc::set_gemm_backend(ntc::GemmBackend::Ntc);
+  std::vector<float> first;
+  for (int threads : {1, 3}) {
+    ntc::set_num_threads(threads);
+    for (int M : {6, 300}) {
+      std::vector<float> A(size_t(M * rows), 0.5f), C(size_t(M * cols));
+      for (size_t i = 0; i < A.size(); ++i) A[i] = float(i % 13) * 0.125f - 0.75f;
+      ntc::gemm_panels(false, M, int(cols), rows, 1.f, A.data(), rows, {ntc::k::im2col_panels, &src}, 0.f, C.data(),
+                       int(cols));
+      if (threads == 1) first.insert(first.end(), C.begin(), C.end());
+      else EXPECT_EQ(0, std::memcmp(first.data() + (M == 6 ? 0 : 6 * cols), C.data(), C.size() * 4)) << M;
+    }
+  }
+  ntc::set_gemm_backend(ntc::GemmBackend::Auto);
+  ntc::set_num_threads(saved);
 }
 
 }  // namespace

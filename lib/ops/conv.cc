@@ -138,6 +138,12 @@ void winograd_forward(const Tensor& x, const Buffer& U, int Cout, const Tensor& 
   }
 }
 
+k::ConvGeom band(k::ConvGeom g, int oy0, int oy1) {
+  g.oy0 = oy0;
+  g.oy1 = oy1;
+  return g;
+}
+
 bool is_pointwise(const k::ConvGeom& g) {
   return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad_t == 0 && g.pad_l == 0 && g.H == g.Ho &&
          g.W == g.Wo;
@@ -221,19 +227,27 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
     k::winograd_weights(w.data(), Cout, Cin, U.data());
     winograd_forward(x, U, Cout, b, y);
   } else {
-    // scratch: col [K, max_cols] then, for grouped images, the GEMM result [Cout, max_cols]
-    for_items(pl.items.size(), size_t(K + Cout) * size_t(pl.max_cols), [&](size_t j, float* s) {
+    // scratch: col [K, max_cols] (unless the GEMM builds its columns itself) then, for grouped
+    // images, the GEMM result [Cout, max_cols]
+    const bool implicit = !pw && gemm_takes_panels();
+    const int64_t col_floats = implicit ? 0 : int64_t(K) * pl.max_cols;
+    for_items(pl.items.size(), size_t(col_floats + int64_t(Cout) * pl.max_cols), [&](size_t j, float* s) {
       const Item it = pl.items[j];
       const int G = it.n1 - it.n0;
       for (int oy0 = 0; oy0 < Ho; oy0 += pl.band_rows) {
         const int oy1 = std::min(Ho, oy0 + pl.band_rows);
         const int64_t cols = int64_t(G) * (oy1 - oy0) * Wo;
-        int64_t ldb;
-        const float* B = operand(it.n0, it.n1, oy0, oy1, s, cols, &ldb);
-        float* C = G == 1 ? y.data() + int64_t(it.n0) * Cout * P + int64_t(oy0) * Wo : s + int64_t(K) * pl.max_cols;
+        float* C = G == 1 ? y.data() + int64_t(it.n0) * Cout * P + int64_t(oy0) * Wo : s + col_floats;
         const int64_t ldc = G == 1 ? P : cols;
         init_rows(C, b, Cout, cols, ldc);
-        gemm(false, false, Cout, int(cols), K, 1.f, w.data(), K, B, int(ldb), 1.f, C, int(ldc));
+        if (implicit) {
+          const k::Im2colSource src{band(g, oy0, oy1), x.data() + it.n0 * xsz, xsz, G};
+          gemm_panels(false, Cout, int(cols), K, 1.f, w.data(), K, {k::im2col_panels, &src}, 1.f, C, int(ldc));
+        } else {
+          int64_t ldb;
+          const float* B = operand(it.n0, it.n1, oy0, oy1, s, cols, &ldb);
+          gemm(false, false, Cout, int(cols), K, 1.f, w.data(), K, B, int(ldb), 1.f, C, int(ldc));
+        }
         if (G > 1) scatter(C, cols, G, Cout, P, y.data() + int64_t(it.n0) * Cout * P, int64_t(Cout) * P, false);
       }
     });
@@ -247,10 +261,16 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
       const bool fused = gb && w.requires_grad() && !pw;
       const int Ka = fused ? K + 1 : K;
       const size_t n_items = pl.items.size();
+      const bool implicit = !pw && gemm_takes_panels();
       Buffer part = w.requires_grad() ? Buffer::zeros(n_items * size_t(Cout) * size_t(Ka)) : Buffer();
       if (x.requires_grad()) x.grad_acc();  // allocate before the workers start
-      // scratch: col [Ka, max_cols], then dy of grouped images [Cout, max_cols]
-      for_items(n_items, size_t(Ka + Cout) * size_t(pl.max_cols), [&](size_t j, float* s) {
+      // scratch: col [Ka, max_cols], then dy of grouped images [Cout, max_cols]. Implicit: the
+      // columns of a few channels' input gradient [dx_cols], packed dy, then grouped dy.
+      const int64_t dx_cols = int64_t(1) << 17;  // floats: 512 KB, half of a Zen 5 core's L2
+      const int64_t col_room = std::max<int64_t>(dx_cols, int64_t(g.kh) * g.kw * pl.max_cols);
+      const int64_t scratch = implicit ? col_room + int64_t(k::packed_b_floats(Cout, int(pl.max_cols)))
+                                       : int64_t(Ka) * pl.max_cols;
+      for_items(n_items, size_t(scratch + int64_t(Cout) * pl.max_cols), [&](size_t j, float* s) {
         const Item it = pl.items[j];
         const int G = it.n1 - it.n0;
         float* gw = w.requires_grad() ? part.data() + j * size_t(Cout) * size_t(Ka) : nullptr;
@@ -260,12 +280,15 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
           const float* dy = gy + int64_t(it.n0) * Cout * P + int64_t(oy0) * g.Wo;
           int64_t ldg = P;
           if (G > 1) {
-            float* buf = s + int64_t(Ka) * pl.max_cols;
+            float* buf = s + scratch;
             gather(dy, int64_t(Cout) * P, G, Cout, P, buf, cols);
             dy = buf;
             ldg = cols;
           }
-          if (gw) {
+          if (gw && implicit) {
+            const k::Im2colSource src{band(g, oy0, oy1), x.data() + it.n0 * xsz, xsz, G, fused ? 1 : 0};
+            gemm_panels(false, Cout, Ka, int(cols), 1.f, dy, int(ldg), {k::im2col_panels_t, &src}, 1.f, gw, Ka);
+          } else if (gw) {
             int64_t ldb;
             const float* B = operand(it.n0, it.n1, oy0, oy1, s, cols, &ldb);
             if (fused) k::fill(1.f, s + int64_t(K) * cols, size_t(cols));
@@ -275,6 +298,23 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
             float* gx = x.grad_acc() + it.n0 * xsz;
             if (pw && G == 1) {
               gemm(true, false, K, int(cols), Cout, 1.f, w.data(), K, dy, int(ldg), 1.f, gx + int64_t(oy0) * g.Wo, int(P));
+              continue;
+            }
+            if (implicit) {
+              // dx a few channels at a time: their columns (Wᵀ·dy) stay in cache until col2im
+              // adds them up; dy is packed once for all of them.
+              const k::PackedB pdy = k::pack_b_all(false, dy, int(ldg), Cout, int(cols), s + col_room);
+              const int kk = g.kh * g.kw;
+              const int cb = std::clamp(int(dx_cols / (int64_t(kk) * cols)), 1, g.C);
+              for (int c0 = 0; c0 < g.C; c0 += cb) {
+                const int c1 = std::min(g.C, c0 + cb);
+                gemm_panels(true, (c1 - c0) * kk, int(cols), Cout, 1.f, w.data() + c0 * kk, K,
+                            {k::packed_b_panels, &pdy}, 0.f, s, int(cols));
+                k::ConvGeom gbd = band(g, oy0, oy1);
+                gbd.C = c1 - c0;
+                gbd.ld = cols;
+                for (int i = 0; i < G; ++i) k::col2im(gbd, s + i * P, gx + i * xsz + int64_t(c0) * g.H * g.W);
+              }
               continue;
             }
             gemm(true, false, K, int(cols), Cout, 1.f, w.data(), K, dy, int(ldg), 0.f, s, int(cols));
