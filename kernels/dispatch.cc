@@ -29,6 +29,8 @@ void div(const float* a, const float* b, float* y, size_t n);
 void scale(float alpha, const float* x, float* y, size_t n);
 void add_scalar(float c, const float* x, float* y, size_t n);
 void axpy(float alpha, const float* x, float* y, size_t n);
+void adam(float* p, const float* g, float* m, float* v, size_t n, float beta1, float beta2, float step, float vs,
+          float eps);
 void fill(float v, float* y, size_t n);
 void mul_acc(const float* a, const float* b, float* y, size_t n);
 void div_acc(const float* a, const float* b, float* y, size_t n);
@@ -195,6 +197,11 @@ void scale(float alpha, const float* x, float* y, size_t n) {
 void add_scalar(float c, const float* x, float* y, size_t n) {
   auto f = pick(ref::add_scalar, simd::add_scalar);
   for_chunks(n, [=](size_t i, size_t m) { f(c, x + i, y + i, m); });
+}
+void adam(float* p, const float* g, float* m, float* v, size_t n, float beta1, float beta2, float step, float vs,
+          float eps) {
+  auto f = pick(ref::adam, simd::adam);
+  for_chunks(n, [=](size_t i, size_t c) { f(p + i, g + i, m + i, v + i, c, beta1, beta2, step, vs, eps); });
 }
 void axpy(float alpha, const float* x, float* y, size_t n) {
   auto f = pick(ref::axpy, simd::axpy);

@@ -96,6 +96,11 @@ void gdn_fwd(const float* x, const float* norm, float* y, size_t n, bool inverse
 void gdn_bwd(const float* x, const float* norm, const float* gy, float* gx, float* gnorm, size_t n,
              bool inverse);
 
+// ---- optimiser: one Adam update of n values (train/optim.cc derives step and vs) -----------------
+// m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g·g;  p = p − step·m / (√v·vs + eps)
+void adam(float* p, const float* g, float* m, float* v, size_t n, float beta1, float beta2, float step, float vs,
+          float eps);
+
 // ---- scalar twins, same signatures (always compiled; used by tests and --kernels=ref) ------
 namespace ref {
 void add(const float* a, const float* b, float* y, size_t n);
@@ -141,6 +146,8 @@ void erfc_fwd(const float* x, float* y, size_t n);
 void gdn_fwd(const float* x, const float* norm, float* y, size_t n, bool inverse);
 void gdn_bwd(const float* x, const float* norm, const float* gy, float* gx, float* gnorm, size_t n,
              bool inverse);
+void adam(float* p, const float* g, float* m, float* v, size_t n, float beta1, float beta2, float step, float vs,
+          float eps);
 }  // namespace ref
 
 }  // namespace ntc::k

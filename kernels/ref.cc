@@ -267,4 +267,15 @@ void gdn_bwd(const float* x, const float* norm, const float* gy, float* gx, floa
   }
 }
 
+// ---- optimiser ---------------------------------------------------------------------------------
+void adam(float* p, const float* g, float* m, float* v, size_t n, float beta1, float beta2, float step, float vs,
+          float eps) {
+  const float b1c = 1 - beta1, b2c = 1 - beta2;
+  for (size_t i = 0; i < n; ++i) {
+    m[i] = beta1 * m[i] + b1c * g[i];
+    v[i] = beta2 * v[i] + b2c * g[i] * g[i];
+    p[i] -= step * m[i] / (std::sqrt(v[i]) * vs + eps);
+  }
+}
+
 }  // namespace ntc::k::ref

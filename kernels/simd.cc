@@ -378,6 +378,33 @@ void gdn_bwd(const float* x, const float* norm, const float* gy, float* gx, floa
 
 const char* target_name() { return hwy::TargetName(HWY_TARGET); }
 
+// ---- optimiser ---------------------------------------------------------------------------------
+// The operations of ref::adam in the same order (IEEE mul, add, sqrt, div: the same bits); the
+// tail runs the scalar formula.
+void adam(float* p, const float* g, float* m, float* v, size_t n, float beta1, float beta2, float step, float vs,
+          float eps) {
+  const D d;
+  const size_t N = hn::Lanes(d);
+  const float b1c = 1 - beta1, b2c = 1 - beta2;
+  const V vb1 = hn::Set(d, beta1), vb1c = hn::Set(d, b1c), vb2 = hn::Set(d, beta2), vb2c = hn::Set(d, b2c);
+  const V vstep = hn::Set(d, step), vvs = hn::Set(d, vs), veps = hn::Set(d, eps);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const V gi = hn::LoadU(d, g + i);
+    const V mi = hn::Add(hn::Mul(vb1, hn::LoadU(d, m + i)), hn::Mul(vb1c, gi));
+    const V vi = hn::Add(hn::Mul(vb2, hn::LoadU(d, v + i)), hn::Mul(hn::Mul(vb2c, gi), gi));
+    hn::StoreU(mi, d, m + i);
+    hn::StoreU(vi, d, v + i);
+    const V den = hn::Add(hn::Mul(hn::Sqrt(vi), vvs), veps);
+    hn::StoreU(hn::Sub(hn::LoadU(d, p + i), hn::Div(hn::Mul(vstep, mi), den)), d, p + i);
+  }
+  for (; i < n; ++i) {
+    m[i] = beta1 * m[i] + b1c * g[i];
+    v[i] = beta2 * v[i] + b2c * g[i] * g[i];
+    p[i] -= step * m[i] / (std::sqrt(v[i]) * vs + eps);
+  }
+}
+
 }  // namespace ntc::k::simd::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -428,6 +455,7 @@ HWY_EXPORT(erfc_fwd);
 HWY_EXPORT(gdn_fwd);
 HWY_EXPORT(gdn_bwd);
 HWY_EXPORT(target_name);
+HWY_EXPORT(adam);
 
 void add(const float* a, const float* b, float* y, size_t n) {
   HWY_DYNAMIC_DISPATCH(add)(a, b, y, n);
@@ -529,5 +557,9 @@ void gdn_bwd(const float* x, const float* norm, const float* gy, float* gx, floa
   HWY_DYNAMIC_DISPATCH(gdn_bwd)(x, norm, gy, gx, gnorm, n, inverse);
 }
 const char* target_name() { return HWY_DYNAMIC_DISPATCH(target_name)(); }
+void adam(float* p, const float* g, float* m, float* v, size_t n, float beta1, float beta2, float step, float vs,
+          float eps) {
+  HWY_DYNAMIC_DISPATCH(adam)(p, g, m, v, n, beta1, beta2, step, vs, eps);
+}
 }  // namespace ntc::k::simd
 #endif  // HWY_ONCE

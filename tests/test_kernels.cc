@@ -442,6 +442,13 @@ TEST(Kernels, GdnBwdMatchesRef) {
         [inverse](P p, size_t n) { k::ref::gdn_bwd(p[0], p[1], p[2], p[3], p[4], n, inverse); },
         kExact);
 }
+TEST(Kernels, AdamMatchesRef) {  // p, g, m, v (v ≥ 0); both forms' constants
+  for (float vs : {1.f, 1.0005f})
+    compare_arrays(
+        {{-1, 1}, {-3, 3}, {-0.5f, 0.5f}, {0, 2}},
+        [vs](P p, size_t n) { k::adam(p[0], p[1], p[2], p[3], n, 0.9f, 0.999f, 3e-4f, vs, 1e-7f); },
+        [vs](P p, size_t n) { k::ref::adam(p[0], p[1], p[2], p[3], n, 0.9f, 0.999f, 3e-4f, vs, 1e-7f); }, kExact);
+}
 
 // ---- contracts: accumulation, aliasing, NaN ----------------------------------------------------
 

@@ -20,13 +20,7 @@ void adam_update(float* p, const float* g, float* m, float* v, size_t n, int64_t
   // Torch: lr/c1 · m / (√v/√c2 + ε);  Keras: lr·√c2/c1 · m / (√v + ε̂).
   const float step = float(form == AdamForm::Torch ? lr / c1 : lr * std::sqrt(c2) / c1);
   const float vs = float(form == AdamForm::Torch ? 1 / std::sqrt(c2) : 1.0);
-  const float b1c = 1 - beta1, b2c = 1 - beta2;
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (size_t i = 0; i < n; ++i) {
-    m[i] = beta1 * m[i] + b1c * g[i];
-    v[i] = beta2 * v[i] + b2c * g[i] * g[i];
-    p[i] -= step * m[i] / (std::sqrt(v[i]) * vs + eps);
-  }
+  k::adam(p, g, m, v, n, beta1, beta2, step, vs, eps);
 }
 
 Adam::Adam(std::vector<Tensor> params, AdamForm form, float beta1, float beta2)

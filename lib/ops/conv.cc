@@ -262,7 +262,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
       const int Ka = fused ? K + 1 : K;
       const size_t n_items = pl.items.size();
       const bool implicit = !pw && gemm_takes_panels();
-      Buffer part = w.requires_grad() ? Buffer::zeros(n_items * size_t(Cout) * size_t(Ka)) : Buffer();
+      // per-item partial weight gradients; each item's first band overwrites its partial (beta 0)
+      Buffer part = w.requires_grad() ? Buffer(n_items * size_t(Cout) * size_t(Ka)) : Buffer();
       if (x.requires_grad()) x.grad_acc();  // allocate before the workers start
       // scratch: col [Ka, max_cols], then dy of grouped images [Cout, max_cols]. Implicit: the
       // columns of a few channels' input gradient [dx_cols], packed dy, then grouped dy.
@@ -287,12 +288,13 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
           }
           if (gw && implicit) {
             const k::Im2colSource src{band(g, oy0, oy1), x.data() + it.n0 * xsz, xsz, G, fused ? 1 : 0};
-            gemm_panels(false, Cout, Ka, int(cols), 1.f, dy, int(ldg), {k::im2col_panels_t, &src}, 1.f, gw, Ka);
+            gemm_panels(false, Cout, Ka, int(cols), 1.f, dy, int(ldg), {k::im2col_panels_t, &src}, oy0 ? 1.f : 0.f, gw,
+                        Ka);
           } else if (gw) {
             int64_t ldb;
             const float* B = operand(it.n0, it.n1, oy0, oy1, s, cols, &ldb);
             if (fused) k::fill(1.f, s + int64_t(K) * cols, size_t(cols));
-            gemm(false, true, Cout, Ka, int(cols), 1.f, dy, int(ldg), B, int(ldb), 1.f, gw, Ka);
+            gemm(false, true, Cout, Ka, int(cols), 1.f, dy, int(ldg), B, int(ldb), oy0 ? 1.f : 0.f, gw, Ka);
           }
           if (x.requires_grad()) {
             float* gx = x.grad_acc() + it.n0 * xsz;
@@ -398,25 +400,33 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int s
   if (needs_grad({&x, &w, &b}))
     record(y, "conv_transpose2d", {&x, &w, &b}, [x, w, b, g, N, Cin, K, P, xsz, ysz, pl](const float* gy) {
       const size_t n_items = pl.items.size();
-      Buffer part = w.requires_grad() ? Buffer::zeros(n_items * size_t(Cin) * size_t(K)) : Buffer();
+      Buffer part = w.requires_grad() ? Buffer(n_items * size_t(Cin) * size_t(K)) : Buffer();  // one GEMM per item
       if (x.requires_grad()) x.grad_acc();  // allocate before the workers start
-      // scratch: gcol [K, max_cols], then grouped inputs or input gradients [Cin, max_cols]
-      for_items(n_items, size_t(K + Cin) * size_t(pl.max_cols), [&](size_t j, float* s) {
+      // scratch: gcol [K, max_cols] (unless the GEMMs build it themselves from dy: implicit), then
+      // grouped inputs or input gradients [Cin, max_cols]
+      const bool implicit = gemm_takes_panels();
+      const int64_t gcol = implicit ? 0 : int64_t(K) * pl.max_cols;
+      for_items(n_items, size_t(gcol + int64_t(Cin) * pl.max_cols), [&](size_t j, float* s) {
         const Item it = pl.items[j];
         const int G = it.n1 - it.n0;
         const int64_t cols = int64_t(G) * P;
-        k::ConvGeom gc = g;
-        gc.ld = cols;
-        for (int i = 0; i < G; ++i) k::im2col(gc, gy + (it.n0 + i) * ysz, s + i * P);
-        float* buf = s + int64_t(K) * pl.max_cols;
+        const k::Im2colSource src{g, gy + it.n0 * ysz, ysz, G};
+        if (!implicit) {
+          k::ConvGeom gc = g;
+          gc.ld = cols;
+          for (int i = 0; i < G; ++i) k::im2col(gc, gy + (it.n0 + i) * ysz, s + i * P);
+        }
+        float* buf = s + gcol;
         if (x.requires_grad()) {
           float* gx = x.grad_acc() + it.n0 * xsz;
-          if (G == 1) {
-            gemm(false, false, Cin, int(cols), K, 1.f, w.data(), K, s, int(cols), 1.f, gx, int(P));
-          } else {
-            gemm(false, false, Cin, int(cols), K, 1.f, w.data(), K, s, int(cols), 0.f, buf, int(cols));
-            scatter(buf, cols, G, Cin, P, gx, xsz, true);
-          }
+          float* out = G == 1 ? gx : buf;
+          const int ldo = G == 1 ? int(P) : int(cols);
+          const float beta = G == 1 ? 1.f : 0.f;
+          if (implicit)
+            gemm_panels(false, Cin, int(cols), K, 1.f, w.data(), K, {k::im2col_panels, &src}, beta, out, ldo);
+          else
+            gemm(false, false, Cin, int(cols), K, 1.f, w.data(), K, s, int(cols), beta, out, ldo);
+          if (G > 1) scatter(buf, cols, G, Cin, P, gx, xsz, true);
         }
         if (w.requires_grad()) {
           const float* xs = x.data() + it.n0 * xsz;
@@ -426,8 +436,11 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int s
             xs = buf;
             ldx = cols;
           }
-          gemm(false, true, Cin, K, int(cols), 1.f, xs, int(ldx), s, int(cols), 1.f,
-               part.data() + j * size_t(Cin) * size_t(K), K);
+          float* gw = part.data() + j * size_t(Cin) * size_t(K);
+          if (implicit)
+            gemm_panels(false, Cin, K, int(cols), 1.f, xs, int(ldx), {k::im2col_panels_t, &src}, 0.f, gw, K);
+          else
+            gemm(false, true, Cin, K, int(cols), 1.f, xs, int(ldx), s, int(cols), 0.f, gw, K);
         }
       });
       if (w.requires_grad()) reduce_partials(part, n_items, Cin, K, K, w.grad_acc(), nullptr);
