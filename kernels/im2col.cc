@@ -19,6 +19,41 @@ inline void valid_range(int off, int s, int n, int count, int* lo, int* hi) {
   *hi = std::max(*lo, std::min(b + 1, count));
 }
 
+// col2im of one image row for stride 2: the row is split into its even and odd columns, each
+// (ky, kx) term then adds a contiguous run of col into one of them (vectorisable, unlike the
+// stride-2 scatter), and the halves are interleaved back. Every element still receives its terms
+// in (ky, kx) order after its old value: the same bits as the scatter.
+void col2im_row_s2(const ConvGeom& g, const float* col, int64_t plane, int oy_end, int c, int iy, float* xr) {
+  thread_local std::vector<float> half;
+  const int we = (g.W + 1) / 2, wo = g.W / 2;
+  if (half.size() < size_t(we + wo)) half.resize(size_t(we + wo));
+  float* ph[2] = {half.data(), half.data() + we};
+  for (int i = 0; i < wo; ++i) {
+    ph[0][i] = xr[2 * i];
+    ph[1][i] = xr[2 * i + 1];
+  }
+  if (we > wo) ph[0][wo] = xr[2 * wo];
+  for (int ky = 0; ky < g.kh; ++ky) {
+    const int t = iy + g.pad_t - ky;  // = oy·2
+    if (t < 0 || (t & 1)) continue;
+    const int oy = t / 2;
+    if (oy < g.oy0 || oy >= oy_end) continue;
+    for (int kx = 0; kx < g.kw; ++kx) {
+      const float* cr = col + (int64_t(c * g.kh + ky) * g.kw + kx) * plane + int64_t(oy - g.oy0) * g.Wo;
+      int ox0, ox1;
+      valid_range(kx - g.pad_l, 2, g.W, g.Wo, &ox0, &ox1);
+      const int off = kx - g.pad_l, p = off & 1;  // ix = 2·ox + off = 2·(ox + (off − p)/2) + p
+      float* o = ph[p] + (off - p) / 2;
+      for (int ox = ox0; ox < ox1; ++ox) o[ox] += cr[ox];
+    }
+  }
+  for (int i = 0; i < wo; ++i) {
+    xr[2 * i] = ph[0][i];
+    xr[2 * i + 1] = ph[1][i];
+  }
+  if (we > wo) xr[2 * wo] = ph[0][wo];
+}
+
 }  // namespace
 
 void im2col(const ConvGeom& g, const float* x, float* col) {
@@ -62,6 +97,10 @@ void col2im(const ConvGeom& g, const float* col, float* x) {
   for (int r = 0; r < rows; ++r) {  // one row of x per iteration: (c, iy)
     const int c = r / span, iy = iy0 + r % span;
     float* xr = x + int64_t(c) * g.H * g.W + int64_t(iy) * g.W;
+    if (g.stride == 2) {
+      col2im_row_s2(g, col, plane, oy_end, c, iy, xr);
+      continue;
+    }
     for (int ky = 0; ky < g.kh; ++ky) {
       const int t = iy + g.pad_t - ky;  // = oy·s
       if (t < 0 || t % g.stride) continue;

@@ -4,11 +4,15 @@
 // edge tiles of a split may round differently, so the same product could differ in the last bit
 // between --threads 1 and --threads 2. A stream must decode bit-exactly with any thread count
 // (the hyper-synthesis decides the CDF table of every symbol), so ntc runs OpenBLAS
-// single-threaded (threads.cc) and parallelises here instead: C is cut into a grid of tiles that
-// depends only on M and N, each tile is one single-threaded sgemm over the full K (OpenBLAS's
-// OpenMP build follows omp_get_max_threads() at every call, so each call runs with it set to 1),
-// and the tiles run on the OpenMP threads. Every element of C is then computed by the same instructions for any
-// thread count. Inside an OpenMP region (a batch split over threads) the tiles run serially.
+// single-threaded (threads.cc) and parallelises here instead. With OpenBLAS, C is cut into a grid
+// of tiles that depends only on M and N, each tile is one single-threaded sgemm over the full K
+// (OpenBLAS's OpenMP build follows omp_get_max_threads() at every call, so each call runs with it
+// set to 1), and the tiles run on the OpenMP threads: every element of C is then computed by the
+// same instructions for any thread count. ntc's own kernel gives every element the same bits
+// however C is cut, so with it C is cut by the thread count instead — one column (or row) block
+// per thread, each packing its share of A and B once (the fixed 8-tile grid packed the operands
+// up to 4 times and padded 64-row tiles to 72 micro-kernel rows). Inside an OpenMP region (a batch
+// split over threads) a product runs as one serial call.
 //
 // Two back ends compute the tiles (kernels/gemm.h): OpenBLAS, and ntc's own Highway SGEMM. `auto`
 // (the default) takes ntc's where Highway runs 512-bit vectors but OpenBLAS runs AVX2 kernels
@@ -16,9 +20,8 @@
 // project's Zen 5 VMs, single-threaded GEMMs of the conv shapes ran at 155–177 GFLOP/s with ntc's
 // kernel against 87–103 with OpenBLAS's Haswell kernels. Everywhere else, and with the scalar
 // reference kernels (--kernels ref), `auto` means OpenBLAS. `ntc --gemm openblas|ntc` overrides.
-// With either back end the tile grid depends only on the shape, so results stay bit-identical for
-// any thread count (ntc's kernel moreover gives every element the same bits however C is tiled);
-// the two back ends differ from each other in the last bits.
+// With either back end results stay bit-identical for any thread count; the two back ends differ
+// from each other in the last bits.
 #pragma once
 
 #include "kernels/gemm.h"
