@@ -128,38 +128,24 @@ void PackB(bool tb, const float* B, size_t ldb, size_t k0, size_t kc, size_t j0,
   }
   for (size_t q = 0; q < n; q += kNR) {
     const size_t cols = std::min(kNR, n - q);
-    if (!tb) {
-      for (size_t k = 0; k < kc; ++k) {
-        const float* src = B + (k0 + k) * ldb + j0 + q;
-        float* o = dst + k * kNR;
-        if (cols == kNR) {
-          hn::StoreU(hn::LoadU(d, src), d, o);
-          hn::StoreU(hn::LoadU(d, src + kL), d, o + kL);
-        } else {
-          std::memcpy(o, src, cols * sizeof(float));
-          std::fill(o + cols, o + kNR, 0.f);
-        }
-      }
-    } else {
-      // A transposition: column c of the panel is row j0+q+c of B. Full 8×8 blocks go through
-      // registers (Transpose8x8), the rest element by element.
-      size_t c = 0;
+    // A transposition: column c of the panel is row j0+q+c of B. Full 8×8 blocks go through
+    // registers (Transpose8x8), the rest element by element.
+    size_t c = 0;
 #if HWY_MAX_BYTES >= 32
-      const size_t k8 = kc & ~size_t(7);
-      for (; c + 8 <= cols; c += 8) {
-        const float* src = B + (j0 + q + c) * ldb + k0;
-        for (size_t k = 0; k < k8; k += 8) Transpose8x8(src + k, ldb, dst + k * kNR + c, kNR);
-        for (size_t k = k8; k < kc; ++k)
-          for (size_t i = 0; i < 8; ++i) dst[k * kNR + c + i] = src[i * ldb + k];
-      }
-#endif
-      for (; c < cols; ++c) {
-        const float* src = B + (j0 + q + c) * ldb + k0;
-        for (size_t k = 0; k < kc; ++k) dst[k * kNR + c] = src[k];
-      }
-      if (cols < kNR)
-        for (size_t k = 0; k < kc; ++k) std::fill(dst + k * kNR + cols, dst + (k + 1) * kNR, 0.f);
+    const size_t k8 = kc & ~size_t(7);
+    for (; c + 8 <= cols; c += 8) {
+      const float* src = B + (j0 + q + c) * ldb + k0;
+      for (size_t k = 0; k < k8; k += 8) Transpose8x8(src + k, ldb, dst + k * kNR + c, kNR);
+      for (size_t k = k8; k < kc; ++k)
+        for (size_t i = 0; i < 8; ++i) dst[k * kNR + c + i] = src[i * ldb + k];
     }
+#endif
+    for (; c < cols; ++c) {
+      const float* src = B + (j0 + q + c) * ldb + k0;
+      for (size_t k = 0; k < kc; ++k) dst[k * kNR + c] = src[k];
+    }
+    if (cols < kNR)
+      for (size_t k = 0; k < kc; ++k) std::fill(dst + k * kNR + cols, dst + (k + 1) * kNR, 0.f);
     dst += kc * kNR;
   }
 }
@@ -305,12 +291,13 @@ void pack_panels(bool tb, const float* B, size_t ldb, size_t kc, size_t n, float
 size_t sgemm_lanes() { return HWY_DYNAMIC_DISPATCH(gemm_simd::Lanes)(); }
 size_t sgemm_nr() { return 2 * sgemm_lanes(); }
 
-size_t packed_b_floats(int K, int N) {
+static size_t padded_to_nr(int N) {
   const size_t nr = sgemm_nr();
-  return size_t(K) * ((size_t(N) + nr - 1) / nr * nr);
+  return (size_t(N) + nr - 1) / nr * nr;
 }
+size_t packed_b_floats(int K, int N) { return size_t(K) * padded_to_nr(N); }
 PackedB pack_b_all(bool tb, const float* B, int ldb, int K, int N, float* dst) {
-  const size_t nr = sgemm_nr(), n_pad = (size_t(N) + nr - 1) / nr * nr;
+  const size_t n_pad = padded_to_nr(N);
   for (size_t k0 = 0; k0 < size_t(K); k0 += kGemmKC) {  // k-block k0: kc × n_pad floats at k0·n_pad
     const size_t kc = std::min(kGemmKC, size_t(K) - k0);
     pack_panels(tb, tb ? B + k0 : B + k0 * size_t(ldb), size_t(ldb), kc, size_t(N), dst + k0 * n_pad);

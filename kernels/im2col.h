@@ -46,7 +46,6 @@ struct Im2colSource {
   int G;
   int ones = 0;
   int rows() const { return g.C * g.kh * g.kw + ones; }
-  int64_t cols() const { return int64_t(G) * g.band_cols(); }
 };
 // out[0 : n] = row r, columns [j0, j0 + n), of the column matrix.
 void im2col_row(const Im2colSource& s, int r, int64_t j0, int64_t n, float* out);

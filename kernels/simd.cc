@@ -27,6 +27,7 @@
 
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
+#include "kernels/kernels.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace ntc::k::simd::HWY_NAMESPACE {
@@ -380,7 +381,7 @@ const char* target_name() { return hwy::TargetName(HWY_TARGET); }
 
 // ---- optimiser ---------------------------------------------------------------------------------
 // The operations of ref::adam in the same order (IEEE mul, add, sqrt, div: the same bits); the
-// tail runs the scalar formula.
+// tail runs ref::adam itself.
 void adam(float* p, const float* g, float* m, float* v, size_t n, float beta1, float beta2, float step, float vs,
           float eps) {
   const D d;
@@ -398,11 +399,7 @@ void adam(float* p, const float* g, float* m, float* v, size_t n, float beta1, f
     const V den = hn::Add(hn::Mul(hn::Sqrt(vi), vvs), veps);
     hn::StoreU(hn::Sub(hn::LoadU(d, p + i), hn::Div(hn::Mul(vstep, mi), den)), d, p + i);
   }
-  for (; i < n; ++i) {
-    m[i] = beta1 * m[i] + b1c * g[i];
-    v[i] = beta2 * v[i] + b2c * g[i] * g[i];
-    p[i] -= step * m[i] / (std::sqrt(v[i]) * vs + eps);
-  }
+  if (i < n) ref::adam(p + i, g + i, m + i, v + i, n - i, beta1, beta2, step, vs, eps);
 }
 
 }  // namespace ntc::k::simd::HWY_NAMESPACE

@@ -38,12 +38,8 @@ bool use_ntc_kernel() {
 // OpenBLAS's OpenMP build picks its thread count at every call from omp_get_max_threads(), and
 // runs serially only inside an active parallel region. Outside one, this thread's OpenMP count is
 // set to 1 for the duration of the call, so a tile is always one single-threaded sgemm.
-void serial_sgemm(bool ntc_kernel, CBLAS_TRANSPOSE oa, CBLAS_TRANSPOSE ob, int m, int n, int k, float alpha,
-                  const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
-  if (ntc_kernel) {
-    k::sgemm(oa == CblasTrans, ob == CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
+void serial_sgemm(CBLAS_TRANSPOSE oa, CBLAS_TRANSPOSE ob, int m, int n, int k, float alpha, const float* a, int lda,
+                  const float* b, int ldb, float beta, float* c, int ldc) {
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (threads > 1) omp_set_num_threads(1);
   cblas_sgemm(CblasRowMajor, oa, ob, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -71,6 +67,7 @@ void split_over_threads(int M, int N, int K, const F& f) {
 #pragma omp parallel for schedule(static, 1) num_threads(std::min(T, parts))
   for (int t = 0; t < parts; ++t) f(cols, t * part, std::min(part, span - t * part));
 }
+const float* row_of_op_a(bool ta, const float* A, int lda, int o) { return ta ? A + o : A + int64_t(o) * lda; }
 }  // namespace
 
 bool gemm_takes_panels() { return use_ntc_kernel(); }
@@ -85,8 +82,7 @@ void gemm_panels(bool ta, int M, int N, int K, float alpha, const float* A, int 
       part.col0 += size_t(o);
       k::sgemm_panels(ta, M, len, K, alpha, A, lda, part, beta, C + o, ldc);
     } else {
-      k::sgemm_panels(ta, len, N, K, alpha, ta ? A + o : A + int64_t(o) * lda, lda, part, beta, C + int64_t(o) * ldc,
-                      ldc);
+      k::sgemm_panels(ta, len, N, K, alpha, row_of_op_a(ta, A, lda, o), lda, part, beta, C + int64_t(o) * ldc, ldc);
     }
   });
 }
@@ -97,31 +93,29 @@ const char* gemm_backend_name() { return use_ntc_kernel() ? "ntc" : "openblas"; 
 void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
           int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
-  // Tile grid from the shape alone: columns first (about kTargetTiles chunks of >= 256), then rows.
+  if (use_ntc_kernel()) {
+    split_over_threads(M, N, K, [&](bool cols, int o, int len) {
+      if (cols)
+        k::sgemm(ta, tb, M, len, K, alpha, A, lda, tb ? B + int64_t(o) * ldb : B + o, ldb, beta, C + o, ldc);
+      else
+        k::sgemm(ta, tb, len, N, K, alpha, row_of_op_a(ta, A, lda, o), lda, B, ldb, beta, C + int64_t(o) * ldc, ldc);
+    });
+    return;
+  }
+  // OpenBLAS: a tile grid from the shape alone: columns first (about kTargetTiles chunks of >= 256), then rows.
   const int nt = std::min(N, std::max(256, round_up(ceil_div(N, kTargetTiles), 64)));
   const int n_tiles = ceil_div(N, nt);
   int mt = M;
   if (n_tiles < kTargetTiles) mt = std::min(M, std::max(16, round_up(ceil_div(M, ceil_div(kTargetTiles, n_tiles)), 16)));
   const int m_tiles = ceil_div(M, mt), tiles = m_tiles * n_tiles;
   const auto oa = ta ? CblasTrans : CblasNoTrans, ob = tb ? CblasTrans : CblasNoTrans;
-  const bool ntc_kernel = use_ntc_kernel();
-  if (ntc_kernel) {
-    split_over_threads(M, N, K, [&](bool cols, int o, int len) {
-      if (cols)
-        k::sgemm(ta, tb, M, len, K, alpha, A, lda, tb ? B + int64_t(o) * ldb : B + o, ldb, beta, C + o, ldc);
-      else
-        k::sgemm(ta, tb, len, N, K, alpha, ta ? A + o : A + int64_t(o) * lda, lda, B, ldb, beta, C + int64_t(o) * ldc,
-                 ldc);
-    });
-    return;
-  }
 #pragma omp parallel for schedule(dynamic) if (tiles > 1 && !omp_in_parallel())
   for (int t = 0; t < tiles; ++t) {
     const int i0 = (t / n_tiles) * mt, j0 = (t % n_tiles) * nt;
     const int mi = std::min(mt, M - i0), nj = std::min(nt, N - j0);
     const float* a = ta ? A + i0 : A + int64_t(i0) * lda;
     const float* b = tb ? B + int64_t(j0) * ldb : B + j0;
-    serial_sgemm(ntc_kernel, oa, ob, mi, nj, K, alpha, a, lda, b, ldb, beta, C + int64_t(i0) * ldc + j0, ldc);
+    serial_sgemm(oa, ob, mi, nj, K, alpha, a, lda, b, ldb, beta, C + int64_t(i0) * ldc + j0, ldc);
   }
 }
 

@@ -219,9 +219,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
       gather(x.data() + n0 * xsz, xsz, n1 - n0, Cin, P, col, cols);
       return col;
     }
-    k::ConvGeom gb = g;
-    gb.oy0 = oy0;
-    gb.oy1 = oy1;
+    k::ConvGeom gb = band(g, oy0, oy1);
     gb.ld = cols;
     for (int n = n0; n < n1; ++n) k::im2col(gb, x.data() + n * xsz, col + (n - n0) * P);
     return col;
@@ -329,9 +327,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
             if (pw) {
               scatter(s, cols, G, K, P, gx, xsz, true);
             } else {
-              k::ConvGeom gbd = g;
-              gbd.oy0 = oy0;
-              gbd.oy1 = oy1;
+              k::ConvGeom gbd = band(g, oy0, oy1);
               gbd.ld = cols;
               for (int i = 0; i < G; ++i) k::col2im(gbd, s + i * P, gx + i * xsz);
             }
