@@ -10,12 +10,19 @@ namespace ntc::cli {
 int cmd_train(const std::vector<std::string>& argv) {
   Args a(argv,
          {"config", "data", "lambda", "steps", "out", "crop", "batch", "lr", "val", "seed", "quant", "adam",
-          "checkpoint-every", "val-every", "val-images", "min-scale", "log-every", "clipnorm"},
-         {"resume", "flips", "quiet"});
+          "checkpoint-every", "val-every", "val-images", "min-scale", "log-every", "clipnorm", "decay-from", "warmup", "from", "snapshot"},
+         {"resume", "flips", "quiet", "no-lambda-boost"});
   if (!a.positional().empty()) fail("train: unexpected argument '", a.positional()[0], "'");
   train::TrainOptions o;
   o.out = a.str("out");
+  if (a.has("snapshot")) {  // ntc train --out RUN --snapshot FILE: export, no training
+    if (o.out.empty()) fail("train: --snapshot needs --out RUN (the run whose checkpoint to export)");
+    train::write_snapshot(o.out, a.str("snapshot"));
+    return 0;
+  }
   const bool resume = a.has("resume");
+  o.from = a.str("from");
+  if (!o.from.empty() && !resume) fail("train: --from FILE goes with --resume");
   if (!resume && !a.has("config")) fail("train: --config NAME is required (or --resume)");
   o.config = a.str("config");
   o.data = a.str("data");
@@ -44,10 +51,20 @@ int cmd_train(const std::vector<std::string>& argv) {
   o.val_every = a.integer("val-every", o.val_every);
   o.val_images = int(a.integer("val-images", o.val_images));
   o.log_every = a.integer("log-every", o.log_every);
+  o.decay_from = a.integer("decay-from", o.decay_from);
+  o.warmup = a.integer("warmup", o.warmup);
+  o.lambda_boost = !a.has("no-lambda-boost");
   o.flips = a.has("flips");
   o.quiet = a.has("quiet");
   if (o.checkpoint_every < 1 || o.log_every < 1 || o.val_every < 0) fail("train: intervals must be positive");
-  return train::run_training(o, resume);
+  if (o.decay_from < -1 || o.warmup < -1) fail("train: --decay-from and --warmup want a step count (or -1 for the default)");
+  train::ResumeOverrides over;
+  over.steps = a.has("steps");
+  over.decay_from = a.has("decay-from");
+  over.warmup = a.has("warmup");
+  over.data = a.has("data");
+  if (resume && a.has("no-lambda-boost")) fail("train: --no-lambda-boost applies to a new run (the checkpoint keeps its own)");
+  return train::run_training(o, resume, over);
 }
 
 }  // namespace ntc::cli

@@ -38,6 +38,9 @@ Model::Model(const Config& cfg) : cfg_(cfg) {
   lambdas_ = cfg_.numbers("rate.lambdas");
   trained_lambda_ = cfg_.number("lambda", 0.0);
   if (lambdas_.size() == 1) fail(cfg_.origin(), ": rate.lambdas needs at least two values");
+  const std::string gains = cfg_.str("rate.gains", "linear");
+  if (gains != "linear" && gains != "log") fail(cfg_.origin(), ": rate.gains must be linear or log, got '", gains, "'");
+  log_gains_ = gains == "log";
   for (size_t i = 1; i < lambdas_.size(); ++i)
     if (!(lambdas_[i] > lambdas_[i - 1])) fail(cfg_.origin(), ": rate.lambdas must be ascending");
   if (!lambdas_.empty()) {
@@ -85,7 +88,8 @@ Model::Gains Model::gains_at(int l) const {
   auto row = [&](const Tensor& t) {
     if (!t.defined()) return Tensor();
     const int64_t C = t.dim(1);
-    return slice_channels(t.reshape({1, L, C}), l, 1).reshape({C});
+    Tensor r = slice_channels(t.reshape({1, L, C}), l, 1).reshape({C});
+    return log_gains_ ? exp(r) : r;
   };
   return {row(gain_y_), row(gain_y_inv_), row(gain_z_), row(gain_z_inv_)};
 }
@@ -113,7 +117,9 @@ Model::Gains Model::gains_for(double lambda) const {
     Tensor r = Tensor::empty({C});
     const float* a = g.data() + int64_t(l) * C;
     const float* b = a + C;
-    for (int64_t c = 0; c < C; ++c) r.data()[c] = float(interpolate_gain(a[c], b[c], t));
+    for (int64_t c = 0; c < C; ++c)
+      r.data()[c] = log_gains_ ? float(std::exp((1 - t) * double(a[c]) + t * double(b[c])))
+                               : float(interpolate_gain(a[c], b[c], t));
     return r;
   };
   return {mix(gain_y_), mix(gain_y_inv_), mix(gain_z_), mix(gain_z_inv_)};
@@ -139,11 +145,12 @@ void Model::init(Rng& rng) {
   if (!lambdas_.empty()) {
     const double mid = std::sqrt(lambdas_.front() * lambdas_.back());
     for (size_t l = 0; l < lambdas_.size(); ++l) {
-      const float g = float(std::sqrt(lambdas_[l] / mid));
+      const double g = std::sqrt(lambdas_[l] / mid);
+      const float fwd = float(log_gains_ ? std::log(g) : g), inv = float(log_gains_ ? -std::log(g) : 1 / g);
       for (Tensor* t : {&gain_y_, &gain_z_})
-        if (t->defined()) k::fill(g, t->data() + l * size_t(t->dim(1)), size_t(t->dim(1)));
+        if (t->defined()) k::fill(fwd, t->data() + l * size_t(t->dim(1)), size_t(t->dim(1)));
       for (Tensor* t : {&gain_y_inv_, &gain_z_inv_})
-        if (t->defined()) k::fill(1 / g, t->data() + l * size_t(t->dim(1)), size_t(t->dim(1)));
+        if (t->defined()) k::fill(inv, t->data() + l * size_t(t->dim(1)), size_t(t->dim(1)));
     }
   }
 }

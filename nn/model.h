@@ -8,6 +8,9 @@
 // (gain.y_inv[l]), likewise z (gain.z, gain.z_inv), so one model covers every λ of the list; a λ in
 // between interpolates neighbouring gains geometrically: g = g_l^(1−t) · g_(l+1)^t in log λ.
 // init() starts gain l at sqrt(λ_l / λ_mid) (inverse gains at the reciprocal).
+// `rate.gains = log` stores each gain as its logarithm (gain = exp(parameter)), so trained gains
+// stay positive and the geometric interpolation is linear in the stored values; the default
+// `linear` stores the gains themselves (older models), which training can push across zero.
 // Images enter as x/255 − 0.5, reflect-padded on the bottom/right to a multiple of the model's
 // downsampling factor (64 for ELIC + hyper), and the reconstruction is cropped back (SPEC §3.7).
 #pragma once
@@ -61,6 +64,7 @@ class Model {
 
   // ---- variable rate ----
   const std::vector<double>& rate_lambdas() const { return lambdas_; }  // empty: fixed rate
+  bool log_gains() const { return log_gains_; }  // gain parameters are logarithms (rate.gains = log)
   struct Gains {
     Tensor y, y_inv, z, z_inv;  // [M] each (z ones undefined for a factorized model)
   };
@@ -83,6 +87,7 @@ class Model {
   codec::GaussianConditional gc_;
   std::vector<double> lambdas_;
   double trained_lambda_ = 0;
+  bool log_gains_ = false;  // rate.gains = log: parameters are log-gains
   Tensor gain_y_, gain_y_inv_, gain_z_, gain_z_inv_;  // [L, M] (defined when lambdas_ is)
 };
 

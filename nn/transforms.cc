@@ -172,7 +172,7 @@ std::unique_ptr<Module> hyper_analysis(const Config& c, const std::string& r, co
 }
 
 // HyperSynthesis (SPEC §1.4): convT5/2 M→M + ReLU, convT5/2 M→1.5M + ReLU, convT3/1 → 2M (means,
-// scales). Small: SignalConv 5/2 → 1.5M + ReLU, 3/1 → 2M. JPEG-like: one convT k6 s4 M→2M.
+// scales); `channels = a,b` sets the two inner widths (default M, 1.5M). Small: SignalConv 5/2 → 1.5M + ReLU, 3/1 → 2M. JPEG-like: one convT k6 s4 M→2M.
 // With hyper_channels Z ≠ M the first layer takes Z channels (CompressAI's N/M hyperprior).
 std::unique_ptr<Module> hyper_synthesis(const Config& c, const std::string& r, const std::string& name, int M, int Z,
                                         const std::string& kind) {
@@ -189,11 +189,14 @@ std::unique_ptr<Module> hyper_synthesis(const Config& c, const std::string& r, c
     s->append<Act>("relu1", "relu");
     s->append<ConvTranspose2d>("deconv2", M15, 2 * M, 3, 1, Padding::Signal);
   } else {
-    s->append<ConvTranspose2d>("deconv1", Z, M, 5, 2);
+    const auto ch = c.ints(r + ".channels", {M, M15});
+    if (ch.size() != 2 || ch[0] < 1 || ch[1] < 1 || ch[0] > 4096 || ch[1] > 4096)
+      fail(c.origin(), ": ", r, ".channels must be 2 widths (deconv1, deconv2 outputs)");
+    s->append<ConvTranspose2d>("deconv1", Z, ch[0], 5, 2);
     s->append<Act>("relu1", "relu");
-    s->append<ConvTranspose2d>("deconv2", M, M15, 5, 2);
+    s->append<ConvTranspose2d>("deconv2", ch[0], ch[1], 5, 2);
     s->append<Act>("relu2", "relu");
-    s->append<ConvTranspose2d>("deconv3", M15, 2 * M, 3, 1);
+    s->append<ConvTranspose2d>("deconv3", ch[1], 2 * M, 3, 1);
   }
   return s;
 }

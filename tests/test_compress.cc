@@ -121,6 +121,50 @@ TEST(Compress, BadStreamsAreErrors) {
   }
 }
 
+// rate.gains = log: the parameters are log-gains, every gain is positive whatever the parameter,
+// init starts at sqrt(λ_l / λ_mid), interpolation is geometric, and gradients reach the log-gains.
+TEST(Compress, LogParametrisedGainsArePositiveAndGeometric) {
+  auto m = tiny("rate.lambdas = 0.004, 0.01, 0.025\nrate.gains = log\n");
+  ASSERT_TRUE(m->log_gains());
+  const double mid = std::sqrt(0.004 * 0.025);
+  EXPECT_NEAR(m->gains_at(0).y.data()[2], std::sqrt(0.004 / mid), 1e-6);
+  EXPECT_NEAR(m->gains_at(2).z_inv.data()[7], 1 / std::sqrt(0.025 / mid), 1e-6);
+  for (auto& [n, t] : m->named_parameters())
+    if (n == "gain.z")
+      for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = i % 2 ? -3.f : 0.5f;  // negative log-gains
+  const Model::Gains g0 = m->gains_at(0), g1 = m->gains_at(1);
+  EXPECT_NEAR(g0.z.data()[1], std::exp(-3.0), 1e-7);
+  EXPECT_NEAR(g0.z.data()[0], std::exp(0.5), 1e-6);
+  for (auto& [n, t] : m->named_parameters())
+    if (n == "gain.y") {
+      t.data()[0] = std::log(0.5f);     // rate point 0, channel 0
+      t.data()[16] = std::log(2.0f);    // rate point 1, channel 0
+    }
+  EXPECT_NEAR(m->gains_for(std::sqrt(0.004 * 0.01)).y.data()[0], 1.0, 1e-6);
+  EXPECT_NEAR(m->gains_for(0.01).y.data()[0], 2.0, 1e-6);
+  for (double lam : {0.004, 0.006, 0.01, 0.02, 0.025}) {
+    const Model::Gains g = m->gains_for(lam);
+    for (const Tensor* t : {&g.y, &g.y_inv, &g.z, &g.z_inv})
+      for (int64_t i = 0; i < t->numel(); ++i) EXPECT_GT(t->data()[i], 0.f) << lam;
+  }
+  // d gain / d log-gain = gain.
+  Tensor s = sum(g1.y);
+  s.backward();
+  for (auto& [n, t] : m->named_parameters())
+    if (n == "gain.y") {
+      ASSERT_TRUE(t.has_grad());
+      EXPECT_NEAR(t.grad()[16 + 3], g1.y.data()[3], 1e-6);
+      EXPECT_EQ(t.grad()[3], 0.f);  // another rate point
+    }
+  EXPECT_THROW(Model(Config::parse(std::string(kCfg) + "rate.lambdas = 0.004, 0.03\nrate.gains = exp\n")), Error);
+  m->finalize();
+  Tensor img = picture(64, 64, 5);
+  for (double lam : {0.004, 0.008, 0.025}) {
+    Encoded e = compress(*m, img, 9, lam);
+    EXPECT_EQ(decompress(*m, e.bytes.data(), e.bytes.size(), 9).to_vector(), e.recon.to_vector()) << lam;
+  }
+}
+
 TEST(Compress, VariableRateModelCodesAnyLambdaInRange) {
   auto m = tiny("rate.lambdas = 0.004, 0.01, 0.03\n");
   ASSERT_EQ(m->rate_lambdas().size(), 3u);

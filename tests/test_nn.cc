@@ -52,6 +52,24 @@ TEST(Models, ParameterCountsMatchPaper) {
   }
 }
 
+// hyper_synthesis.channels sets the two inner widths of the hyper-synthesis; the campaign's
+// family fits the 8 MB limit on model files in f16 (under 4M parameters).
+TEST(Models, HyperSynthesisWidthsAndShippedFamilySize) {
+  const std::string base = "latent_channels = 32\nhyper_channels = 8\nanalysis = cnn\nanalysis.channels_base = 8\n"
+                           "synthesis = jpeg_like\nhyper_analysis = hyper\nhyper_synthesis = hyper\n";
+  Model m(Config::parse(base + "hyper_synthesis.channels = 12,20\n"));
+  // deconv1 8→12 k5, deconv2 12→20 k5, deconv3 20→64 k3, with biases.
+  EXPECT_EQ(m.h_s()->num_parameters(), (8 * 12 * 25 + 12) + (12 * 20 * 25 + 20) + (20 * 64 * 9 + 64));
+  Model d(Config::parse(base));  // default widths M, 1.5M
+  EXPECT_EQ(d.h_s()->num_parameters(), (8 * 32 * 25 + 32) + (32 * 48 * 25 + 48) + (48 * 64 * 9 + 64));
+  EXPECT_THROW(Model(Config::parse(base + "hyper_synthesis.channels = 12\n")), Error);
+  EXPECT_THROW(Model(Config::parse(base + "hyper_synthesis.channels = 12,0\n")), Error);
+  if (!have_configs()) GTEST_SKIP() << "configs not found in " << data_dir();
+  Model f(Config::load("ntc_two_layer"));
+  EXPECT_LT(f.num_parameters(), 3'990'000);
+  EXPECT_TRUE(f.log_gains());
+}
+
 TEST(Models, ParameterNamesAreSemantic) {
   if (!have_configs()) GTEST_SKIP() << "configs not found in " << data_dir();
   Model m(Config::load("two_layer_syn"));

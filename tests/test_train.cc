@@ -83,6 +83,29 @@ TEST(Schedules, LearningRateAndLambdaBoundaries) {
   EXPECT_FLOAT_EQ(learning_rate(0, 1800000, 1e-4f), 1e-4f / 36000);  // the paper's W = 36,000
 }
 
+// The explicit schedule: decay point, warm-up length, a warm-up restarted at a step, no λ boost.
+TEST(Schedules, ExplicitDecayWarmupAndRestart) {
+  Schedule s{1000, 300, 10, 0, true};
+  EXPECT_FLOAT_EQ(learning_rate(0, s, 1e-3f), 1e-4f);
+  EXPECT_FLOAT_EQ(learning_rate(9, s, 1e-3f), 1e-3f);
+  EXPECT_FLOAT_EQ(learning_rate(299, s, 1e-3f), 1e-3f);
+  EXPECT_FLOAT_EQ(learning_rate(300, s, 1e-3f), 1e-4f);
+  s.decay_from = 1000;  // D ≥ N: a warm-up–stable run that never decays
+  EXPECT_FLOAT_EQ(learning_rate(999, s, 1e-3f), 1e-3f);
+  s.warm_from = 500;  // moments restarted at step 500
+  EXPECT_FLOAT_EQ(learning_rate(500, s, 1e-3f), 1e-4f);
+  EXPECT_FLOAT_EQ(learning_rate(504, s, 1e-3f), 5e-4f);
+  EXPECT_FLOAT_EQ(learning_rate(509, s, 1e-3f), 1e-3f);
+  s.warmup = 0;
+  EXPECT_FLOAT_EQ(learning_rate(500, s, 1e-3f), 1e-3f);
+  EXPECT_FLOAT_EQ(lambda_schedule(10, s, 0.005f), 0.05f);
+  s.lambda_boost = false;
+  EXPECT_FLOAT_EQ(lambda_schedule(10, s, 0.005f), 0.005f);
+  // The defaults are the paper's whatever the other fields say.
+  EXPECT_FLOAT_EQ(learning_rate(799, Schedule{1000, -1, -1, 0, false}, 1e-4f), 1e-4f);
+  EXPECT_FLOAT_EQ(learning_rate(800, Schedule{1000, -1, -1, 0, false}, 1e-4f), 1e-5f);
+}
+
 TEST(Train, EveryParameterReceivesAGradient) {
   for (QuantMode q : {QuantMode::Noise, QuantMode::Mixed}) {
     nn::Model m(nn::Config::parse(kTinyCfg));
@@ -227,6 +250,104 @@ TEST(Train, VariableRateTrainsEveryRatePoint) {
         for (int c = 0; c < 16; ++c) moved += std::fabs(t.data()[l * 16 + c] - init);
         EXPECT_GT(moved, 0.03) << "rate point " << l << " never trained";  // f16 storage moves < 0.003
       }
+}
+
+std::vector<std::pair<int64_t, double>> logged_lr(const std::string& out) {
+  std::ifstream log(out + "/log.jsonl");
+  std::vector<std::pair<int64_t, double>> r;
+  std::string line;
+  while (std::getline(log, line)) {
+    const size_t p = line.find("\"lr\":"), q = line.find("\"step\":");
+    if (p != std::string::npos) r.push_back({std::stoll(line.substr(q + 7)), std::stod(line.substr(p + 5))});
+  }
+  return r;
+}
+
+// A resume may shorten the planned steps as well as extend them; the schedule follows the new
+// total, and a total already reached just writes the model.
+TEST(Train, ResumeCanShortenTheRun) {
+  Scratch s(2);
+  TrainOptions o = s.options(40);
+  o.log_every = 1;
+  set_step_limit_for_tests(10);
+  ASSERT_EQ(run_training(o, false), 130);
+  set_step_limit_for_tests(0);
+  for (auto [step, lr] : logged_lr(o.out)) EXPECT_FLOAT_EQ(float(lr), 1e-3f) << step;  // no warm-up (⌊0.02·40⌋ = 0)
+  TrainOptions r = o;
+  r.steps = 15;  // decay now from ⌊0.8·15⌋ = 12
+  ResumeOverrides over;
+  over.steps = true;
+  ASSERT_EQ(run_training(r, true, over), 0);
+  EXPECT_TRUE(fs::exists(model_path(o.out)));
+  const auto lrs = logged_lr(o.out);
+  ASSERT_EQ(lrs.back().first, 15);
+  for (auto [step, lr] : lrs) {  // a line for step k logs the rate of update k (index k − 1)
+    if (step > 10) EXPECT_FLOAT_EQ(float(lr), step <= 12 ? 1e-3f : 1e-4f) << step;
+  }
+  // Below the steps done: nothing more to train, the model is (re)written, the checkpoint stays.
+  fs::remove(model_path(o.out));
+  const auto ck = read_file(checkpoint_path(o.out));
+  r.steps = 8;
+  ASSERT_EQ(run_training(r, true, over), 0);
+  EXPECT_TRUE(fs::exists(model_path(o.out)));
+  EXPECT_EQ(read_file(checkpoint_path(o.out)), ck);
+  // Without the override the checkpoint's own total stands.
+  r.steps = 100;
+  ASSERT_EQ(run_training(r, true), 0);
+  EXPECT_EQ(logged_lr(o.out).back().first, 15);
+}
+
+// A compact snapshot (f16 weights, no moments) is about half the weights in f32, resumes in an
+// empty folder with the same schedule and data position, and restarts Adam with a warm-up.
+TEST(Train, CompactSnapshotResumes) {
+  Scratch s(2);
+  TrainOptions o = s.options(30);
+  o.log_every = 1;
+  o.decay_from = 1000;
+  o.warmup = 4;
+  set_step_limit_for_tests(10);
+  ASSERT_EQ(run_training(o, false), 130);
+  set_step_limit_for_tests(0);
+  const std::string snap = s.dir + "/snap.ntck";
+  write_snapshot(o.out, snap);
+  int64_t n_params = 0;
+  for (auto& [n, t] : nn::Model(nn::Config::load(s.dir + "/tiny.cfg")).named_parameters()) n_params += t.numel();
+  const auto bytes = read_file(snap);
+  EXPECT_LT(double(bytes.size()), 2.0 * double(n_params) + 8192);
+  EXPECT_GT(double(read_file(checkpoint_path(o.out)).size()), 12.0 * double(n_params));
+
+  TrainOptions r = s.options(30);
+  r.out = s.dir + "/resumed";
+  r.from = snap;
+  r.log_every = 1;
+  ASSERT_EQ(run_training(r, true), 0);
+  const auto lrs = logged_lr(r.out);
+  ASSERT_EQ(lrs.front().first, 11);
+  EXPECT_FLOAT_EQ(float(lrs.front().second), 1e-3f / 4);  // warm-up restarted at step 10
+  EXPECT_FLOAT_EQ(float(lrs[3].second), 1e-3f);
+  EXPECT_EQ(lrs.back().first, 30);
+  // The snapshot holds the checkpoint's weights (to f16): a resume of each with nothing left to
+  // train writes models with the same parameters.
+  ResumeOverrides stop_now;
+  stop_now.steps = true;
+  TrainOptions a = s.options(10), b = s.options(10);
+  a.from = snap;
+  a.out = s.dir + "/from_snapshot";
+  b.out = o.out;
+  ASSERT_EQ(run_training(a, true, stop_now), 0);
+  ASSERT_EQ(run_training(b, true, stop_now), 0);
+  auto ma = nn::load_model(model_path(a.out)), mb = nn::load_model(model_path(b.out));
+  const auto pa = ma->named_parameters(), pb = mb->named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_EQ(pa[i].second.to_vector(), pb[i].second.to_vector()) << pa[i].first;
+  // A folder that has a checkpoint is not overwritten from a snapshot.
+  EXPECT_THROW(run_training(r, true), Error);
+  // A damaged snapshot is an error, not garbage.
+  auto bad = bytes;
+  bad[bad.size() / 2] ^= 1;
+  write_file_atomic(snap, bad);
+  r.out = s.dir + "/resumed2";
+  EXPECT_THROW(run_training(r, true), Error);
 }
 
 TEST(Train, BadOptionsAreErrors) {

@@ -1,5 +1,6 @@
 #include "train/optim.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/kernels.h"
@@ -69,14 +70,15 @@ std::vector<Tensor> clip_by_global_norm(const std::vector<Tensor>& gs, float cli
   return out;
 }
 
-float learning_rate(int64_t step, int64_t total, float base) {
-  const int64_t warm = int64_t(0.02 * double(total)), drop = int64_t(0.8 * double(total));
-  const double w = warm > 0 ? std::min(1.0, double(step + 1) / double(warm)) : 1.0;
+float learning_rate(int64_t step, const Schedule& s, float base) {
+  const int64_t warm = s.warmup >= 0 ? s.warmup : int64_t(0.02 * double(s.total));
+  const int64_t drop = s.decay_from >= 0 ? s.decay_from : int64_t(0.8 * double(s.total));
+  const double w = warm > 0 ? std::clamp(double(step - s.warm_from + 1) / double(warm), 0.0, 1.0) : 1.0;
   return float(base * (step < drop ? 1.0 : 0.1) * w);
 }
 
-float lambda_schedule(int64_t step, int64_t total, float lambda) {
-  return lambda <= 0.01f && step < int64_t(0.2 * double(total)) ? 10 * lambda : lambda;
+float lambda_schedule(int64_t step, const Schedule& s, float lambda) {
+  return s.lambda_boost && lambda <= 0.01f && step < int64_t(0.2 * double(s.total)) ? 10 * lambda : lambda;
 }
 
 }  // namespace ntc::train

@@ -4,8 +4,12 @@
 //   PyTorch form: p -= lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)          (ε = 1e−8)
 //   Keras form:   p -= lr·√(1−β2ᵗ)/(1−β1ᵗ) · m / (√v + ε̂)          (ε̂ = 1e−7; the paper's code)
 // with m = β1·m + (1−β1)·g, v = β2·v + (1−β2)·g², t counting from 1.
-// Learning rate: lr(step) = base · (step < ⌊0.8·N⌋ ? 1 : 0.1) · min(1, (step+1)/⌊0.02·N⌋).
-// λ: 10·λ for step < ⌊0.2·N⌋ when λ ≤ 0.01, else λ. `step` = updates done before this one.
+// Learning rate: lr(step) = base · (step < D ? 1 : 0.1) · min(1, (step+1)/W), by default (the
+// paper's) D = ⌊0.8·N⌋ and W = ⌊0.02·N⌋; a Schedule may set D and W explicitly (a warm-up–stable–
+// decay run: D ≥ N never decays) and restart the warm-up at a step (moments reset on a resume
+// from weights alone).
+// λ: 10·λ for step < ⌊0.2·N⌋ when λ ≤ 0.01, else λ (the paper's boost; Schedule::lambda_boost
+// turns it off). `step` = updates done before this one.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -49,7 +53,17 @@ double clip_grad_global_norm(const std::vector<Tensor>& params, double clipnorm)
 // clipped tensors followed by the global norm (shape {}).
 std::vector<Tensor> clip_by_global_norm(const std::vector<Tensor>& gs, float clipnorm);
 
-float learning_rate(int64_t step, int64_t total_steps, float base_lr);
-float lambda_schedule(int64_t step, int64_t total_steps, float lambda);
+struct Schedule {
+  int64_t total = 0;          // N, the planned steps
+  int64_t decay_from = -1;    // D; -1: ⌊0.8·N⌋
+  int64_t warmup = -1;        // W; -1: ⌊0.02·N⌋
+  int64_t warm_from = 0;      // the warm-up counts from this step
+  bool lambda_boost = true;   // 10·λ for the first 20% when λ ≤ 0.01
+};
+float learning_rate(int64_t step, const Schedule& s, float base_lr);
+float lambda_schedule(int64_t step, const Schedule& s, float lambda);
+// The paper's schedules for N steps.
+inline float learning_rate(int64_t step, int64_t total, float base_lr) { return learning_rate(step, Schedule{total}, base_lr); }
+inline float lambda_schedule(int64_t step, int64_t total, float lambda) { return lambda_schedule(step, Schedule{total}, lambda); }
 
 }  // namespace ntc::train

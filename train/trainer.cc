@@ -8,9 +8,11 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <immintrin.h>
 #include <sstream>
 
 #include "codec/container.h"
+#include "kernels/kernels.h"
 #include "lib/binio.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
@@ -33,12 +35,13 @@ int64_t g_step_limit = 0;
 extern "C" void on_signal(int) { g_stop = 1; }
 
 constexpr uint8_t kMagic[4] = {'N', 'T', 'C', 'K'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 
 std::string options_text(const TrainOptions& o) {
   std::ostringstream s;
   s << "data=" << o.data << "\nval=" << o.val << "\nsteps=" << o.steps << "\ncrop=" << o.crop << "\nbatch=" << o.batch
-    << "\nlr=" << o.lr << "\nclipnorm=" << o.clipnorm << "\nmin_scale=" << o.min_scale << "\nflips=" << o.flips
+    << "\nlr=" << o.lr << "\ndecay_from=" << o.decay_from << "\nwarmup=" << o.warmup << "\nwarm_from=" << o.warm_from
+    << "\nlambda_boost=" << o.lambda_boost << "\nclipnorm=" << o.clipnorm << "\nmin_scale=" << o.min_scale << "\nflips=" << o.flips
     << "\nseed=" << o.seed << "\nquant=" << o.quant << "\nadam=" << o.adam << "\ncheckpoint_every=" << o.checkpoint_every
     << "\nval_every=" << o.val_every << "\nlog_every=" << o.log_every << "\nval_images=" << o.val_images << "\nlambdas=";
   for (size_t i = 0; i < o.lambdas.size(); ++i) s << (i ? "," : "") << o.lambdas[i];
@@ -60,6 +63,10 @@ void parse_options(const std::string& text, TrainOptions& o) {
     else if (k == "crop") o.crop = std::stoi(v);
     else if (k == "batch") o.batch = std::stoi(v);
     else if (k == "lr") o.lr = std::stof(v);
+    else if (k == "decay_from") o.decay_from = std::stoll(v);
+    else if (k == "warmup") o.warmup = std::stoll(v);
+    else if (k == "warm_from") o.warm_from = std::stoll(v);
+    else if (k == "lambda_boost") o.lambda_boost = v == "1";
     else if (k == "clipnorm") o.clipnorm = std::stof(v);
     else if (k == "min_scale") o.min_scale = std::stof(v);
     else if (k == "flips") o.flips = v == "1";
@@ -85,7 +92,25 @@ struct State {
   Rng noise{0};
 };
 
-void save_checkpoint(const std::string& path, const nn::Model& m, const TrainOptions& o, const State& st, Adam& adam) {
+// Checkpoint layout, version 2 (version 1 had no flags byte and always full f32 with moments):
+// magic NTCK, u32 version, config text, options text, i64 step, u64 data position, u64 noise key,
+// u64 noise counter, i64 Adam t, u8 flags (bit 0: f16 values, bit 1: Adam moments present), u32
+// tensor count, per tensor: name, u64 numel, values (then m, v when present); CRC-32 of the rest.
+// A compact snapshot (f16, no moments) is what a campaign commits to the repository.
+constexpr uint8_t kF16 = 1, kMoments = 2;
+constexpr int64_t kRewarmSteps = 500;  // warm-up after a resume from weights alone, unless --warmup
+
+void put_values(BinWriter& w, const Tensor& t, bool f16) {
+  const int64_t n = t.numel();
+  if (!f16) {
+    w.raw(t.data(), size_t(n) * 4);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) w.put<uint16_t>(_cvtss_sh(t.data()[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
+std::vector<uint8_t> serialize_checkpoint(const nn::Model& m, const TrainOptions& o, const State& st, Adam& adam,
+                                          uint8_t flags) {
   BinWriter w;
   w.raw(kMagic, 4);
   w.put<uint32_t>(kVersion);
@@ -95,17 +120,23 @@ void save_checkpoint(const std::string& path, const nn::Model& m, const TrainOpt
   w.put<uint64_t>(st.data_pos);
   w.put<uint64_t>(st.noise.key());
   w.put<uint64_t>(st.noise.counter());
-  w.put<int64_t>(adam.t());
+  w.put<int64_t>(flags & kMoments ? adam.t() : 0);
+  w.put<uint8_t>(flags);
   const nn::NamedTensors params = m.named_parameters();
   w.put<uint32_t>(uint32_t(params.size()));
   for (size_t i = 0; i < params.size(); ++i) {
     w.str(params[i].first);
-    const int64_t n = params[i].second.numel();
-    w.put<uint64_t>(uint64_t(n));
-    for (const Tensor* t : std::initializer_list<const Tensor*>{&params[i].second, &adam.m()[i], &adam.v()[i]}) w.raw(t->data(), size_t(n) * 4);
+    w.put<uint64_t>(uint64_t(params[i].second.numel()));
+    put_values(w, params[i].second, flags & kF16);
+    if (flags & kMoments)
+      for (const Tensor* t : {&adam.m()[i], &adam.v()[i]}) put_values(w, *t, flags & kF16);
   }
   w.put<uint32_t>(codec::crc32(w.out.data(), w.out.size()));
-  write_file_atomic(path, w.out);
+  return w.out;
+}
+
+void save_checkpoint(const std::string& path, const nn::Model& m, const TrainOptions& o, const State& st, Adam& adam) {
+  write_file_atomic(path, serialize_checkpoint(m, o, st, adam, kMoments));
 }
 
 struct Loaded {
@@ -119,16 +150,18 @@ Loaded read_checkpoint_header(const std::vector<uint8_t>& b, const std::string& 
   std::memcpy(&crc, b.data() + b.size() - 4, 4);
   if (codec::crc32(b.data(), b.size() - 4) != crc) fail(path, ": corrupt checkpoint (checksum mismatch)");
   BinReader r(b.data() + 4, b.size() - 8, path);
-  if (r.get<uint32_t>() != kVersion) fail(path, ": unsupported checkpoint version");
+  const uint32_t version = r.get<uint32_t>();
+  if (version != 1 && version != kVersion) fail(path, ": checkpoint version ", version, ", this build reads 1 and ", kVersion);
   Loaded l;
   l.config_text = r.str();
   l.options_text = r.str();
   return l;
 }
 
-void read_checkpoint_body(const std::vector<uint8_t>& b, const std::string& path, nn::Model& m, State& st, Adam& adam) {
+// Fills model, Adam and state; returns whether the checkpoint held Adam's moments.
+bool read_checkpoint_body(const std::vector<uint8_t>& b, const std::string& path, nn::Model& m, State& st, Adam& adam) {
   BinReader r(b.data() + 4, b.size() - 8, path);
-  r.get<uint32_t>();
+  const uint32_t version = r.get<uint32_t>();
   r.str();
   r.str();
   st.step = r.get<int64_t>();
@@ -137,16 +170,40 @@ void read_checkpoint_body(const std::vector<uint8_t>& b, const std::string& path
   st.noise.set_key(key);
   st.noise.set_counter(counter);
   adam.set_t(r.get<int64_t>());
+  const uint8_t flags = version == 1 ? kMoments : r.get<uint8_t>();
+  if (flags & ~(kF16 | kMoments)) fail(path, ": unknown checkpoint flags ", int(flags));
+  if (st.step < 0 || adam.t() < 0) fail(path, ": corrupt checkpoint (negative step)");
   const nn::NamedTensors params = m.named_parameters();
   if (r.get<uint32_t>() != params.size()) fail(path, ": checkpoint does not match the model");
+  auto take = [&](const Tensor& t, size_t n, const std::string& name) {
+    if (!(flags & kF16)) {
+      std::memcpy(t.data(), r.take(n * 4), n * 4);
+    } else {
+      const uint8_t* src = r.take(n * 2);
+      for (size_t k = 0; k < n; ++k) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * k, 2);
+        t.data()[k] = _cvtsh_ss(h);
+      }
+    }
+    for (size_t k = 0; k < n; ++k)
+      if (!std::isfinite(t.data()[k])) fail(path, ": tensor ", name, " holds a non-finite value");
+  };
   for (size_t i = 0; i < params.size(); ++i) {
     if (r.str() != params[i].first) fail(path, ": checkpoint tensor order does not match the model");
     const uint64_t n = r.get<uint64_t>();
     if (n != uint64_t(params[i].second.numel())) fail(path, ": checkpoint tensor size mismatch for ", params[i].first);
-    for (const Tensor* t : std::initializer_list<const Tensor*>{&params[i].second, &adam.m()[i], &adam.v()[i]})
-      std::memcpy(t->data(), r.take(size_t(n) * 4), size_t(n) * 4);
+    take(params[i].second, size_t(n), params[i].first);
+    if (flags & kMoments) {
+      take(adam.m()[i], size_t(n), params[i].first + " (Adam m)");
+      take(adam.v()[i], size_t(n), params[i].first + " (Adam v)");
+    } else {
+      k::fill(0.f, adam.m()[i].data(), size_t(n));
+      k::fill(0.f, adam.v()[i].data(), size_t(n));
+    }
   }
   if (!r.done()) fail(path, ": trailing bytes in checkpoint");
+  return flags & kMoments;
 }
 
 struct ValResult {
@@ -189,25 +246,50 @@ std::string fmt_time(double s) {
 }  // namespace
 
 void set_step_limit_for_tests(int64_t n) { g_step_limit = n; }
+
+void write_snapshot(const std::string& out_dir, const std::string& file) {
+  const std::string ckpt = checkpoint_path(out_dir);
+  const std::vector<uint8_t> b = read_file(ckpt);
+  const Loaded l = read_checkpoint_header(b, ckpt);
+  TrainOptions o;
+  parse_options(l.options_text, o);
+  nn::Model model(nn::Config::parse(l.config_text, ckpt + " (config)"));
+  std::vector<Tensor> params;
+  for (auto& [n, t] : model.named_parameters()) params.push_back(t);
+  Adam adam(params, parse_adam_form(o.adam));
+  State st;
+  read_checkpoint_body(b, ckpt, model, st, adam);
+  write_file_atomic(file, serialize_checkpoint(model, o, st, adam, kF16));
+}
 std::string checkpoint_path(const std::string& out) { return out + "/checkpoint.ntck"; }
 std::string model_path(const std::string& out) { return out + "/model.ntcm"; }
 
-int run_training(TrainOptions o, bool resume) {
+int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   if (o.out.empty()) fail("train: --out DIR is required");
   std::error_code ec;
   std::filesystem::create_directories(o.out, ec);
   if (ec) fail("train: cannot create '", o.out, "': ", ec.message());
   const std::string ckpt = checkpoint_path(o.out);
+  const std::string src = o.from.empty() ? ckpt : o.from;  // what a resume reads
 
   std::vector<uint8_t> ckbytes;
   nn::Config cfg = nn::Config::parse("");
   if (resume) {
-    ckbytes = read_file(ckpt);
-    const Loaded l = read_checkpoint_header(ckbytes, ckpt);
-    const int64_t steps = o.steps;
+    if (!o.from.empty() && std::filesystem::exists(ckpt))
+      fail("train: ", o.out, " already has a checkpoint; resume from it (without --from) or pick another --out");
+    ckbytes = read_file(src);
+    const Loaded l = read_checkpoint_header(ckbytes, src);
+    const TrainOptions cli = o;
+    // Checkpoints from before the schedule keys had the paper's schedule.
+    o.decay_from = o.warmup = -1;
+    o.warm_from = 0;
+    o.lambda_boost = true;
     parse_options(l.options_text, o);
-    if (steps > o.steps) o.steps = steps;  // extending a run is allowed
-    cfg = nn::Config::parse(l.config_text, ckpt + " (config)");
+    if (over.steps) o.steps = cli.steps;  // longer or shorter: the schedule follows
+    if (over.decay_from) o.decay_from = cli.decay_from;
+    if (over.warmup) o.warmup = cli.warmup;
+    if (over.data) o.data = cli.data;  // the same photos at another path (another machine)
+    cfg = nn::Config::parse(l.config_text, src + " (config)");
   } else {
     if (o.data.empty()) fail("train: --data DIR is required");
     if (o.lambdas.empty()) fail("train: --lambda is required");
@@ -226,6 +308,7 @@ int run_training(TrainOptions o, bool resume) {
       cfg = nn::Config::parse(t.str(), cfg.origin());
     }
   }
+  if (o.decay_from < -1 || o.warmup < -1) fail("train: --decay-from and --warmup must be steps (or -1 for the default)");
   if (o.steps < 1 || o.batch < 1 || o.crop < 1 || !(o.lr > 0)) fail("train: steps, batch, crop and lr must be positive");
   const QuantMode quant = parse_quant_mode(o.quant);
   const AdamForm form = parse_adam_form(o.adam);
@@ -242,7 +325,15 @@ int run_training(TrainOptions o, bool resume) {
   for (auto& [n, t] : model.named_parameters()) params.push_back(t);
   Adam adam(params, form);
   if (resume) {
-    read_checkpoint_body(ckbytes, ckpt, model, st, adam);
+    if (!read_checkpoint_body(ckbytes, src, model, st, adam)) {
+      // Weights alone (a compact snapshot): Adam's moments start from zero, so the learning rate
+      // warms up again from this step.
+      o.warm_from = st.step;
+      if (o.warmup < 0) o.warmup = kRewarmSteps;
+      if (!o.quiet)
+        std::fprintf(stderr, "ntc train: %s holds weights only; Adam restarts, learning-rate warm-up over %ld steps\n",
+                     src.c_str(), long(o.warmup));
+    }
   } else {
     Rng init(o.seed);
     model.init(init);
@@ -276,8 +367,9 @@ int run_training(TrainOptions o, bool resume) {
   while (st.step < o.steps) {
     // Variable rate: each step trains one rate point, chosen by (seed, step) alone.
     const int rate = o.lambdas.size() > 1 ? int(Rng::mix(o.seed ^ Rng::mix(uint64_t(st.step))) % o.lambdas.size()) : -1;
-    const float lam = lambda_schedule(st.step, o.steps, o.lambdas[size_t(std::max(rate, 0))]);
-    const float lr = learning_rate(st.step, o.steps, o.lr);
+    const Schedule sched{o.steps, o.decay_from, o.warmup, o.warm_from, o.lambda_boost};
+    const float lam = lambda_schedule(st.step, sched, o.lambdas[size_t(std::max(rate, 0))]);
+    const float lr = learning_rate(st.step, sched, o.lr);
     const Tensor batch = loader.next();
     RdTerms terms = rd_loss(model, batch, lam, quant, st.noise, rate);
     terms.loss.backward();

@@ -20,21 +20,38 @@ struct TrainOptions {
   int64_t steps = 1000;
   int crop = 128, batch = 8;
   float lr = 1e-4f, clipnorm = 1.0f, min_scale = 1.0f;
+  // Schedule (train/optim.h): ×0.1 from step decay_from (-1: 80% of steps; ≥ steps: never), linear
+  // warm-up over `warmup` steps (-1: 2% of steps) counted from warm_from, the paper's 10·λ boost.
+  int64_t decay_from = -1, warmup = -1, warm_from = 0;
+  bool lambda_boost = true;
   bool flips = false;
   uint64_t seed = 1;
   std::string quant = "noise", adam = "keras";
   int64_t checkpoint_every = 500, val_every = 0, log_every = 10;
   int val_images = 0;                    // 0: all images in --val
   bool quiet = false;                    // no progress lines (tests)
+  std::string from;                      // resume from this checkpoint or snapshot (into an empty out)
+};
+
+// Options a resume takes from the command line rather than from the checkpoint (each only when
+// given): the planned steps (longer or shorter: the schedule follows) and the schedule's shape.
+struct ResumeOverrides {
+  bool steps = false, decay_from = false, warmup = false, data = false;
 };
 
 // Trains from scratch, or resumes from out/checkpoint.ntck when `resume` (the options stored in the
-// checkpoint win, except `steps`, which may extend a finished run). Returns 0 when done, 130 when
-// stopped by a signal (after writing a checkpoint).
-int run_training(TrainOptions opts, bool resume);
+// checkpoint win, except those named in `over`). A resume whose planned steps are already done
+// writes the model and returns. Returns 0 when done, 130 when stopped by a signal (after writing a
+// checkpoint).
+int run_training(TrainOptions opts, bool resume, ResumeOverrides over = {});
 
 // For tests: stop after this many steps of the current invocation (0 = no limit) as if signalled.
 void set_step_limit_for_tests(int64_t n);
+
+// Writes the compact snapshot of out_dir's checkpoint: the same state with f16 weights and without
+// Adam's moments (half the size of the weights in f32; a campaign commits it at every stop). A
+// resume from it (--from) continues the schedule and the data order; Adam restarts with a warm-up.
+void write_snapshot(const std::string& out_dir, const std::string& file);
 
 std::string checkpoint_path(const std::string& out_dir);
 std::string model_path(const std::string& out_dir);
