@@ -1,6 +1,7 @@
 // The codec a user runs: `ntc encode`, `ntc decode`, `ntc eval`, `ntc bdrate`, `ntc plot`.
 // Conventions of cjpeg/cwebp: input, -o output, a quality knob, -v. Outputs are written
 // atomically (temp file + rename); every bad input is a one-line error and exit status 1.
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -27,7 +28,32 @@ namespace {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-std::string default_model() { return nn::data_dir() + "/models/ntc_small.ntcm"; }
+// The shipped model families (data/MODELS.md), by short name; the first is the default (the
+// family with the better rate–distortion). Each is one variable-rate model file.
+struct Family {
+  const char* name;
+  const char* file;  // under data/models/
+};
+constexpr Family kFamilies[] = {{"two-layer", "ntc_two_layer.ntcm"}, {"jpeg-like", "ntc_jpeg_like.ntcm"}};
+
+// --model: a family's short name (two-layer, jpeg-like; '_' for '-' also accepted), or a file path
+// (anything with a '/' or ending in .ntcm). Empty: the default family.
+std::string resolve_model(const std::string& arg) {
+  if (arg.find('/') != std::string::npos || (arg.size() > 5 && arg.substr(arg.size() - 5) == ".ntcm")) return arg;
+  std::string want = arg.empty() ? kFamilies[0].name : arg;
+  for (char& c : want) c = c == '_' ? '-' : char(std::tolower(static_cast<unsigned char>(c)));
+  std::string names;
+  for (const Family& f : kFamilies) {
+    if (want == f.name) {
+      const std::string path = nn::data_dir() + "/models/" + f.file;
+      if (!std::ifstream(path).good())
+        fail("the model family '", f.name, "' is not in this build (", path, " missing; see data/MODELS.md); pass --model FILE");
+      return path;
+    }
+    names += names.empty() ? f.name : std::string(", ") + f.name;
+  }
+  fail("--model: no model family '", arg, "' (families: ", names, "; or give a .ntcm file path)");
+}
 
 struct LoadedModel {
   std::unique_ptr<nn::Model> model;
@@ -35,11 +61,9 @@ struct LoadedModel {
   std::string path;
 };
 
-LoadedModel load(const std::string& path) {
+LoadedModel load(const std::string& arg) {
   LoadedModel m;
-  m.path = path;
-  if (path == default_model() && !std::ifstream(path).good())
-    fail("the default model ", path, " is missing (see data/MODELS.md); pass --model FILE");
+  const std::string path = m.path = resolve_model(arg);
   const std::vector<uint8_t> bytes = read_file(path);
   m.model = nn::deserialize_model(bytes.data(), bytes.size(), path);
   m.hash = nn::model_hash(bytes.data(), bytes.size());
@@ -118,7 +142,7 @@ int cmd_encode(const std::vector<std::string>& argv) {
   if (a.positional().size() != 1) fail("usage: ntc encode IN.(png|jpg|ppm) -o OUT.ntc [--model FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]");
   if (!a.has("o")) fail("encode: -o OUT.ntc is required");
   const std::string in = a.positional()[0], out = a.str("o");
-  LoadedModel lm = load(a.str("model", default_model()));
+  LoadedModel lm = load(a.str("model"));
   const double rate = rate_lambda(*lm.model, a);
   const long sga = a.integer("sga", 0);
   if (sga < 0 || sga > 1000000) fail("--sga wants 0..1000000 iterations");
@@ -148,7 +172,7 @@ int cmd_decode(const std::vector<std::string>& argv) {
   const std::string out = a.str("o");
   if (!(out.size() > 4 && (out.substr(out.size() - 4) == ".png" || out.substr(out.size() - 4) == ".ppm")))
     fail("decode: the output must end in .png or .ppm");
-  LoadedModel lm = load(a.str("model", default_model()));
+  LoadedModel lm = load(a.str("model"));
   const std::vector<uint8_t> bytes = read_file(a.positional()[0]);
   const double t0 = now_s();
   const Tensor img = nn::decompress(*lm.model, bytes.data(), bytes.size(), lm.hash);
@@ -162,8 +186,8 @@ int cmd_decode(const std::vector<std::string>& argv) {
 
 int cmd_eval(const std::vector<std::string>& argv) {
   Args a(argv, {"model", "data", "sga", "lambda", "json", "csv", "limit", "name"}, {"quiet"});
-  if (!a.has("data") || !a.has("json")) fail("usage: ntc eval --model FILE --data DIR [--sga ITERS] [--lambda L1,L2,...] --json OUT.json [--csv OUT.csv]");
-  LoadedModel lm = load(a.str("model", default_model()));
+  if (!a.has("data") || !a.has("json")) fail("usage: ntc eval --data DIR [--model NAME|FILE] [--sga ITERS] [--lambda L1,L2,...] --json OUT.json [--csv OUT.csv]");
+  LoadedModel lm = load(a.str("model"));
   nn::Model& m = *lm.model;
   std::vector<double> rates = a.numbers("lambda");  // empty: the model's own rate points
   if (m.rate_lambdas().empty()) {

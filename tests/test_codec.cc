@@ -193,6 +193,7 @@ TEST(Cli, EncodeDecodeRoundTripAndBadInput) {
       "encode " + b.dir + "/in.png -o " + b.dir + "/x.ntc --frobnicate" + M,
       "encode " + b.dir + "/in.png -o " + b.dir + "/x.ntc --quality 50" + M,  // fixed-rate model
       "encode " + b.dir + "/in.png" + M,
+      "encode " + b.dir + "/in.png -o " + b.dir + "/x.ntc --model no-such-family",
       "nosuchcommand",
   };
   for (const std::string& c : bad) {
@@ -214,7 +215,7 @@ TEST(Cli, BenchmarksPrintOneJsonObjectWithTheirFields) {
     std::vector<std::string> fields;
   };
   const std::vector<Case> cases = {
-      {"bench train --config ntc_small --batch 1 --crop 64 --reps 1 --json",
+      {"bench train --config ntc_two_layer --batch 1 --crop 64 --reps 1 --json",
        {"step_s", "peak_rss_mb", "sgemm_gflops", "step_gflops", "fresh_mb_per_step", "forward_ms_by_layer_type",
         "backward_ms_by_op", "backward_ms_by_layer"}},
       {"bench sga --config jpegl --size 64x64 --json", {"iter_s", "peak_rss_mb"}},

@@ -88,13 +88,15 @@ void parse_options(const std::string& text, TrainOptions& o) {
 
 struct State {
   int64_t step = 0;
+  double train_s = 0;  // wall-clock seconds of training over every invocation (since version 2)
   uint64_t data_pos = 0;
   Rng noise{0};
 };
 
 // Checkpoint layout, version 2 (version 1 had no flags byte and always full f32 with moments):
 // magic NTCK, u32 version, config text, options text, i64 step, u64 data position, u64 noise key,
-// u64 noise counter, i64 Adam t, u8 flags (bit 0: f16 values, bit 1: Adam moments present), u32
+// u64 noise counter, i64 Adam t, u8 flags (bit 0: f16 values, bit 1: Adam moments present), f64
+// training seconds so far, u32
 // tensor count, per tensor: name, u64 numel, values (then m, v when present); CRC-32 of the rest.
 // A compact snapshot (f16, no moments) is what a campaign commits to the repository.
 constexpr uint8_t kF16 = 1, kMoments = 2;
@@ -122,6 +124,7 @@ std::vector<uint8_t> serialize_checkpoint(const nn::Model& m, const TrainOptions
   w.put<uint64_t>(st.noise.counter());
   w.put<int64_t>(flags & kMoments ? adam.t() : 0);
   w.put<uint8_t>(flags);
+  w.put<double>(st.train_s);
   const nn::NamedTensors params = m.named_parameters();
   w.put<uint32_t>(uint32_t(params.size()));
   for (size_t i = 0; i < params.size(); ++i) {
@@ -172,6 +175,8 @@ bool read_checkpoint_body(const std::vector<uint8_t>& b, const std::string& path
   adam.set_t(r.get<int64_t>());
   const uint8_t flags = version == 1 ? kMoments : r.get<uint8_t>();
   if (flags & ~(kF16 | kMoments)) fail(path, ": unknown checkpoint flags ", int(flags));
+  st.train_s = version == 1 ? 0.0 : r.get<double>();
+  if (!(st.train_s >= 0 && st.train_s < 1e10)) fail(path, ": corrupt checkpoint (training time)");
   if (st.step < 0 || adam.t() < 0) fail(path, ": corrupt checkpoint (negative step)");
   const nn::NamedTensors params = m.named_parameters();
   if (r.get<uint32_t>() != params.size()) fail(path, ": checkpoint does not match the model");
@@ -360,6 +365,7 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
                  o.quant.c_str(), o.adam.c_str(), num_threads(), loader.files());
 
   const auto t0 = std::chrono::steady_clock::now();
+  const double train_s0 = st.train_s;
   const int64_t first = st.step;
   int rc = 0;
   double acc_loss = 0, acc_bpp = 0, acc_mse = 0;
@@ -378,6 +384,7 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     for (Tensor& p : params) p.zero_grad();
     ++st.step;
     st.data_pos = loader.position();
+    st.train_s = train_s0 + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     acc_loss += terms.loss.item();
     acc_bpp += terms.bpp_y + terms.bpp_z;
     acc_mse += terms.mse;
@@ -387,8 +394,9 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
       const double rate = double(st.step - first) / el;
       const double mse = acc_mse / acc_n;
       std::fprintf(log, "{\"step\":%ld,\"loss\":%.6f,\"bpp\":%.5f,\"mse\":%.4f,\"psnr\":%.3f,\"lambda\":%g,\"lr\":%g,"
-                   "\"grad_norm\":%.4f,\"steps_per_s\":%.4f}\n", long(st.step), acc_loss / acc_n, acc_bpp / acc_n, mse,
-                   10 * std::log10(255.0 * 255.0 / std::max(mse, 1e-10)), double(lam), double(lr), gnorm, rate);
+                   "\"grad_norm\":%.4f,\"steps_per_s\":%.4f,\"train_h\":%.4f}\n", long(st.step), acc_loss / acc_n, acc_bpp / acc_n,
+                   mse, 10 * std::log10(255.0 * 255.0 / std::max(mse, 1e-10)), double(lam), double(lr), gnorm, rate,
+                   st.train_s / 3600);
       std::fflush(log);
       if (!o.quiet)
         std::fprintf(stderr, "step %ld/%ld  %.2f steps/s  ETA %s  loss %.4f  bpp %.4f  PSNR %.2f dB\n", long(st.step),
