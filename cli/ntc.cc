@@ -32,6 +32,7 @@ const char* kUsage =
     "        [--decay-from STEP] [--warmup N] [--no-lambda-boost]\n"
     "  train --resume --out DIR [--steps N] [--decay-from STEP] [--warmup N] [--data DIR] [--from SNAPSHOT]\n"
     "  train --out DIR --snapshot FILE    compact snapshot (f16 weights, no Adam moments) of DIR's checkpoint\n"
+    "  train --info (--out DIR | --from FILE)  a checkpoint's step, schedule and training hours (JSON)\n"
     "                                    train a model; checkpoints resume exactly\n"
     "  bench <name> [--json]             benchmarks: conv, rans, decode, train, sga\n"
     "model families (--model NAME): two-layer (default), jpeg-like; see data/MODELS.md\n"

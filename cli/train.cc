@@ -1,5 +1,7 @@
 // `ntc train` — see train/trainer.h. Flags follow the interface; everything else has the
 // paper's defaults (Keras Adam, additive-noise proxy, global clip-norm 1.0).
+#include <cstdio>
+
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "lib/common.h"
@@ -11,10 +13,15 @@ int cmd_train(const std::vector<std::string>& argv) {
   Args a(argv,
          {"config", "data", "lambda", "steps", "out", "crop", "batch", "lr", "val", "seed", "quant", "adam",
           "checkpoint-every", "val-every", "val-images", "min-scale", "log-every", "clipnorm", "decay-from", "warmup", "from", "snapshot"},
-         {"resume", "flips", "quiet", "no-lambda-boost"});
+         {"resume", "flips", "quiet", "no-lambda-boost", "info"});
   if (!a.positional().empty()) fail("train: unexpected argument '", a.positional()[0], "'");
   train::TrainOptions o;
   o.out = a.str("out");
+  if (a.has("info")) {  // ntc train --info (--out RUN | --from FILE): the checkpoint's state as JSON
+    if (o.out.empty() == a.str("from").empty()) fail("train: --info wants --out RUN or --from FILE");
+    std::printf("%s\n", train::checkpoint_info(o.out.empty() ? a.str("from") : train::checkpoint_path(o.out)).c_str());
+    return 0;
+  }
   if (a.has("snapshot")) {  // ntc train --out RUN --snapshot FILE: export, no training
     if (o.out.empty()) fail("train: --snapshot needs --out RUN (the run whose checkpoint to export)");
     train::write_snapshot(o.out, a.str("snapshot"));

@@ -252,6 +252,26 @@ std::string fmt_time(double s) {
 
 void set_step_limit_for_tests(int64_t n) { g_step_limit = n; }
 
+std::string checkpoint_info(const std::string& file) {
+  const std::vector<uint8_t> b = read_file(file);
+  const Loaded l = read_checkpoint_header(b, file);
+  TrainOptions o;
+  parse_options(l.options_text, o);
+  nn::Model model(nn::Config::parse(l.config_text, file + " (config)"));
+  std::vector<Tensor> params;
+  for (auto& [n, t] : model.named_parameters()) params.push_back(t);
+  Adam adam(params, parse_adam_form(o.adam));
+  State st;
+  const bool moments = read_checkpoint_body(b, file, model, st, adam);
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "{\"step\":%ld,\"steps\":%ld,\"train_h\":%.4f,\"decay_from\":%ld,\"warmup\":%ld,\"lr\":%g,"
+                "\"crop\":%d,\"batch\":%d,\"quant\":\"%s\",\"moments\":%s,\"parameters\":%ld}",
+                long(st.step), long(o.steps), st.train_s / 3600, long(o.decay_from), long(o.warmup), double(o.lr), o.crop,
+                o.batch, o.quant.c_str(), moments ? "true" : "false", long(model.num_parameters()));
+  return buf;
+}
+
 void write_snapshot(const std::string& out_dir, const std::string& file) {
   const std::string ckpt = checkpoint_path(out_dir);
   const std::vector<uint8_t> b = read_file(ckpt);

@@ -53,6 +53,9 @@ void set_step_limit_for_tests(int64_t n);
 // resume from it (--from) continues the schedule and the data order; Adam restarts with a warm-up.
 void write_snapshot(const std::string& out_dir, const std::string& file);
 
+// One line of JSON about a checkpoint or snapshot: step, planned steps, training hours, schedule.
+std::string checkpoint_info(const std::string& file);
+
 std::string checkpoint_path(const std::string& out_dir);
 std::string model_path(const std::string& out_dir);
 

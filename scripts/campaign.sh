@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# campaign.sh — issue #11's training campaign, one command per step of a session.
+#
+#   scripts/campaign.sh resume   [FAMILY]      start or resume the trunk in the background (2 threads)
+#   scripts/campaign.sh pause    [FAMILY]      SIGTERM: the trainer writes a checkpoint and exits
+#   scripts/campaign.sh status   [FAMILY]      running or not, the checkpoint's step and hours, last log line
+#   scripts/campaign.sh cooldown [FAMILY] [D]  pause, fork the trunk, train D more steps at lr×0.1, write
+#                                              the cooled model and its Kodak evaluation (the trunk stays put)
+#   scripts/campaign.sh ship     [FAMILY] STEP  the cooled fork of trunk step STEP becomes the shipped model:
+#                                              data/models/ntc_FAMILY.ntcm, data/results/kodak_FAMILY.json,
+#                                              BD-rates, the RD plot, a row of data/results/campaign_FAMILY.csv
+#   scripts/campaign.sh snapshot [FAMILY]      pause, then commit-ready state: the compact snapshot and the log
+#
+# The schedule is warm-up–stable–decay (Hu et al. 2024, "MiniCPM"; Hägele et al. 2024, "Scaling laws
+# and compute-optimal training beyond fixed training durations"): the trunk trains at a constant
+# learning rate for as many sessions as the campaign lasts, and every shipped model is a fork of it
+# cooled down for D steps at lr×0.1. A cooled fork matches a run whose whole budget was planned to
+# end there, and the trunk never has to climb back out of a decay. A new machine resumes the trunk
+# from the committed snapshot (f16 weights; Adam restarts with a 500-step warm-up).
+#
+# Environment: NTC_RUNS (run folders, default ../runs beside the checkout), NTC_TRAIN_DATA
+# (default ../shared/data/train), NTC_KODAK (default ../shared/data/kodak).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${NTC_RUNS:-$ROOT/../runs}
+DATA=${NTC_TRAIN_DATA:-$ROOT/../shared/data/train}
+KODAK=${NTC_KODAK:-$ROOT/../shared/data/kodak}
+CMD=${1:-status}
+FAMILY=${2:-two_layer}
+RUN=$RUNS/$FAMILY
+BIN=$RUNS/ntc_$FAMILY  # a private copy: rebuilding the checkout never changes a running trainer
+PID=$RUN.pid
+SNAP=$ROOT/data/campaign/$FAMILY.snapshot.ntck
+LOG=$ROOT/data/campaign/$FAMILY.log.jsonl
+
+die() { echo "campaign: $*" >&2; exit 1; }
+
+# The recipe of each family's trunk (a new run only; a resume keeps the checkpoint's options).
+recipe() {
+  case $FAMILY in
+    two_layer)
+      echo "--config $ROOT/data/configs/ntc_two_layer.cfg --data $DATA" \
+           "--lambda 0.001,0.002,0.004,0.008,0.016,0.032,0.064,0.128 --steps 2000000 --decay-from 2000000" \
+           "--warmup 500 --no-lambda-boost --crop 128 --batch 8 --lr 5e-4 --quant mixed --min-scale 0.6 --flips" \
+           "--log-every 50" ;;
+    *) die "no recipe for family '$FAMILY' (two_layer)" ;;
+  esac
+}
+
+running() { [[ -f $PID ]] && kill -0 "$(cat "$PID")" 2>/dev/null; }
+
+pause() {
+  if running; then
+    local p; p=$(cat "$PID")
+    kill -TERM "$p"
+    while kill -0 "$p" 2>/dev/null; do sleep 1; done
+    echo "campaign: $FAMILY paused"
+  fi
+  rm -f "$PID"
+}
+
+resume() {
+  running && { echo "campaign: $FAMILY is already running (pid $(cat "$PID"))"; return; }
+  [[ -x $ROOT/build/ntc ]] || die "build first (make -j2)"
+  mkdir -p "$RUNS"
+  cp "$ROOT/build/ntc" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
+  local args
+  if [[ -f $RUN/checkpoint.ntck ]]; then
+    args="--resume --out $RUN --data $DATA"
+  elif [[ -f $SNAP ]]; then
+    echo "campaign: no checkpoint in $RUN; resuming from the committed snapshot $SNAP"
+    args="--resume --from $SNAP --out $RUN --data $DATA"
+  else
+    echo "campaign: starting $FAMILY from scratch"
+    args="--out $RUN $(recipe)"
+  fi
+  # shellcheck disable=SC2086
+  nohup "$BIN" --threads 2 train $args >>"$RUN.stderr" 2>&1 &
+  echo $! >"$PID"
+  echo "campaign: $FAMILY running (pid $!, log $RUN/log.jsonl, stderr $RUN.stderr)"
+}
+
+status() {
+  if running; then echo "running (pid $(cat "$PID"))"; else echo "not running"; fi
+  [[ -f $RUN/checkpoint.ntck ]] && "$BIN" train --info --out "$RUN"
+  [[ -f $RUN/log.jsonl ]] && tail -n 1 "$RUN/log.jsonl"
+  return 0
+}
+
+cooldown() {
+  local D=${1:-6000}
+  [[ -d $KODAK ]] || die "Kodak not found at $KODAK (NTC_KODAK)"
+  pause
+  [[ -f $RUN/checkpoint.ntck ]] || die "no trunk checkpoint in $RUN"
+  local step cool
+  step=$("$BIN" train --info --out "$RUN" | sed 's/.*"step":\([0-9]*\).*/\1/')
+  cool=$RUNS/${FAMILY}_cool_$step
+  rm -rf "$cool"
+  echo "campaign: cooling down $FAMILY from step $step for $D steps into $cool"
+  "$BIN" --threads 2 train --resume --from "$RUN/checkpoint.ntck" --out "$cool" --steps $((step + D)) \
+    --decay-from "$step" --data "$DATA" 2>>"$cool.stderr"
+  "$BIN" --threads 2 eval --model "$cool/model.ntcm" --data "$KODAK" --json "$cool/kodak.json" \
+    --name "ntc $FAMILY (step $step + $D cool-down)" --quiet
+  "$BIN" train --info --out "$cool" >"$cool/info.json"
+  echo "campaign: cooled model $cool/model.ntcm, evaluation $cool/kodak.json"
+}
+
+ship() {
+  local step=${1:?ship needs the trunk step of the cooled fork}
+  local cool=$RUNS/${FAMILY}_cool_$step anchors=$ROOT/../shared/anchors/kodak
+  [[ -f $cool/model.ntcm && -f $cool/kodak.json ]] || die "no cooled model and evaluation in $cool (run cooldown)"
+  local model=$ROOT/data/models/ntc_$FAMILY.ntcm res=$ROOT/data/results/kodak_$FAMILY.json
+  mkdir -p "$ROOT/data/results"
+  cp "$cool/model.ntcm" "$model.tmp" && mv "$model.tmp" "$model"
+  # The evaluation names the shipped path, not the run folder.
+  sed "s|$cool/model.ntcm|data/models/ntc_$FAMILY.ntcm|; s|\"file\":\"[^\"]*/\([^/\"]*\)\"|\"file\":\"\1\"|g" \
+    "$cool/kodak.json" >"$res.tmp" && mv "$res.tmp" "$res"
+  local bd_jpeg bd_webp psnr_jpeg h
+  bd_jpeg=$("$BIN" bdrate "$anchors/jpeg420.json" "$res" --json | sed 's/.*"bd_rate_percent":\([-0-9.]*\).*/\1/')
+  psnr_jpeg=$("$BIN" bdrate "$anchors/jpeg420.json" "$res" --json | sed 's/.*"bd_psnr_db":\([-0-9.]*\).*/\1/')
+  bd_webp=$("$BIN" bdrate "$anchors/webp.json" "$res" --json | sed 's/.*"bd_rate_percent":\([-0-9.]*\).*/\1/')
+  h=$(sed 's/.*"train_h":\([0-9.]*\).*/\1/' "$cool/info.json")
+  "$BIN" plot "$anchors/jpeg420.json" "$anchors/webp.json" "$anchors/jpeg2000.json" "$anchors/avif420.json" \
+    "$anchors/paper_two_layer_syn.json" "$anchors/paper_jpeg_like_syn.json" "$res" -o "$ROOT/data/results/kodak_rd.svg"
+  local csv=$ROOT/data/results/campaign_$FAMILY.csv
+  [[ -f $csv ]] || echo "date,trunk_step,cooldown_steps,train_h,bd_rate_vs_jpeg420,bd_psnr_vs_jpeg420_db,bd_rate_vs_webp,sha256" >"$csv"
+  local total; total=$(sed 's/.*"step":\([0-9]*\).*/\1/' "$cool/info.json")
+  echo "$(date -u +%F),$step,$((total - step)),$h,$bd_jpeg,$psnr_jpeg,$bd_webp,$(sha256sum "$model" | cut -c1-64)" >>"$csv"
+  echo "campaign: shipped $model ($(stat -c %s "$model") bytes); BD-rate $bd_jpeg% vs JPEG 4:2:0, $bd_webp% vs WebP; $h h"
+}
+
+snapshot() {
+  pause
+  [[ -f $RUN/checkpoint.ntck ]] || die "no trunk checkpoint in $RUN"
+  mkdir -p "$(dirname "$SNAP")"
+  "$BIN" train --out "$RUN" --snapshot "$SNAP"
+  cp "$RUN/log.jsonl" "$LOG.tmp" && mv "$LOG.tmp" "$LOG"
+  echo "campaign: snapshot $SNAP ($(stat -c %s "$SNAP") bytes), log $LOG"
+}
+
+case $CMD in
+  resume) resume ;;
+  pause) pause ;;
+  status) status ;;
+  cooldown) cooldown "${3:-6000}" ;;
+  snapshot) snapshot ;;
+  ship) ship "${3:-}" ;;
+  *) die "unknown command '$CMD' (resume, pause, status, cooldown, ship, snapshot)" ;;
+esac
