@@ -13,6 +13,7 @@
 // triple loop: far too slow to run a model with), not a fallback.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 namespace ntc::k {
 
@@ -54,9 +55,26 @@ size_t packed_b_floats(int K, int N);
 PackedB pack_b_all(bool tb, const float* B, int ldb, int K, int N, float* dst);  // dst: packed_b_floats
 const float* packed_b_panels(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch);
 
+// ---- bf16 products (kernels/gemm_bf16.cc): bf16 operands, fp32 accumulation ----
+// The same contract as sgemm / sgemm_panels, with every operand value rounded to bf16 (to_bf16)
+// and products accumulated in fp32 pairwise along k as VDPBF16PS does (order in gemm_bf16.cc);
+// the scalar twin ref::sgemm_bf16 gives the same bits. The kernel needs AVX512_BF16
+// (bf16_supported()); panels come with nr = sgemm_bf16_nr() (32, = sgemm_nr() on AVX-512).
+uint16_t to_bf16(float v);  // nearest even; subnormals to signed zero; NaN stays (quiet) NaN
+bool bf16_supported();
+size_t sgemm_bf16_nr();
+void sgemm_bf16(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                float beta, float* C, int ldc);
+void sgemm_bf16_panels(bool ta, int M, int N, int K, float alpha, const float* A, int lda, const BPanels& b, float beta,
+                       float* C, int ldc);
+
 namespace ref {
 void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
            float beta, float* C, int ldc);
+void sgemm_bf16(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                float beta, float* C, int ldc);
+void sgemm_bf16_panels(bool ta, int M, int N, int K, float alpha, const float* A, int lda, const BPanels& b, float beta,
+                       float* C, int ldc);
 }  // namespace ref
 
 }  // namespace ntc::k

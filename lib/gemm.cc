@@ -68,22 +68,55 @@ void split_over_threads(int M, int N, int K, const F& f) {
   for (int t = 0; t < parts; ++t) f(cols, t * part, std::min(part, span - t * part));
 }
 const float* row_of_op_a(bool ta, const float* A, int lda, int o) { return ta ? A + o : A + int64_t(o) * lda; }
+
+thread_local Precision t_conv_precision = Precision::F32;
+}  // namespace
+
+Precision conv_precision() { return t_conv_precision; }
+ConvPrecisionScope::ConvPrecisionScope(Precision p) : saved_(t_conv_precision) {
+  if (p == Precision::Bf16) check_bf16_available();
+  t_conv_precision = p;
+}
+ConvPrecisionScope::~ConvPrecisionScope() { t_conv_precision = saved_; }
+
+void check_bf16_available() {
+  if (!k::use_reference_kernels() && !k::bf16_supported())
+    fail("bf16 products need a CPU with AVX512_BF16, which this one lacks; use --precision fp32 (or --kernels ref "
+         "for the exact scalar emulation, far slower)");
+}
+
+namespace {
+// Bf16 products: ntc's bf16 kernel, or its twin with the scalar reference kernels.
+void bf16_tile(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+               float beta, float* C, int ldc) {
+  if (k::use_reference_kernels()) k::ref::sgemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else k::sgemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+void bf16_panels_tile(bool ta, int M, int N, int K, float alpha, const float* A, int lda, const k::BPanels& b, float beta,
+                      float* C, int ldc) {
+  if (k::use_reference_kernels()) k::ref::sgemm_bf16_panels(ta, M, N, K, alpha, A, lda, b, beta, C, ldc);
+  else k::sgemm_bf16_panels(ta, M, N, K, alpha, A, lda, b, beta, C, ldc);
+}
 }  // namespace
 
 bool gemm_takes_panels() { return use_ntc_kernel(); }
 
 void gemm_panels(bool ta, int M, int N, int K, float alpha, const float* A, int lda, const k::BPanels& b, float beta,
-                 float* C, int ldc) {
+                 float* C, int ldc, Precision p) {
   NTC_CHECK(use_ntc_kernel(), "gemm_panels: needs ntc's GEMM kernel");
   if (M <= 0 || N <= 0) return;
+  if (p == Precision::Bf16) {
+    check_bf16_available();
+    NTC_CHECK(k::sgemm_bf16_nr() == k::sgemm_nr(), "gemm_panels: bf16 panels need ", k::sgemm_bf16_nr(), "-column panels");
+  }
   split_over_threads(M, N, K, [&](bool cols, int o, int len) {
     k::BPanels part = b;
-    if (cols) {
-      part.col0 += size_t(o);
-      k::sgemm_panels(ta, M, len, K, alpha, A, lda, part, beta, C + o, ldc);
-    } else {
-      k::sgemm_panels(ta, len, N, K, alpha, row_of_op_a(ta, A, lda, o), lda, part, beta, C + int64_t(o) * ldc, ldc);
-    }
+    if (cols) part.col0 += size_t(o);
+    const float* a = cols ? A : row_of_op_a(ta, A, lda, o);
+    float* c = cols ? C + o : C + int64_t(o) * ldc;
+    const int m = cols ? M : len, n = cols ? len : N;
+    if (p == Precision::Bf16) bf16_panels_tile(ta, m, n, K, alpha, a, lda, part, beta, c, ldc);
+    else k::sgemm_panels(ta, m, n, K, alpha, a, lda, part, beta, c, ldc);
   });
 }
 
@@ -91,8 +124,18 @@ void set_gemm_backend(GemmBackend b) { g_backend.store(b); }
 const char* gemm_backend_name() { return use_ntc_kernel() ? "ntc" : "openblas"; }
 
 void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
-          int ldb, float beta, float* C, int ldc) {
+          int ldb, float beta, float* C, int ldc, Precision p) {
   if (M <= 0 || N <= 0) return;
+  if (p == Precision::Bf16) {  // ntc's bf16 kernel (or its twin) whatever the back end; the same cut
+    check_bf16_available();
+    split_over_threads(M, N, K, [&](bool cols, int o, int len) {
+      if (cols)
+        bf16_tile(ta, tb, M, len, K, alpha, A, lda, tb ? B + int64_t(o) * ldb : B + o, ldb, beta, C + o, ldc);
+      else
+        bf16_tile(ta, tb, len, N, K, alpha, row_of_op_a(ta, A, lda, o), lda, B, ldb, beta, C + int64_t(o) * ldc, ldc);
+    });
+    return;
+  }
   if (use_ntc_kernel()) {
     split_over_threads(M, N, K, [&](bool cols, int o, int len) {
       if (cols)

@@ -29,17 +29,37 @@
 namespace ntc {
 
 enum class GemmBackend { Auto, OpenBLAS, Ntc };
+// Precision of a product. Bf16: bf16 operands, fp32 accumulation (kernels/gemm.h, sgemm_bf16),
+// always on ntc's bf16 kernel whatever the back end, or on its scalar twin with --kernels ref
+// (the same bits, slowly); on a CPU without AVX512_BF16 a bf16 product is an error that says so.
+enum class Precision { F32, Bf16 };
+// The precision conv2d takes for its products (forward and both gradients), set for a scope on
+// this thread: `ntc train --precision bf16` runs the analysis transforms under it.
+Precision conv_precision();
+class ConvPrecisionScope {
+ public:
+  explicit ConvPrecisionScope(Precision p);
+  ~ConvPrecisionScope();
+  ConvPrecisionScope(const ConvPrecisionScope&) = delete;
+  ConvPrecisionScope& operator=(const ConvPrecisionScope&) = delete;
+
+ private:
+  Precision saved_;
+};
+// Fails with a one-line error when bf16 products cannot run here (no AVX512_BF16 and not --kernels ref).
+void check_bf16_available();
 void set_gemm_backend(GemmBackend b);
 const char* gemm_backend_name();  // the back end gemm() uses now: "openblas" or "ntc"
 
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-          const float* B, int ldb, float beta, float* C, int ldc);
+          const float* B, int ldb, float beta, float* C, int ldc, Precision p = Precision::F32);
 
 // The implicit form (kernels/gemm.h, BPanels): op(B) produced panel by panel by the caller. Only
 // ntc's kernel takes panels: callers check gemm_takes_panels() and otherwise materialise op(B) and
 // call gemm(). Same threading and the same bits for any thread count.
+// Bf16 products take panels wherever the fp32 ones do.
 bool gemm_takes_panels();
 void gemm_panels(bool trans_a, int M, int N, int K, float alpha, const float* A, int lda, const k::BPanels& b,
-                 float beta, float* C, int ldc);
+                 float beta, float* C, int ldc, Precision p = Precision::F32);
 
 }  // namespace ntc

@@ -260,3 +260,145 @@ TEST(Gemm, PanelsMatchTwinOnMaterialisedOperand) {
 }
 
 }  // namespace
+
+// ---- bf16 products (kernels/gemm_bf16.cc) ----
+
+float bf16_float(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+TEST(GemmBf16, RoundsToNearestEvenAndFlushesSubnormals) {
+  using ntc::k::to_bf16;
+  EXPECT_EQ(to_bf16(1.f), 0x3F80);
+  EXPECT_EQ(to_bf16(-2.f), 0xC000);
+  // 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷: ties to even (1); just above it rounds up.
+  EXPECT_EQ(to_bf16(1.f + 0x1p-8f), 0x3F80);
+  EXPECT_EQ(to_bf16(1.f + 0x1p-8f + 0x1p-20f), 0x3F81);
+  EXPECT_EQ(to_bf16(1.f + 3 * 0x1p-8f), 0x3F82);  // halfway between 0x3F81 and 0x3F82: even
+  EXPECT_EQ(to_bf16(0x1p-140f), 0x0000);           // subnormal: +0
+  EXPECT_EQ(to_bf16(-0x1p-140f), 0x8000);          // -0
+  EXPECT_EQ(to_bf16(std::numeric_limits<float>::infinity()), 0x7F80);
+  EXPECT_EQ(to_bf16(std::numeric_limits<float>::max()), 0x7F80);  // rounds up to infinity
+  EXPECT_TRUE(std::isnan(bf16_float(to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+  uint32_t snan_bits = 0x7F800001u;  // a NaN whose payload sits below bf16's bits stays a NaN
+  float snan;
+  std::memcpy(&snan, &snan_bits, 4);
+  EXPECT_TRUE(std::isnan(bf16_float(to_bf16(snan))));
+  // Against the definition on random values: the nearest bf16, ties to the even one.
+  std::mt19937 g(3);
+  for (int i = 0; i < 100000; ++i) {
+    const uint32_t u = (g() & 0xBFFFFFFFu) | 0x00800000u;  // finite, normal
+    float f;
+    std::memcpy(&f, &u, 4);
+    const uint16_t h = to_bf16(f);
+    const float lo = bf16_float(uint16_t(u >> 16)), hi = bf16_float(uint16_t((u >> 16) + 1));
+    const double dl = std::fabs(double(f) - lo), dh = std::fabs(double(f) - hi);
+    const uint16_t want = dl < dh ? uint16_t(u >> 16) : dh < dl ? uint16_t((u >> 16) + 1) : uint16_t((u >> 16) + ((u >> 16) & 1));
+    ASSERT_EQ(h, want) << std::hexfloat << f;
+  }
+}
+
+// The kernel against its twin, bit for bit, on edge shapes (odd K: a half pair at the end of a
+// k-block; K over one block; tiles cut at MR = 12 and NR = 32), every transpose, alpha and beta.
+TEST(GemmBf16, KernelMatchesScalarTwinBitForBit) {
+  if (!ntc::k::bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16 (the twin alone runs here)";
+  std::vector<Case> cs = cases();
+  for (const Case& c : std::vector<Case>{{false, false, 13, 33, 1, 1, 0},   {false, true, 12, 32, 257, 1, 0},
+                                         {true, false, 25, 65, 511, 0.5f, -0.75f}, {true, true, 1, 2049, 3, 1, 1}})
+    cs.push_back(c);
+  for (const Case& c : cs) {
+    Operands o = make(c, 11);
+    std::vector<float> C1 = o.C, C2 = o.C;
+    ntc::k::sgemm_bf16(c.ta, c.tb, c.M, c.N, c.K, c.alpha, o.A.data(), o.lda, o.B.data(), o.ldb, c.beta, C1.data(), o.ldc);
+    ntc::k::ref::sgemm_bf16(c.ta, c.tb, c.M, c.N, c.K, c.alpha, o.A.data(), o.lda, o.B.data(), o.ldb, c.beta, C2.data(),
+                            o.ldc);
+    ASSERT_EQ(0, std::memcmp(C1.data(), C2.data(), C1.size() * 4)) << name(c);
+  }
+}
+
+// The twin is the bf16 product: against double precision on the bf16-rounded operands it is
+// close (fp32 accumulation), and against the fp32 operands within bf16's rounding (2⁻⁹ relative
+// per operand).
+TEST(GemmBf16, TwinAgreesWithDoubleProductOfRoundedOperands) {
+  for (const Case& c : std::vector<Case>{{false, false, 9, 40, 300, 1, 0}, {true, true, 17, 5, 77, 0.5f, 1}}) {
+    Operands o = make(c, 5);
+    std::vector<float> C = o.C;
+    ntc::k::ref::sgemm_bf16(c.ta, c.tb, c.M, c.N, c.K, c.alpha, o.A.data(), o.lda, o.B.data(), o.ldb, c.beta, C.data(),
+                            o.ldc);
+    const std::vector<double> exact = product(c, o);
+    Operands r = o;
+    for (float& v : r.A) v = bf16_float(ntc::k::to_bf16(v));
+    for (float& v : r.B) v = bf16_float(ntc::k::to_bf16(v));
+    const std::vector<double> rounded = product(c, r);
+    double max_r = 0, max_e = 0;
+    for (int i = 0; i < c.M; ++i)
+      for (int j = 0; j < c.N; ++j) {
+        const double got = C[size_t(i) * o.ldc + j];
+        max_r = std::max(max_r, std::fabs(got - rounded[size_t(i) * c.N + j]));
+        max_e = std::max(max_e, std::fabs(got - exact[size_t(i) * c.N + j]));
+      }
+    EXPECT_LT(max_r, 1e-5 * c.K) << name(c);
+    EXPECT_LT(max_e, 0.01 * std::sqrt(double(c.K))) << name(c);
+    EXPECT_GT(max_e, max_r) << name(c);  // the operands really were rounded
+  }
+}
+
+// The implicit (panel) form, on the convolution's own panels, equals the twin on the
+// materialised column matrix; lib/gemm's bf16 products give the same bits on 1 and 3 threads.
+TEST(GemmBf16, PanelsAndThreadsGiveTheSameBits) {
+  std::mt19937 gen(8);
+  std::uniform_real_distribution<float> u(-1, 1);
+  ntc::k::ConvGeom g{12, 23, 61, 5, 5, 2, 1, 2, 12, 31};
+  const int G = 2, K = 12 * 25, rows = K + 1;
+  const int64_t xs = int64_t(12) * 23 * 61, bc = g.band_cols(), cols = G * bc;
+  std::vector<float> x(size_t(G * xs));
+  for (float& v : x) v = u(gen);
+  const ntc::k::Im2colSource src{g, x.data(), xs, G, 1};
+  std::vector<float> col(size_t(rows * cols), 1.f);
+  for (int i = 0; i < G; ++i) {
+    ntc::k::ConvGeom gi = g;
+    gi.ld = cols;
+    ntc::k::ref::im2col(gi, x.data() + i * xs, col.data() + i * bc);
+  }
+  const int M = 14;
+  std::vector<float> A(size_t(M * rows)), D(size_t(M * cols));
+  for (float& v : A) v = u(gen);
+  for (float& v : D) v = u(gen);
+  std::vector<float> want(size_t(M * cols), 0.f), want_t(size_t(M * rows), 0.f);
+  ntc::k::ref::sgemm_bf16(false, false, M, int(cols), rows, 1.f, A.data(), rows, col.data(), int(cols), 0.f,
+                          want.data(), int(cols));
+  ntc::k::ref::sgemm_bf16(false, true, M, rows, int(cols), 1.f, D.data(), int(cols), col.data(), int(cols), 0.f,
+                          want_t.data(), rows);
+  // The twin's own panel form.
+  std::vector<float> C(want.size(), 0.f), Ct(want_t.size(), 0.f);
+  ntc::k::ref::sgemm_bf16_panels(false, M, int(cols), rows, 1.f, A.data(), rows, {ntc::k::im2col_panels, &src}, 0.f,
+                                 C.data(), int(cols));
+  ASSERT_EQ(0, std::memcmp(C.data(), want.data(), C.size() * 4));
+  if (!ntc::k::bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16 (the twin alone runs here)";
+  ntc::k::sgemm_bf16_panels(false, M, int(cols), rows, 1.f, A.data(), rows, {ntc::k::im2col_panels, &src}, 0.f,
+                            C.data(), int(cols));
+  ASSERT_EQ(0, std::memcmp(C.data(), want.data(), C.size() * 4)) << "im2col_panels";
+  ntc::k::sgemm_bf16_panels(false, M, rows, int(cols), 1.f, D.data(), int(cols), {ntc::k::im2col_panels_t, &src}, 0.f,
+                            Ct.data(), rows);
+  ASSERT_EQ(0, std::memcmp(Ct.data(), want_t.data(), Ct.size() * 4)) << "im2col_panels_t";
+  const int saved = ntc::num_threads();
+  for (int threads : {1, 3}) {
+    ntc::set_num_threads(threads);
+    std::vector<float> P(want.size()), Q(want.size());
+    ntc::gemm_panels(false, M, int(cols), rows, 1.f, A.data(), rows, {ntc::k::im2col_panels, &src}, 0.f, P.data(),
+                     int(cols), ntc::Precision::Bf16);
+    ntc::gemm(false, false, M, int(cols), rows, 1.f, A.data(), rows, col.data(), int(cols), 0.f, Q.data(), int(cols),
+              ntc::Precision::Bf16);
+    EXPECT_EQ(0, std::memcmp(P.data(), want.data(), P.size() * 4)) << threads << " threads";
+    EXPECT_EQ(0, std::memcmp(Q.data(), want.data(), Q.size() * 4)) << threads << " threads";
+  }
+  ntc::set_num_threads(saved);
+}
