@@ -22,7 +22,11 @@
 namespace ntc::bench {
 
 int bench_train(const std::vector<std::string>& argv) {
-  cli::Args args(argv, {"config", "batch", "crop", "reps", "quant"}, {"json"});
+  cli::Args args(argv, {"config", "batch", "crop", "reps", "quant", "precision"}, {"json"});
+  const std::string precision = args.str("precision", "fp32");
+  if (precision != "fp32" && precision != "bf16") fail("bench train: --precision must be fp32 or bf16");
+  const Precision analysis = precision == "bf16" ? Precision::Bf16 : Precision::F32;
+  if (analysis == Precision::Bf16) check_bf16_available();
   const std::string cfg = args.str("config", "jpegl");
   const int batch = int(args.integer("batch", 8)), crop = int(args.integer("crop", 128)), reps = int(args.integer("reps", 5));
   if (batch < 1 || crop < 1 || reps < 1) fail("bench train: batch, crop and reps must be positive");
@@ -36,7 +40,7 @@ int bench_train(const std::vector<std::string>& argv) {
   train::Adam adam(params, train::AdamForm::Keras);
   const Tensor x = Tensor::uniform({batch, 3, crop, crop}, 0, 255, rng);
   auto step = [&] {
-    train::RdTerms t = train::rd_loss(model, x, 0.01f, q, rng);
+    train::RdTerms t = train::rd_loss(model, x, 0.01f, q, rng, -1, analysis);
     t.loss.backward();
     train::clip_grad_global_norm(params, 1.0);
     adam.step(1e-4f);
@@ -65,7 +69,7 @@ int bench_train(const std::vector<std::string>& argv) {
   {
     nn::LayerTrace trace;
     FlopCounter fc_fwd;
-    train::RdTerms terms = train::rd_loss(model, x, 0.01f, q, rng);
+    train::RdTerms terms = train::rd_loss(model, x, 0.01f, q, rng, -1, analysis);
     fwd_flops = fc_fwd.total();
     for (const auto& r : trace.records())
       if (r.leaf) {
@@ -93,11 +97,11 @@ int bench_train(const std::vector<std::string>& argv) {
   const double step_gflop = double(fwd_flops + bwd_flops) * 1e-9;
 
   if (args.has("json")) {
-    std::printf("{\"bench\":\"train\",\"config\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\","
+    std::printf("{\"bench\":\"train\",\"config\":\"%s\",\"precision\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\","
                 "\"step_s\":%.4f,\"min_step_s\":%.4f,\"reps\":%d,\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f,"
                 "\"forward_layers_ms\":%.1f,\"backward_ms\":%.1f,\"forward_gflop\":%.3f,\"backward_conv_gflop\":%.3f,"
                 "\"sgemm_gflops\":%.2f,\"step_gflops\":%.2f,\"step_s_at_sgemm_speed\":%.4f,\"fresh_mb_per_step\":%.2f,\"forward_ms_by_layer_type\":{",
-                cfg.c_str(), batch, crop, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), step_s, t[0], reps,
+                cfg.c_str(), precision.c_str(), batch, crop, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), step_s, t[0], reps,
                 double(peak_rss_bytes()) / 1e6, double(mem_stats().peak_in_use) / 1e6, fwd_total, bwd_total,
                 double(fwd_flops) * 1e-9, double(bwd_flops) * 1e-9, sgemm, step_gflop / step_s, step_gflop / sgemm, fresh_mb_per_step);
     bool first = true;
@@ -119,9 +123,9 @@ int bench_train(const std::vector<std::string>& argv) {
     }
     std::printf("}}\n");
   } else {
-    std::printf("train step of %s, batch %d of %dx%d, %d threads (%s, OpenBLAS %s, GEMM %s): median %.3f s (min %.3f), peak RSS %.0f MB, "
+    std::printf("train step of %s (%s analysis), batch %d of %dx%d, %d threads (%s, OpenBLAS %s, GEMM %s): median %.3f s (min %.3f), peak RSS %.0f MB, "
                 "fresh memory %.1f MB/step\n",
-                cfg.c_str(), batch, crop, crop, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), step_s, t[0],
+                cfg.c_str(), precision.c_str(), batch, crop, crop, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), step_s, t[0],
                 double(peak_rss_bytes()) / 1e6, fresh_mb_per_step);
     std::printf("forward (layers) %.1f ms:\n", fwd_total);
     for (auto& [k, v] : fwd) std::printf("  %-20s %8.1f ms  %5.1f%%\n", k.c_str(), v, 100 * v / fwd_total);

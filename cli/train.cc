@@ -12,7 +12,7 @@ namespace ntc::cli {
 int cmd_train(const std::vector<std::string>& argv) {
   Args a(argv,
          {"config", "data", "lambda", "steps", "out", "crop", "batch", "lr", "val", "seed", "quant", "adam",
-          "checkpoint-every", "val-every", "val-images", "min-scale", "log-every", "clipnorm", "decay-from", "warmup", "from", "snapshot"},
+          "checkpoint-every", "val-every", "val-images", "min-scale", "log-every", "clipnorm", "decay-from", "warmup", "from", "snapshot", "precision"},
          {"resume", "flips", "quiet", "no-lambda-boost", "info"});
   if (!a.positional().empty()) fail("train: unexpected argument '", a.positional()[0], "'");
   train::TrainOptions o;
@@ -53,6 +53,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   o.min_scale = number("min-scale", o.min_scale);
   o.seed = uint64_t(a.integer("seed", long(o.seed)));
   o.quant = a.str("quant", o.quant);
+  o.precision = a.str("precision", o.precision);
   o.adam = a.str("adam", o.adam);
   o.checkpoint_every = a.integer("checkpoint-every", o.checkpoint_every);
   o.val_every = a.integer("val-every", o.val_every);
@@ -70,6 +71,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   over.decay_from = a.has("decay-from");
   over.warmup = a.has("warmup");
   over.data = a.has("data");
+  over.precision = a.has("precision");
   if (resume && a.has("no-lambda-boost")) fail("train: --no-lambda-boost applies to a new run (the checkpoint keeps its own)");
   return train::run_training(o, resume, over);
 }

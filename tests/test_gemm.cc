@@ -14,6 +14,8 @@
 #include "kernels/im2col.h"
 #include "kernels/kernels.h"
 #include "lib/gemm.h"
+#include "lib/ops/ops.h"
+#include "lib/tensor.h"
 #include "lib/threads.h"
 #include "tests/targets.h"
 
@@ -401,4 +403,64 @@ TEST(GemmBf16, PanelsAndThreadsGiveTheSameBits) {
     EXPECT_EQ(0, std::memcmp(Q.data(), want.data(), Q.size() * 4)) << threads << " threads";
   }
   ntc::set_num_threads(saved);
+}
+
+// conv2d under a bf16 scope rounds the operands of all three products: its forward and both
+// gradients match fp32 products of the rounded operands (to fp32 accumulation error) and differ
+// from the unrounded ones; the precision is taken at the forward call (the backward, run outside
+// the scope, keeps it); outside the scope conv2d is fp32 again.
+TEST(GemmBf16, Conv2dRoundsTheOperandsOfAllThreeProducts) {
+  const bool emulate = !ntc::k::bf16_supported();
+  if (emulate) ntc::k::set_reference_kernels(true);  // the twin: the same bits, slowly
+  std::mt19937 gen(4);
+  std::uniform_real_distribution<float> u(-1, 1);
+  auto rnd = [&](ntc::Shape s) {
+    ntc::Tensor t = ntc::Tensor::empty(s);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = u(gen);
+    return t;
+  };
+  auto rounded = [](const ntc::Tensor& t) {
+    ntc::Tensor r = ntc::Tensor::empty(t.shape());
+    for (int64_t i = 0; i < t.numel(); ++i) r.data()[i] = bf16_float(ntc::k::to_bf16(t.data()[i]));
+    return r;
+  };
+  const ntc::Tensor x0 = rnd({2, 6, 19, 23}), w0 = rnd({5, 6, 5, 5}), b0 = rnd({5}), gy = rnd({2, 5, 10, 12});
+  // dy enters the two gradient products: rounding it is part of the bf16 result.
+  struct Out {
+    std::vector<float> y, gx, gw, gb;
+  };
+  auto run = [&](const ntc::Tensor& xv, const ntc::Tensor& wv, const ntc::Tensor& dy, ntc::Precision p) {
+    ntc::Tensor x = xv.clone(), w = wv.clone(), b = b0.clone();
+    x.set_requires_grad(true);
+    w.set_requires_grad(true);
+    b.set_requires_grad(true);
+    ntc::Tensor y;
+    {
+      ntc::ConvPrecisionScope scope(p);
+      y = ntc::conv2d_same(x, w, b, 2);
+    }
+    ntc::Tensor l = ntc::sum(ntc::mul(y, dy));
+    l.backward();
+    auto vec = [](const ntc::Tensor& t) { return std::vector<float>(t.grad(), t.grad() + t.numel()); };
+    return Out{y.to_vector(), vec(x), vec(w), vec(b)};
+  };
+  const Out bf = run(x0, w0, gy, ntc::Precision::Bf16);
+  const Out ref_in = run(rounded(x0), rounded(w0), gy, ntc::Precision::F32);  // forward operands rounded
+  const Out ref_g = run(rounded(x0), rounded(w0), rounded(gy), ntc::Precision::F32);  // and dy
+  const Out fp = run(x0, w0, gy, ntc::Precision::F32);
+  auto maxdiff = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double m = 0;
+    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+    return m;
+  };
+  EXPECT_LT(maxdiff(bf.y, ref_in.y), 1e-4);
+  EXPECT_GT(maxdiff(bf.y, fp.y), 1e-3);
+  EXPECT_LT(maxdiff(bf.gx, ref_g.gx), 1e-4);
+  EXPECT_GT(maxdiff(bf.gx, ref_in.gx), 1e-3);  // dy was rounded too
+  EXPECT_LT(maxdiff(bf.gw, ref_g.gw), 1e-3);
+  EXPECT_GT(maxdiff(bf.gw, fp.gw), 1e-2);
+  EXPECT_LT(maxdiff(bf.gb, fp.gb), 1e-4);  // the bias gradient stays an fp32 sum of dy
+  const Out after = run(x0, w0, gy, ntc::Precision::F32);
+  EXPECT_EQ(after.y, fp.y);
+  if (emulate) ntc::k::set_reference_kernels(false);
 }

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "kernels/gemm.h"
+#include "kernels/kernels.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
 #include "lib/image.h"
@@ -206,6 +208,44 @@ TEST(Train, ResumeIsBitExact) {
     EXPECT_EQ(without_clock(read_file(checkpoint_path(o.out))), without_clock(full)) << "resumed on " << threads << " thread(s)";
     EXPECT_EQ(read_file(model_path(o.out)), model_full);
   }
+}
+
+// bf16 analysis products: a run is thread-count independent and resumes bit for bit within its
+// precision, differs from the fp32 run, and a resume may switch precision. Without AVX512_BF16
+// the scalar twin runs (the same bits, slowly).
+TEST(Train, Bf16ResumeIsExactAndPrecisionCanSwitch) {
+  const bool emulate = !k::bf16_supported();
+  if (emulate) k::set_reference_kernels(true);
+  Scratch s(2);
+  TrainOptions o = s.options(12);
+  o.precision = "bf16";
+  ASSERT_EQ(run_training(o, false), 0);
+  const auto full = read_file(checkpoint_path(o.out));
+  fs::remove_all(o.out);
+  set_step_limit_for_tests(6);
+  ASSERT_EQ(run_training(o, false), 130);
+  set_step_limit_for_tests(0);
+  set_num_threads(1);
+  ASSERT_EQ(run_training(o, true), 0);
+  set_num_threads(0);
+  EXPECT_EQ(without_clock(read_file(checkpoint_path(o.out))), without_clock(full));
+  TrainOptions f = s.options(12);
+  f.out = s.dir + "/fp32";
+  ASSERT_EQ(run_training(f, false), 0);
+  EXPECT_NE(without_clock(read_file(checkpoint_path(f.out))), without_clock(full));
+  // Switch an fp32 run to bf16 on resume: it trains on, and the checkpoint records the switch.
+  TrainOptions r = f;
+  r.steps = 14;
+  r.precision = "bf16";
+  ResumeOverrides over;
+  over.steps = over.precision = true;
+  ASSERT_EQ(run_training(r, true, over), 0);
+  EXPECT_NE(checkpoint_info(checkpoint_path(f.out)).find("\"precision\":\"bf16\""), std::string::npos);
+  EXPECT_NE(checkpoint_info(checkpoint_path(f.out)).find("\"step\":14"), std::string::npos);
+  r.precision = "fp16";
+  r.steps = 15;
+  EXPECT_THROW(run_training(r, true, over), Error);
+  if (emulate) k::set_reference_kernels(false);
 }
 
 // A process killed at random moments while writing checkpoints always leaves a loadable one.

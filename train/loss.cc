@@ -27,7 +27,8 @@ QuantMode parse_quant_mode(const std::string& s) {
 
 double RdTerms::psnr() const { return 10 * std::log10(255.0 * 255.0 / std::max(mse, 1e-10)); }
 
-RdTerms rd_loss(nn::Model& m, const Tensor& img, float lambda, QuantMode q, Rng& rng, int rate_index) {
+RdTerms rd_loss(nn::Model& m, const Tensor& img, float lambda, QuantMode q, Rng& rng, int rate_index,
+                Precision analysis) {
   NTC_CHECK(img.ndim() == 4 && img.dim(1) == 3, "rd_loss: images ", shape_str(img.shape()));
   const int64_t N = img.dim(0), H = img.dim(2), W = img.dim(3), f = m.downsampling();
   if (H % f || W % f) fail("training crops must be multiples of ", f, " pixels, got ", H, "x", W);
@@ -40,11 +41,15 @@ RdTerms rd_loss(nn::Model& m, const Tensor& img, float lambda, QuantMode q, Rng&
   auto gain = [](const Tensor& v, const Tensor& g) { return g.defined() ? mul(v, g) : v; };
 
   RdTerms r;
-  Tensor y = gain(m.g_a()(x), G.y);
+  auto analyse = [&](nn::Module& t, const Tensor& v) {
+    ConvPrecisionScope scope(analysis);
+    return t(v);
+  };
+  Tensor y = gain(analyse(m.g_a(), x), G.y);
   Tensor y_tilde = add_uniform_noise(y, rng);
   Tensor bits_y, bits_z, y_syn;
   if (m.hyperprior()) {
-    Tensor z = gain((*m.h_a())(y), G.z);
+    Tensor z = gain(analyse(*m.h_a(), y), G.z);
     Tensor z_tilde = add_uniform_noise(z, rng);
     bits_z = bits(m.entropy_bottleneck().likelihood(z_tilde));
     Tensor medians;

@@ -9,6 +9,7 @@
 //     (the coding grid: m are the prior's medians, SPEC decision 4 — the integers before the
 //     first finalize) and g_s receives round_st(y − μ) + μ, straight-through gradients.
 #pragma once
+#include "lib/gemm.h"
 #include "lib/rng.h"
 #include "lib/tensor.h"
 #include "nn/model.h"
@@ -26,6 +27,10 @@ struct RdTerms {
 
 // x: a batch of images [N, 3, H, W] in 0..255, H and W multiples of the model's downsampling.
 // rate_index: the gain-unit rate point of a variable-rate model (nn/model.h), -1 for none.
-RdTerms rd_loss(nn::Model& m, const Tensor& x, float lambda, QuantMode q, Rng& rng, int rate_index = -1);
+// analysis: the precision of the analysis transforms' convolutions (g_a, h_a; lib/gemm.h). Bf16
+// rounds their products' operands to bf16 (fp32 accumulation), forward and backward; everything
+// else (synthesis, hyper-synthesis, GDN, entropy models, loss) stays fp32.
+RdTerms rd_loss(nn::Model& m, const Tensor& x, float lambda, QuantMode q, Rng& rng, int rate_index = -1,
+                Precision analysis = Precision::F32);
 
 }  // namespace ntc::train

@@ -16,6 +16,7 @@
 #include "lib/binio.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
+#include "lib/gemm.h"
 #include "lib/image.h"
 #include "lib/ops/ops.h"
 #include "lib/rng.h"
@@ -42,7 +43,7 @@ std::string options_text(const TrainOptions& o) {
   s << "data=" << o.data << "\nval=" << o.val << "\nsteps=" << o.steps << "\ncrop=" << o.crop << "\nbatch=" << o.batch
     << "\nlr=" << o.lr << "\ndecay_from=" << o.decay_from << "\nwarmup=" << o.warmup << "\nwarm_from=" << o.warm_from
     << "\nlambda_boost=" << o.lambda_boost << "\nclipnorm=" << o.clipnorm << "\nmin_scale=" << o.min_scale << "\nflips=" << o.flips
-    << "\nseed=" << o.seed << "\nquant=" << o.quant << "\nadam=" << o.adam << "\ncheckpoint_every=" << o.checkpoint_every
+    << "\nseed=" << o.seed << "\nprecision=" << o.precision << "\nquant=" << o.quant << "\nadam=" << o.adam << "\ncheckpoint_every=" << o.checkpoint_every
     << "\nval_every=" << o.val_every << "\nlog_every=" << o.log_every << "\nval_images=" << o.val_images << "\nlambdas=";
   for (size_t i = 0; i < o.lambdas.size(); ++i) s << (i ? "," : "") << o.lambdas[i];
   s << "\n";
@@ -72,6 +73,7 @@ void parse_options(const std::string& text, TrainOptions& o) {
     else if (k == "flips") o.flips = v == "1";
     else if (k == "seed") o.seed = std::stoull(v);
     else if (k == "quant") o.quant = v;
+    else if (k == "precision") o.precision = v;
     else if (k == "adam") o.adam = v;
     else if (k == "checkpoint_every") o.checkpoint_every = std::stoll(v);
     else if (k == "val_every") o.val_every = std::stoll(v);
@@ -266,9 +268,9 @@ std::string checkpoint_info(const std::string& file) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "{\"step\":%ld,\"steps\":%ld,\"train_h\":%.4f,\"decay_from\":%ld,\"warmup\":%ld,\"lr\":%g,"
-                "\"crop\":%d,\"batch\":%d,\"quant\":\"%s\",\"moments\":%s,\"parameters\":%ld}",
+                "\"crop\":%d,\"batch\":%d,\"quant\":\"%s\",\"precision\":\"%s\",\"moments\":%s,\"parameters\":%ld}",
                 long(st.step), long(o.steps), st.train_s / 3600, long(o.decay_from), long(o.warmup), double(o.lr), o.crop,
-                o.batch, o.quant.c_str(), moments ? "true" : "false", long(model.num_parameters()));
+                o.batch, o.quant.c_str(), o.precision.c_str(), moments ? "true" : "false", long(model.num_parameters()));
   return buf;
 }
 
@@ -309,11 +311,13 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     o.decay_from = o.warmup = -1;
     o.warm_from = 0;
     o.lambda_boost = true;
+    o.precision = "fp32";
     parse_options(l.options_text, o);
     if (over.steps) o.steps = cli.steps;  // longer or shorter: the schedule follows
     if (over.decay_from) o.decay_from = cli.decay_from;
     if (over.warmup) o.warmup = cli.warmup;
     if (over.data) o.data = cli.data;  // the same photos at another path (another machine)
+    if (over.precision) o.precision = cli.precision;
     cfg = nn::Config::parse(l.config_text, src + " (config)");
   } else {
     if (o.data.empty()) fail("train: --data DIR is required");
@@ -336,6 +340,9 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   if (o.decay_from < -1 || o.warmup < -1) fail("train: --decay-from and --warmup must be steps (or -1 for the default)");
   if (o.steps < 1 || o.batch < 1 || o.crop < 1 || !(o.lr > 0)) fail("train: steps, batch, crop and lr must be positive");
   const QuantMode quant = parse_quant_mode(o.quant);
+  if (o.precision != "fp32" && o.precision != "bf16") fail("train: --precision must be fp32 or bf16, got '", o.precision, "'");
+  const Precision analysis = o.precision == "bf16" ? Precision::Bf16 : Precision::F32;
+  if (analysis == Precision::Bf16) check_bf16_available();
   const AdamForm form = parse_adam_form(o.adam);
 
   nn::Model model(cfg);
@@ -380,9 +387,9 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   auto prev_int = std::signal(SIGINT, on_signal);
   auto prev_term = std::signal(SIGTERM, on_signal);
   if (!o.quiet)
-    std::fprintf(stderr, "ntc train: %s, %ld steps from %ld, batch %d×%d², λ %g, %s proxy, %s Adam, %d threads, %zu images\n",
+    std::fprintf(stderr, "ntc train: %s, %ld steps from %ld, batch %d×%d², λ %g, %s proxy, %s Adam, %s analysis, %d threads, %zu images\n",
                  cfg.origin().c_str(), long(o.steps), long(st.step), o.batch, o.crop, double(o.lambdas[0]),
-                 o.quant.c_str(), o.adam.c_str(), num_threads(), loader.files());
+                 o.quant.c_str(), o.adam.c_str(), o.precision.c_str(), num_threads(), loader.files());
 
   const auto t0 = std::chrono::steady_clock::now();
   const double train_s0 = st.train_s;
@@ -397,7 +404,7 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     const float lam = lambda_schedule(st.step, sched, o.lambdas[size_t(std::max(rate, 0))]);
     const float lr = learning_rate(st.step, sched, o.lr);
     const Tensor batch = loader.next();
-    RdTerms terms = rd_loss(model, batch, lam, quant, st.noise, rate);
+    RdTerms terms = rd_loss(model, batch, lam, quant, st.noise, rate, analysis);
     terms.loss.backward();
     const double gnorm = clip_grad_global_norm(params, o.clipnorm);
     adam.step(lr);

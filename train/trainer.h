@@ -27,6 +27,7 @@ struct TrainOptions {
   bool flips = false;
   uint64_t seed = 1;
   std::string quant = "noise", adam = "keras";
+  std::string precision = "fp32";        // of the analysis transforms' products: fp32 or bf16 (lib/gemm.h)
   int64_t checkpoint_every = 500, val_every = 0, log_every = 10;
   int val_images = 0;                    // 0: all images in --val
   bool quiet = false;                    // no progress lines (tests)
@@ -34,9 +35,11 @@ struct TrainOptions {
 };
 
 // Options a resume takes from the command line rather than from the checkpoint (each only when
-// given): the planned steps (longer or shorter: the schedule follows) and the schedule's shape.
+// given): the planned steps (longer or shorter: the schedule follows), the schedule's shape, the
+// data folder and the precision (a run may switch between fp32 and bf16; the resume stays exact
+// within one precision).
 struct ResumeOverrides {
-  bool steps = false, decay_from = false, warmup = false, data = false;
+  bool steps = false, decay_from = false, warmup = false, data = false, precision = false;
 };
 
 // Trains from scratch, or resumes from out/checkpoint.ntck when `resume` (the options stored in the

@@ -24,6 +24,9 @@
 // gradient rides along in the dW GEMM as one extra row of ones under col.
 // 3×3 stride-1 convolutions with >= 128 channels in and out run Winograd F(2×2,3×3) forward
 // (kernels/winograd.h); their backward stays on im2col.
+// Precision: conv2d takes conv_precision() (lib/gemm.h) when it is called and uses it for all
+// three products of that call, forward and backward (no Winograd in bf16). conv_transpose2d is
+// always fp32 (it serves only synthesis transforms, which stay fp32).
 // Threads: work items run in parallel when there are at least as many as threads (each item owns
 // its images' outputs and its own weight-gradient partial sum); otherwise items run in order with
 // the GEMM tiles and im2col/col2im rows spread over the threads. Every output element is computed
@@ -205,6 +208,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
   const int64_t P = int64_t(Ho) * Wo, xsz = int64_t(Cin) * H * W;
   const bool pw = is_pointwise(g);
   const Plan pl = plan(N, Ho, Wo);
+  const Precision prec = conv_precision();  // bf16 products: forward and both gradients
 
   // The GEMM operand for images [n0, n1), output rows [oy0, oy1): im2col into col (row stride
   // cols), or x itself for a pointwise conv of one image. Returns the operand and its row stride.
@@ -226,7 +230,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
   };
 
   Tensor y = Tensor::empty({N, Cout, Ho, Wo});
-  if (use_winograd(kh, kw, stride, pad, Cin, Cout)) {
+  if (prec == Precision::F32 && use_winograd(kh, kw, stride, pad, Cin, Cout)) {
     Buffer U(size_t(16) * Cout * Cin);
     k::winograd_weights(w.data(), Cout, Cin, U.data());
     winograd_forward(x, U, Cout, b, y);
@@ -246,11 +250,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
         init_rows(C, b, Cout, cols, ldc);
         if (implicit) {
           const k::Im2colSource src{band(g, oy0, oy1), x.data() + it.n0 * xsz, xsz, G};
-          gemm_panels(false, Cout, int(cols), K, 1.f, w.data(), K, {k::im2col_panels, &src}, 1.f, C, int(ldc));
+          gemm_panels(false, Cout, int(cols), K, 1.f, w.data(), K, {k::im2col_panels, &src}, 1.f, C, int(ldc), prec);
         } else {
           int64_t ldb;
           const float* B = operand(it.n0, it.n1, oy0, oy1, s, cols, &ldb);
-          gemm(false, false, Cout, int(cols), K, 1.f, w.data(), K, B, int(ldb), 1.f, C, int(ldc));
+          gemm(false, false, Cout, int(cols), K, 1.f, w.data(), K, B, int(ldb), 1.f, C, int(ldc), prec);
         }
         if (G > 1) scatter(C, cols, G, Cout, P, y.data() + int64_t(it.n0) * Cout * P, int64_t(Cout) * P, false);
       }
@@ -259,10 +263,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
   count_flops("conv2d", int64_t(N) * conv2d_flops(Cin, Cout, kh, kw, Ho, Wo, b.defined()));
 
   if (needs_grad({&x, &w, &b}))
-    record(y, "conv2d", {&x, &w, &b}, [x, w, b, g, N, Cout, K, P, xsz, pw, pl, operand](const float* gy) {
+    record(y, "conv2d", {&x, &w, &b}, [x, w, b, g, N, Cout, K, P, xsz, pw, pl, operand, prec](const float* gy) {
       const bool gb = b.defined() && b.requires_grad();
       // dW and db in one GEMM: [dW | db] += dy · [col; 1]ᵀ, with a row of ones under col.
-      const bool fused = gb && w.requires_grad() && !pw;
+      // (Not in bf16: the bias gradient stays an fp32 sum of dy.)
+      const bool fused = gb && w.requires_grad() && !pw && prec == Precision::F32;
       const int Ka = fused ? K + 1 : K;
       const size_t n_items = pl.items.size();
       const bool implicit = !pw && gemm_takes_panels();
@@ -293,17 +298,18 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
           if (gw && implicit) {
             const k::Im2colSource src{band(g, oy0, oy1), x.data() + it.n0 * xsz, xsz, G, fused ? 1 : 0};
             gemm_panels(false, Cout, Ka, int(cols), 1.f, dy, int(ldg), {k::im2col_panels_t, &src}, oy0 ? 1.f : 0.f, gw,
-                        Ka);
+                        Ka, prec);
           } else if (gw) {
             int64_t ldb;
             const float* B = operand(it.n0, it.n1, oy0, oy1, s, cols, &ldb);
             if (fused) k::fill(1.f, s + int64_t(K) * cols, size_t(cols));
-            gemm(false, true, Cout, Ka, int(cols), 1.f, dy, int(ldg), B, int(ldb), oy0 ? 1.f : 0.f, gw, Ka);
+            gemm(false, true, Cout, Ka, int(cols), 1.f, dy, int(ldg), B, int(ldb), oy0 ? 1.f : 0.f, gw, Ka, prec);
           }
           if (x.requires_grad()) {
             float* gx = x.grad_acc() + it.n0 * xsz;
             if (pw && G == 1) {
-              gemm(true, false, K, int(cols), Cout, 1.f, w.data(), K, dy, int(ldg), 1.f, gx + int64_t(oy0) * g.Wo, int(P));
+              gemm(true, false, K, int(cols), Cout, 1.f, w.data(), K, dy, int(ldg), 1.f, gx + int64_t(oy0) * g.Wo, int(P),
+                   prec);
               continue;
             }
             if (implicit) {
@@ -315,7 +321,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
               for (int c0 = 0; c0 < g.C; c0 += cb) {
                 const int c1 = std::min(g.C, c0 + cb);
                 gemm_panels(true, (c1 - c0) * kk, int(cols), Cout, 1.f, w.data() + c0 * kk, K,
-                            {k::packed_b_panels, &pdy}, 0.f, s, int(cols));
+                            {k::packed_b_panels, &pdy}, 0.f, s, int(cols), prec);
                 k::ConvGeom gbd = band(g, oy0, oy1);
                 gbd.C = c1 - c0;
                 gbd.ld = cols;
@@ -323,7 +329,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
               }
               continue;
             }
-            gemm(true, false, K, int(cols), Cout, 1.f, w.data(), K, dy, int(ldg), 0.f, s, int(cols));
+            gemm(true, false, K, int(cols), Cout, 1.f, w.data(), K, dy, int(ldg), 0.f, s, int(cols), prec);
             if (pw) {
               scatter(s, cols, G, K, P, gx, xsz, true);
             } else {
