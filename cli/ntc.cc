@@ -16,7 +16,7 @@
 namespace {
 
 const char* kUsage =
-    "usage: ntc [--threads N] [--kernels simd|ref] [--gemm auto|ntc|openblas] <command> [args]\n"
+    "usage: ntc [--threads N] [--kernels simd|ref] [--target T] [--gemm auto|ntc|openblas] <command> [args]\n"
     "commands:\n"
     "  encode IN.(png|jpg|ppm) -o OUT.ntc [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]\n"
     "  decode IN.ntc -o OUT.(png|ppm) [--model NAME|FILE] [-v]\n"
@@ -41,6 +41,8 @@ const char* kUsage =
     "global flags (before or after the command):\n"
     "  --threads N      threads for OpenMP and OpenBLAS (default: all cores)\n"
     "  --kernels K      simd (default) or ref (scalar reference twins)\n"
+    "  --target T       SIMD target of every kernel: auto (default: the best this CPU runs), avx512,\n"
+    "                   avx2, or scalar (= --kernels ref)\n"
     "  --gemm G         GEMM back end: auto (default: ntc's own AVX-512 kernel where OpenBLAS runs\n"
     "                   AVX2 kernels on an AVX-512 CPU, else OpenBLAS), ntc, or openblas\n";
 
@@ -64,6 +66,11 @@ std::vector<std::string> take_globals(int argc, char** argv) {
       std::string v = value("--kernels");
       if (v != "simd" && v != "ref") ntc::fail("--kernels wants simd or ref, got '", v, "'");
       ntc::k::set_reference_kernels(v == "ref");
+    } else if (a == "--target" || a.rfind("--target=", 0) == 0) {
+      std::string v = value("--target");
+      if (v != "scalar" && v != "avx2" && v != "avx512" && v != "auto")
+        ntc::fail("--target wants scalar, avx2, avx512 or auto, got '", v, "'");
+      if (!ntc::k::set_simd_target(v)) ntc::fail("--target ", v, ": this CPU cannot run it");
     } else if (a == "--gemm" || a.rfind("--gemm=", 0) == 0) {
       std::string v = value("--gemm");
       if (v != "auto" && v != "ntc" && v != "openblas") ntc::fail("--gemm wants auto, ntc or openblas, got '", v, "'");

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "hwy/targets.h"
 
 // The Highway entry points, defined in the HWY_ONCE section of kernels/simd.cc. Same signatures
 // as ntc::k::ref (a mismatch is a link error: parameter types are part of the mangled name).
@@ -166,6 +167,21 @@ void for_channel_ranges(size_t outer, size_t C, size_t inner, Body body) {
 }  // namespace
 
 void set_reference_kernels(bool on) { g_reference.store(on, std::memory_order_relaxed); }
+bool set_simd_target(const std::string& t) {
+  if (t == "scalar") {
+    set_reference_kernels(true);
+    return true;
+  }
+  int64_t want = 0;
+  if (t == "avx2") want = HWY_AVX2;
+  else if (t == "avx512") want = HWY_AVX3;
+  else if (t != "auto") return false;
+  hwy::SetSupportedTargetsForTest(0);
+  if (want && !(hwy::SupportedTargets() & HWY_TARGETS & want)) return false;
+  hwy::SetSupportedTargetsForTest(want);  // 0: the CPU's own targets again
+  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+  return true;
+}
 bool use_reference_kernels() { return g_reference.load(std::memory_order_relaxed); }
 const char* kernel_target_name() {
   return use_reference_kernels() ? "scalar" : simd::target_name();

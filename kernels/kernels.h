@@ -23,6 +23,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace ntc::k {
 
@@ -32,6 +33,12 @@ void set_reference_kernels(bool on);
 bool use_reference_kernels();
 // Name of the SIMD target Highway picked at run time ("AVX3", "AVX2", ...), or "scalar".
 const char* kernel_target_name();
+// Forces the SIMD target of every Highway kernel (ntc's GEMM included): "avx2", "avx512", or
+// "auto" (the best this CPU runs; the default); "scalar" selects the scalar twins as
+// set_reference_kernels(true) does. The CLI flag --target. Returns false (changing nothing) for
+// an unknown name or a target this CPU cannot run. The bf16 kernel (kernels/gemm.h) runs only
+// where 512-bit vectors are in force.
+bool set_simd_target(const std::string& target);
 
 // ---- elementwise binary, same length n; y may alias a or b ------------------------------
 void add(const float* a, const float* b, float* y, size_t n);   // y = a + b

@@ -80,9 +80,12 @@ ConvPrecisionScope::ConvPrecisionScope(Precision p) : saved_(t_conv_precision) {
 ConvPrecisionScope::~ConvPrecisionScope() { t_conv_precision = saved_; }
 
 void check_bf16_available() {
-  if (!k::use_reference_kernels() && !k::bf16_supported())
+  if (k::use_reference_kernels()) return;
+  if (!k::bf16_supported())
     fail("bf16 products need a CPU with AVX512_BF16, which this one lacks; use --precision fp32 (or --kernels ref "
          "for the exact scalar emulation, far slower)");
+  if (k::sgemm_nr() != k::sgemm_bf16_nr())
+    fail("bf16 products need the avx512 target (--target ", k::kernel_target_name(), " is in force)");
 }
 
 namespace {

@@ -205,6 +205,29 @@ TEST(Cli, EncodeDecodeRoundTripAndBadInput) {
   EXPECT_FALSE(fs::exists(b.dir + "/x.png"));
 }
 
+// --target forces every kernel's SIMD target (or the scalar twins); a target this CPU cannot run,
+// or an unknown one, is a one-line error.
+TEST(Cli, TargetFlagForcesTheSimdTarget) {
+  Bin b;
+  if (b.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
+  auto out = [&] {
+    const auto v = read_file(b.dir + "/out.txt");
+    return std::string(v.begin(), v.end());
+  };
+  ASSERT_EQ(b.run("--target avx2 version"), 0) << b.err();
+  EXPECT_NE(out().find("kernels AVX2"), std::string::npos) << out();
+  ASSERT_EQ(b.run("--target scalar version"), 0) << b.err();
+  EXPECT_NE(out().find("kernels scalar"), std::string::npos) << out();
+  const int rc = b.run("--target avx512 version");
+  if (rc == 0) EXPECT_NE(out().find("kernels AVX3"), std::string::npos) << out();
+  else EXPECT_NE(b.err().find("cannot run"), std::string::npos) << b.err();
+  for (const char* bad : {"--target neon version", "--target version", "--target avx2 bench train --config light "
+                                                                         "--batch 1 --crop 64 --reps 1 --precision bf16"}) {
+    EXPECT_EQ(b.run(bad), 1) << bad;
+    EXPECT_NE(b.err().find("ntc: error:"), std::string::npos) << bad << ": " << b.err();
+  }
+}
+
 // Every benchmark prints one JSON object with the fields its issue names (tiny sizes: this checks
 // the output, not the speed).
 TEST(Cli, BenchmarksPrintOneJsonObjectWithTheirFields) {
@@ -215,8 +238,8 @@ TEST(Cli, BenchmarksPrintOneJsonObjectWithTheirFields) {
     std::vector<std::string> fields;
   };
   const std::vector<Case> cases = {
-      {"bench train --config ntc_two_layer --batch 1 --crop 64 --reps 1 --json",
-       {"step_s", "peak_rss_mb", "sgemm_gflops", "step_gflops", "fresh_mb_per_step", "forward_ms_by_layer_type",
+      {"bench train --config ntc_two_layer --batch 1 --crop 64 --reps 1 --precision fp32 --json",
+       {"step_s", "precision", "peak_rss_mb", "sgemm_gflops", "step_gflops", "fresh_mb_per_step", "forward_ms_by_layer_type",
         "backward_ms_by_op", "backward_ms_by_layer"}},
       {"bench sga --config jpegl --size 64x64 --json", {"iter_s", "peak_rss_mb"}},
       {"bench decode --config jpegl --size 64x64 --json", {"decode_ms", "flops_per_pixel"}},
