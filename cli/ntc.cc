@@ -43,8 +43,8 @@ const char* kUsage =
     "  --kernels K      simd (default) or ref (scalar reference twins)\n"
     "  --target T       SIMD target of every kernel: auto (default: the best this CPU runs), avx512,\n"
     "                   avx2, or scalar (= --kernels ref)\n"
-    "  --gemm G         GEMM back end: auto (default: ntc's own AVX-512 kernel where OpenBLAS runs\n"
-    "                   AVX2 kernels on an AVX-512 CPU, else OpenBLAS), ntc, or openblas\n";
+    "  --gemm G         GEMM back end: auto (default: ntc's own kernel on AVX2/AVX-512 targets, else\n"
+    "                   OpenBLAS), ntc, or openblas\n";
 
 // Pulls the global flags out of argv wherever they appear.
 std::vector<std::string> take_globals(int argc, char** argv) {

@@ -42,6 +42,7 @@ recipe() {
       echo "--config $ROOT/data/configs/ntc_two_layer.cfg --data $DATA" \
            "--lambda 0.001,0.002,0.004,0.008,0.016,0.032,0.064,0.128 --steps 2000000 --decay-from 2000000" \
            "--warmup 500 --no-lambda-boost --crop 128 --batch 8 --lr 5e-4 --quant mixed --min-scale 0.6 --flips" \
+           "--precision bf16" \
            "--log-every 50" ;;
     *) die "no recipe for family '$FAMILY' (two_layer)" ;;
   esac
