@@ -62,7 +62,12 @@ void split_over_threads(int M, int N, int K, const F& f) {
 const float* row_of_op_a(bool ta, const float* A, int lda, int o) { return ta ? A + o : A + int64_t(o) * lda; }
 
 thread_local Precision t_conv_precision = Precision::F32;
+thread_local bool t_portable = false;
 }  // namespace
+
+bool portable_products() { return t_portable; }
+PortableProducts::PortableProducts() : saved_(t_portable) { t_portable = true; }
+PortableProducts::~PortableProducts() { t_portable = saved_; }
 
 Precision conv_precision() { return t_conv_precision; }
 ConvPrecisionScope::ConvPrecisionScope(Precision p) : saved_(t_conv_precision) {
@@ -94,11 +99,11 @@ void bf16_panels_tile(bool ta, int M, int N, int K, float alpha, const float* A,
 }
 }  // namespace
 
-bool gemm_takes_panels() { return use_ntc_kernel(); }
+bool gemm_takes_panels() { return use_ntc_kernel() || (t_portable && !k::use_reference_kernels()); }
 
 void gemm_panels(bool ta, int M, int N, int K, float alpha, const float* A, int lda, const k::BPanels& b, float beta,
                  float* C, int ldc, Precision p) {
-  NTC_CHECK(use_ntc_kernel(), "gemm_panels: needs ntc's GEMM kernel");
+  NTC_CHECK(gemm_takes_panels(), "gemm_panels: needs ntc's GEMM kernel");
   if (M <= 0 || N <= 0) return;
   if (p == Precision::Bf16) {
     check_bf16_available();
@@ -131,7 +136,16 @@ void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, in
     });
     return;
   }
-  if (use_ntc_kernel()) {
+  if (t_portable && k::use_reference_kernels()) {  // the twin: the same bits as ntc's kernel
+    split_over_threads(M, N, K, [&](bool cols, int o, int len) {
+      if (cols)
+        k::ref::sgemm(ta, tb, M, len, K, alpha, A, lda, tb ? B + int64_t(o) * ldb : B + o, ldb, beta, C + o, ldc);
+      else
+        k::ref::sgemm(ta, tb, len, N, K, alpha, row_of_op_a(ta, A, lda, o), lda, B, ldb, beta, C + int64_t(o) * ldc, ldc);
+    });
+    return;
+  }
+  if (t_portable || use_ntc_kernel()) {
     split_over_threads(M, N, K, [&](bool cols, int o, int len) {
       if (cols)
         k::sgemm(ta, tb, M, len, K, alpha, A, lda, tb ? B + int64_t(o) * ldb : B + o, ldb, beta, C + o, ldc);

@@ -48,6 +48,23 @@ class ConvPrecisionScope {
  private:
   Precision saved_;
 };
+// Decoding's products. While a PortableProducts scope is active on this thread, every product runs
+// ntc's kernel whatever --gemm says (its scalar twin ref::sgemm with --kernels ref, the same bits
+// on every FMA target) and conv2d skips Winograd, so each element of a product is one fixed FMA
+// chain on every target (AVX2, AVX-512, the twin) and thread count. nn/compress.cc runs the
+// decoder side (h_s, g_s) of encoding and decoding under it: a stream decodes to the same bytes on
+// every x86-64 CPU with AVX2 (codec/BITSTREAM.md).
+bool portable_products();
+class PortableProducts {
+ public:
+  PortableProducts();
+  ~PortableProducts();
+  PortableProducts(const PortableProducts&) = delete;
+  PortableProducts& operator=(const PortableProducts&) = delete;
+
+ private:
+  bool saved_;
+};
 // Fails with a one-line error when bf16 products cannot run here (no AVX512_BF16 and not --kernels ref).
 void check_bf16_available();
 void set_gemm_backend(GemmBackend b);

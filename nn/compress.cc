@@ -6,6 +6,7 @@
 #include "codec/container.h"
 #include "codec/rans.h"
 #include "lib/common.h"
+#include "lib/gemm.h"
 #include "lib/ops/ops.h"
 
 namespace ntc::nn {
@@ -46,6 +47,7 @@ Latents analyze(Model& m, const Tensor& image, double lambda) {
 Encoded encode_latents(Model& m, const Latents& l, int64_t H, int64_t W, uint64_t model_hash, double lambda) {
   NTC_CHECK(m.finalized(), "compress: the model has no entropy tables (finalize it)");
   NoGrad ng;
+  PortableProducts portable;  // h_s and g_s exactly as every decoder computes them (lib/gemm.h)
   const Model::Gains G = gains_for_stream(m, lambda);
   const int M = m.latent_channels();
   Encoded e;
@@ -100,6 +102,7 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
   const size_t want = (m.hyperprior() ? 2 : 1) + (vr ? 1 : 0);
   if (c.sections.size() != want) fail("corrupt ntc stream: ", c.sections.size(), " sections, the model needs ", want);
   NoGrad ng;
+  PortableProducts portable;  // the same bits on every target, thread count and --gemm (lib/gemm.h)
   Model::Gains G;
   if (vr) {
     if (c.sections.back().size() != 4) fail("corrupt ntc stream: bad rate section");

@@ -15,6 +15,7 @@
 #include "lib/metrics.h"
 #include "lib/ops/ops.h"
 #include "nn/compress.h"
+#include "nn/config.h"
 #include "nn/model.h"
 #include "nn/model_file.h"
 #include "tests/gradcheck.h"
@@ -203,6 +204,45 @@ TEST(Cli, EncodeDecodeRoundTripAndBadInput) {
   }
   EXPECT_EQ(read_image(b.dir + "/a.png").to_vector(), dec.to_vector());  // untouched by the failures
   EXPECT_FALSE(fs::exists(b.dir + "/x.png"));
+}
+
+// Portable streams (codec/BITSTREAM.md): Kodak crops encoded at three rates with the shipped
+// default model decode to the same bytes under every target this CPU runs, the scalar twins,
+// --gemm openblas and 1 or 2 threads. Needs ../shared/data/kodak (NTC_KODAK) and the model.
+TEST(Cli, StreamsDecodeToTheSameBytesEverywhere) {
+  Bin b;
+  if (b.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
+  const char* env = std::getenv("NTC_KODAK");
+  const std::string kodak = env && *env ? env : "../shared/data/kodak";
+  if (!fs::exists(kodak + "/kodim01.png")) GTEST_SKIP() << "Kodak images not found in " << kodak << " (NTC_KODAK)";
+  const std::string model = nn::data_dir() + "/models/ntc_two_layer.ntcm";
+  if (!fs::exists(model)) GTEST_SKIP() << "the shipped model " << model << " is missing";
+  const std::string M = " --model " + model;
+  std::vector<std::string> variants = {"--threads 1", "--threads 2", "--target avx2", "--target avx2 --threads 1",
+                                       "--gemm openblas", "--kernels ref"};
+  if (b.run("--target avx512 version") == 0) variants.push_back("--target avx512 --threads 1");
+  int checked = 0;
+  for (const char* name : {"kodim04", "kodim13", "kodim23"}) {
+    const Tensor img = read_image(kodak + "/" + name + ".png");
+    Tensor crop = Tensor::empty({1, 3, 160, 224});  // real photo content, small enough for the twins
+    for (int c = 0; c < 3; ++c)
+      for (int y = 0; y < 160; ++y)
+        for (int x = 0; x < 224; ++x)
+          crop.data()[(c * 160 + y) * 224 + x] = img.data()[(c * img.dim(2) + 100 + y) * img.dim(3) + 150 + x];
+    write_image(b.dir + "/crop.png", crop);
+    for (const char* q : {"5", "50", "95"}) {
+      ASSERT_EQ(b.run("encode " + b.dir + "/crop.png -o " + b.dir + "/c.ntc --quality " + q + M), 0) << b.err();
+      ASSERT_EQ(b.run("decode " + b.dir + "/c.ntc -o " + b.dir + "/ref.ppm" + M), 0) << b.err();
+      const auto want = read_file(b.dir + "/ref.ppm");
+      for (const std::string& v : variants) {
+        if (v == "--kernels ref" && std::string(q) != "50") continue;  // the twins are slow: one rate
+        ASSERT_EQ(b.run(v + " decode " + b.dir + "/c.ntc -o " + b.dir + "/v.ppm" + M), 0) << v << ": " << b.err();
+        EXPECT_EQ(read_file(b.dir + "/v.ppm"), want) << name << " quality " << q << " decoded with " << v;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GE(checked, 3 * 3 * 5 + 3);
 }
 
 // --target forces every kernel's SIMD target (or the scalar twins); a target this CPU cannot run,

@@ -3,6 +3,11 @@
 // variable-rate model codes any λ in its range.
 #include <gtest/gtest.h>
 
+#include "kernels/kernels.h"
+#include "lib/gemm.h"
+#include "lib/threads.h"
+#include "tests/targets.h"
+
 #include <cmath>
 
 #include "lib/common.h"
@@ -194,6 +199,64 @@ TEST(Compress, VariableRateModelCodesAnyLambdaInRange) {
   EXPECT_THROW(compress(*m, img, 9, 0.1), Error);  // outside the trained range
   EXPECT_THROW(compress(*m, img, 9, 0), Error);    // a rate is required
   EXPECT_THROW(compress(*tiny(), img, 9, 0.01), Error);  // a fixed-rate model takes none
+}
+
+}  // namespace
+}  // namespace ntc::nn
+
+namespace ntc::nn {
+namespace {
+
+namespace portable {
+// The decoder side (h_s, g_s) under PortableProducts: the same bits on every Highway FMA target,
+// with the scalar twins, with --gemm openblas and with any thread count (lib/gemm.h). Without the
+// scope, OpenBLAS and ntc's kernel differ in the last bits: the test can tell the two apart.
+std::vector<float> run_decoder_side(Model& m, const Tensor& z_hat, const Tensor& y_hat, bool portable_scope) {
+  NoGrad ng;
+  std::unique_ptr<PortableProducts> scope;
+  if (portable_scope) scope = std::make_unique<PortableProducts>();
+  std::vector<float> out = (*m.h_s())(z_hat).to_vector();
+  const std::vector<float> x = m.g_s()(y_hat).to_vector();
+  out.insert(out.end(), x.begin(), x.end());
+  return out;
+}
+}  // namespace portable
+
+TEST(Compress, DecoderSideIsTheSameOnEveryTargetBackendAndThreadCount) {
+  const char* cfg =
+      "latent_channels = 96\nhyper_channels = 48\nanalysis = cnn\nanalysis.channels_base = 16\n"
+      "synthesis = two_layer\nsynthesis.channels = 24\nhyper_analysis = hyper\nhyper_synthesis = hyper\n";
+  Model m(Config::parse(cfg));
+  Rng rng(12);
+  m.init(rng);
+  for (auto& [n, t] : m.named_parameters())
+    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] *= 1.f + 0.2f * (rng.uniform() - 0.5f);
+  Tensor z_hat = Tensor::empty({1, 48, 5, 7}), y_hat = Tensor::empty({1, 96, 20, 28});
+  for (Tensor* t : {&z_hat, &y_hat})
+    for (int64_t i = 0; i < t->numel(); ++i) t->data()[i] = std::nearbyint(6 * (rng.uniform() - 0.5f));
+  const std::vector<float> want = portable::run_decoder_side(m, z_hat, y_hat, true);
+  const int saved = num_threads();
+  for (const int64_t target : test::simd_targets()) {
+    if (target & (HWY_SSSE3 | HWY_SSE4)) continue;  // x86-64 builds of ntc need AVX2 (FMA)
+    test::ForceTarget force(target);
+    for (GemmBackend backend : {GemmBackend::Auto, GemmBackend::Ntc, GemmBackend::OpenBLAS})
+      for (int threads : {1, 3}) {
+        set_gemm_backend(backend);
+        set_num_threads(threads);
+        EXPECT_EQ(portable::run_decoder_side(m, z_hat, y_hat, true), want)
+            << hwy::TargetName(target) << ", " << gemm_backend_name() << ", " << threads << " threads";
+      }
+  }
+  k::set_reference_kernels(true);
+  set_gemm_backend(GemmBackend::Auto);
+  EXPECT_EQ(portable::run_decoder_side(m, z_hat, y_hat, true), want) << "scalar twins";
+  k::set_reference_kernels(false);
+  set_num_threads(saved);
+  // Outside the scope the back end shows.
+  set_gemm_backend(GemmBackend::OpenBLAS);
+  const std::vector<float> blas = portable::run_decoder_side(m, z_hat, y_hat, false);
+  set_gemm_backend(GemmBackend::Auto);
+  EXPECT_NE(blas, want);
 }
 
 }  // namespace

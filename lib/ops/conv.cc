@@ -230,7 +230,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
   };
 
   Tensor y = Tensor::empty({N, Cout, Ho, Wo});
-  if (prec == Precision::F32 && use_winograd(kh, kw, stride, pad, Cin, Cout)) {
+  if (prec == Precision::F32 && !portable_products() && use_winograd(kh, kw, stride, pad, Cin, Cout)) {
     Buffer U(size_t(16) * Cout * Cin);
     k::winograd_weights(w.data(), Cout, Cin, U.data());
     winograd_forward(x, U, Cout, b, y);
@@ -374,7 +374,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int s
   if (P >= kChunkCols) pl.band_rows = H, pl.max_cols = P;
 
   Tensor y = Tensor::empty({N, Cout, Ho, Wo});
-  if (use_winograd(kh, kw, stride, pad, Cin, Cout)) {
+  if (!portable_products() && use_winograd(kh, kw, stride, pad, Cin, Cout)) {
     Buffer U(size_t(16) * Cout * Cin);
     k::winograd_weights_transposed(w.data(), Cin, Cout, U.data());
     winograd_forward(x, U, Cout, b, y);
