@@ -11,6 +11,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "codec/container.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
 #include "lib/image.h"
@@ -174,6 +175,11 @@ int cmd_decode(const std::vector<std::string>& argv) {
     fail("decode: the output must end in .png or .ppm");
   LoadedModel lm = load(a.str("model"));
   const std::vector<uint8_t> bytes = read_file(a.positional()[0]);
+  {  // a PNG too large to write is refused before the (long) decode, not after it
+    const codec::Container c = codec::read_container(bytes.data(), bytes.size());
+    if (out.substr(out.size() - 4) == ".png" && !png_writable(c.width, c.height))
+      fail("decode: the stream holds a ", c.width, "x", c.height, " image, too large for PNG output; decode to .ppm");
+  }
   const double t0 = now_s();
   const Tensor img = nn::decompress(*lm.model, bytes.data(), bytes.size(), lm.hash);
   const double t1 = now_s();

@@ -4,6 +4,7 @@
 #include <stb_image_write.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -23,6 +24,9 @@ Tensor read_image(const std::string& path) {
   stbi_image_free(px);
   return t;
 }
+
+// stb_image_write sizes its filter buffer as (3W + 1)·H in an int: what would overflow it is refused.
+bool png_writable(int64_t w, int64_t h) { return w >= 1 && h >= 1 && (3 * w + 1) * h <= int64_t(INT32_MAX); }
 
 void write_image(const std::string& path, const Tensor& x) {
   NTC_CHECK(x.ndim() == 4 && x.dim(0) == 1 && x.dim(1) == 3, "write_image: ", shape_str(x.shape()));
@@ -45,6 +49,9 @@ void write_image(const std::string& path, const Tensor& x) {
       auto* v = static_cast<std::vector<unsigned char>*>(ctx);
       v->insert(v->end(), static_cast<unsigned char*>(data), static_cast<unsigned char*>(data) + size);
     };
+    if (!png_writable(w, h))
+      fail("cannot write ", path, ": ", w, "x", h, " is too large for PNG output (at most (3W+1)·H < 2^31 bytes); "
+           "write a .ppm instead");
     if (!stbi_write_png_to_func(sink, &out, w, h, 3, px.data(), w * 3)) fail("PNG encoding failed for ", path);
   }
   write_file_atomic(path, out);

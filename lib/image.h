@@ -3,6 +3,7 @@
 // Images are returned as float tensors [1, 3, H, W] with values 0..255 (NCHW). Grayscale input
 // is replicated to three channels; an alpha channel is dropped (ntc codes RGB only).
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,10 @@ namespace ntc {
 
 Tensor read_image(const std::string& path);  // throws ntc::Error with the path on failure
 // Writes x [1,3,H,W] (clamped to 0..255 and rounded) as PNG (or PPM by extension), atomically.
+// PNG output is limited to (3W + 1)·H < 2³¹ bytes (stb_image_write's int sizes): about 715
+// megapixels; larger is an error that says so (PPM has no limit). Inputs are read by stb_image,
+// which refuses images over 2³¹ bytes of RGB.
 void write_image(const std::string& path, const Tensor& x);
+bool png_writable(int64_t w, int64_t h);
 
 }  // namespace ntc

@@ -131,8 +131,9 @@ std::unique_ptr<Model> deserialize_model(const uint8_t* data, size_t size, const
   const uint32_t ng = r.get<uint32_t>();
   if (m->hyperprior() != (ng > 0)) fail(origin, ": Gaussian tables do not fit the model's prior");
   if (ng) {
+    if (ng != uint32_t(codec::kNumScales)) fail(origin, ": ", ng, " Gaussian tables (a hyperprior model has ", codec::kNumScales, ")");
     std::vector<codec::CdfTable> gt;
-    for (uint32_t i = 0; i < ng && i <= 64; ++i) gt.push_back(read_table(r, origin));
+    for (uint32_t i = 0; i < ng; ++i) gt.push_back(read_table(r, origin));
     m->gaussian_conditional().set_tables(std::move(gt));
   }
   if (!r.done()) fail(origin, ": trailing bytes in model file");

@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
+#include "codec/container.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
 #include "lib/image.h"
@@ -243,6 +245,32 @@ TEST(Cli, StreamsDecodeToTheSameBytesEverywhere) {
     }
   }
   EXPECT_GE(checked, 3 * 3 * 5 + 3);
+}
+
+// PNG output holds at most (3W+1)·H < 2³¹ bytes (stb_image_write's ints): a stream of a larger
+// image decoded to .png is refused at once, before decoding, with a one-line error; .ppm is fine.
+TEST(Cli, OversizedPngOutputIsRefusedBeforeDecoding) {
+  EXPECT_TRUE(png_writable(10000, 10000));
+  EXPECT_TRUE(png_writable(715827882, 1));
+  EXPECT_FALSE(png_writable(715827883, 1));
+  EXPECT_FALSE(png_writable(43691, 32768));
+  EXPECT_FALSE(png_writable(65536, 65536));
+  Bin b;
+  if (b.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
+  auto m = tiny();
+  nn::save_model(b.dir + "/m.ntcm", *m, nn::WeightFormat::F16);
+  const auto mb = read_file(b.dir + "/m.ntcm");
+  codec::Container c;
+  c.model_hash = nn::model_hash(mb.data(), mb.size());
+  c.height = 32768;
+  c.width = 43691;
+  c.sections = {{1, 2, 3, 4}, {5, 6, 7, 8}};
+  write_file_atomic(b.dir + "/big.ntc", codec::write_container(c));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(b.run("decode " + b.dir + "/big.ntc -o " + b.dir + "/big.png --model " + b.dir + "/m.ntcm"), 1);
+  EXPECT_NE(b.err().find("too large for PNG"), std::string::npos) << b.err();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
+  EXPECT_FALSE(fs::exists(b.dir + "/big.png"));
 }
 
 // --target forces every kernel's SIMD target (or the scalar twins); a target this CPU cannot run,

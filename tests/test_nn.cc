@@ -266,3 +266,35 @@ TEST_F(ModelFile, MismatchedConfigIsRejected) {
 
 }  // namespace
 }  // namespace ntc::nn
+
+namespace ntc::nn {
+namespace {
+// The Gaussian table count is checked before any table is read: 65 (with a 65th table appended
+// and a valid CRC) and 63 are both rejected by name.
+TEST_F(ModelFile, GaussianTableCountIsCheckedFirst) {
+  auto bytes = serialize_model(*model_, WeightFormat::F16);
+  size_t tables = 0;
+  for (const auto& t : model_->gaussian_conditional().tables()) tables += 8 + 2 * (t.cdf.size() - 1);
+  const size_t count_at = bytes.size() - 4 - tables - 4;
+  uint32_t count;
+  std::memcpy(&count, bytes.data() + count_at, 4);
+  ASSERT_EQ(count, 64u);
+  for (uint32_t n : {65u, 63u, 0xFFFFFFFFu}) {
+    auto t = bytes;
+    std::memcpy(t.data() + count_at, &n, 4);
+    if (n == 65) {  // append a copy of the last table so that a reader could find 65
+      const size_t last = 8 + 2 * (model_->gaussian_conditional().tables().back().cdf.size() - 1);
+      t.insert(t.end() - 4, t.end() - 4 - long(last), t.end() - 4);
+    }
+    const uint32_t crc = codec::crc32(t.data(), t.size() - 4);
+    std::memcpy(t.data() + t.size() - 4, &crc, 4);
+    try {
+      deserialize_model(t.data(), t.size());
+      ADD_FAILURE() << "accepted " << n << " Gaussian tables";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("Gaussian tables"), std::string::npos) << e.what();
+    }
+  }
+}
+}  // namespace
+}  // namespace ntc::nn
