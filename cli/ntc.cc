@@ -29,7 +29,7 @@ const char* kUsage =
     "  train --config NAME --data DIR --lambda L --steps N --out DIR [--crop 128] [--batch 8]\n"
     "        [--lr 1e-4] [--val DIR] [--val-every N] [--resume] [--seed S] [--quant noise|mixed]\n"
     "        [--adam keras|torch] [--checkpoint-every N] [--flips] [--min-scale S]\n"
-    "        [--decay-from STEP] [--warmup N] [--no-lambda-boost] [--precision fp32|bf16]\n"
+    "        [--decay-from STEP] [--warmup N] [--no-lambda-boost] [--precision auto|fp32|bf16]\n"
     "  train --resume --out DIR [--steps N] [--decay-from STEP] [--warmup N] [--data DIR] [--precision P]\n"
     "        [--from SNAPSHOT]\n"
     "  train --out DIR --snapshot FILE    compact snapshot (f16 weights, no Adam moments) of DIR's checkpoint\n"

@@ -76,6 +76,10 @@ ConvPrecisionScope::ConvPrecisionScope(Precision p) : saved_(t_conv_precision) {
 }
 ConvPrecisionScope::~ConvPrecisionScope() { t_conv_precision = saved_; }
 
+bool bf16_products_available() {
+  return !k::use_reference_kernels() && k::bf16_supported() && k::sgemm_nr() == k::sgemm_bf16_nr();
+}
+
 void check_bf16_available() {
   if (k::use_reference_kernels()) return;
   if (!k::bf16_supported())

@@ -67,6 +67,8 @@ class PortableProducts {
 };
 // Fails with a one-line error when bf16 products cannot run here (no AVX512_BF16 and not --kernels ref).
 void check_bf16_available();
+// Whether bf16 products run at full speed here: AVX512_BF16 and the 512-bit target in force.
+bool bf16_products_available();
 void set_gemm_backend(GemmBackend b);
 const char* gemm_backend_name();  // the back end gemm() uses now: "openblas" or "ntc"
 
