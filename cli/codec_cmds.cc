@@ -167,8 +167,10 @@ int cmd_encode(const std::vector<std::string>& argv) {
 }
 
 int cmd_decode(const std::vector<std::string>& argv) {
-  Args a(argv, {"o", "model"}, {"v"});
-  if (a.positional().size() != 1) fail("usage: ntc decode IN.ntc -o OUT.(png|ppm) [--model FILE]");
+  Args a(argv, {"o", "model", "max-pixels"}, {"v"});
+  const long max_pixels = a.integer("max-pixels", long(nn::kDefaultMaxPixels));
+  if (max_pixels < 1) fail("--max-pixels wants a positive count");
+  if (a.positional().size() != 1) fail("usage: ntc decode IN.ntc -o OUT.(png|ppm) [--model NAME|FILE] [--max-pixels N]");
   if (!a.has("o")) fail("decode: -o OUT.png is required");
   const std::string out = a.str("o");
   if (!(out.size() > 4 && (out.substr(out.size() - 4) == ".png" || out.substr(out.size() - 4) == ".ppm")))
@@ -181,7 +183,7 @@ int cmd_decode(const std::vector<std::string>& argv) {
       fail("decode: the stream holds a ", c.width, "x", c.height, " image, too large for PNG output; decode to .ppm");
   }
   const double t0 = now_s();
-  const Tensor img = nn::decompress(*lm.model, bytes.data(), bytes.size(), lm.hash);
+  const Tensor img = nn::decompress(*lm.model, bytes.data(), bytes.size(), lm.hash, max_pixels);
   const double t1 = now_s();
   write_image(out, img);
   if (a.has("v"))

@@ -19,7 +19,7 @@ const char* kUsage =
     "usage: ntc [--threads N] [--kernels simd|ref] [--target T] [--gemm auto|ntc|openblas] <command> [args]\n"
     "commands:\n"
     "  encode IN.(png|jpg|ppm) -o OUT.ntc [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]\n"
-    "  decode IN.ntc -o OUT.(png|ppm) [--model NAME|FILE] [-v]\n"
+    "  decode IN.ntc -o OUT.(png|ppm) [--model NAME|FILE] [--max-pixels N] [-v]\n"
     "  eval --data DIR [--model NAME|FILE] [--sga ITERS] [--lambda L1,...] --json OUT.json [--csv OUT.csv] [--limit N]\n"
     "  bdrate REF.json TEST.json [--json]  Bjontegaard delta rate / PSNR of two RD curves\n"
     "  plot A.json B.json ... -o rd.svg|png  PSNR-vs-bpp curves\n"

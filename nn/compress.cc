@@ -93,11 +93,14 @@ Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lamb
   return encode_latents(m, analyze(m, image, lambda), image.dim(2), image.dim(3), model_hash, lambda);
 }
 
-Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash) {
+Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash, int64_t max_pixels) {
   NTC_CHECK(m.finalized(), "decompress: the model has no entropy tables (finalize it)");
   const codec::Container c = codec::read_container(data, size);
   if (c.model_hash != model_hash)
     fail("this stream was made with another model (stream model hash ", c.model_hash, ", this model ", model_hash, ")");
+  if (int64_t(c.width) * int64_t(c.height) > max_pixels)
+    fail("the stream declares a ", c.width, "x", c.height, " image, more than the limit of ", max_pixels,
+         " pixels (--max-pixels raises it)");
   const bool vr = !m.rate_lambdas().empty();
   const size_t want = (m.hyperprior() ? 2 : 1) + (vr ? 1 : 0);
   if (c.sections.size() != want) fail("corrupt ntc stream: ", c.sections.size(), " sections, the model needs ", want);

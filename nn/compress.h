@@ -35,7 +35,12 @@ Encoded encode_latents(Model& m, const Latents& l, int64_t height, int64_t width
 // The gains a stream with this λ uses (empty for a fixed-rate model); throws on a bad λ.
 Model::Gains gains_for_stream(const Model& m, double lambda);
 // Throws ntc::Error for a malformed stream or one made with another model.
-Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash);
+// A stream whose header declares more than max_pixels pixels is refused before anything is
+// allocated (a decompression bomb: a few bytes with a valid CRC can declare 65536² pixels);
+// `ntc decode --max-pixels N` raises the limit.
+constexpr int64_t kDefaultMaxPixels = 100'000'000;
+Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash,
+                  int64_t max_pixels = kDefaultMaxPixels);
 
 // 8-bit reconstruction: clip(round_half_even(v), 0, 255) (SPEC §3.7).
 Tensor to_uint8_range(const Tensor& v);

@@ -249,7 +249,7 @@ TEST(Cli, StreamsDecodeToTheSameBytesEverywhere) {
 
 // PNG output holds at most (3W+1)·H < 2³¹ bytes (stb_image_write's ints): a stream of a larger
 // image decoded to .png is refused at once, before decoding, with a one-line error; .ppm is fine.
-TEST(Cli, OversizedPngOutputIsRefusedBeforeDecoding) {
+TEST(Cli, OversizedOutputsAndDecompressionBombsAreRefused) {
   EXPECT_TRUE(png_writable(10000, 10000));
   EXPECT_TRUE(png_writable(715827882, 1));
   EXPECT_FALSE(png_writable(715827883, 1));
@@ -271,6 +271,18 @@ TEST(Cli, OversizedPngOutputIsRefusedBeforeDecoding) {
   EXPECT_NE(b.err().find("too large for PNG"), std::string::npos) << b.err();
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
   EXPECT_FALSE(fs::exists(b.dir + "/big.png"));
+  // A decompression bomb: 65536² pixels declared in a few bytes (valid CRC), refused at once by the
+  // pixel limit whatever the output format; --max-pixels lowers or raises the limit.
+  c.height = c.width = 65536;
+  write_file_atomic(b.dir + "/bomb.ntc", codec::write_container(c));
+  EXPECT_EQ(b.run("decode " + b.dir + "/bomb.ntc -o " + b.dir + "/bomb.ppm --model " + b.dir + "/m.ntcm"), 1);
+  EXPECT_NE(b.err().find("--max-pixels"), std::string::npos) << b.err();
+  write_image(b.dir + "/small.png", picture(40, 50));
+  ASSERT_EQ(b.run("encode " + b.dir + "/small.png -o " + b.dir + "/s.ntc --model " + b.dir + "/m.ntcm"), 0) << b.err();
+  EXPECT_EQ(b.run("decode " + b.dir + "/s.ntc -o " + b.dir + "/s.ppm --max-pixels 1999 --model " + b.dir + "/m.ntcm"), 1);
+  EXPECT_EQ(b.run("decode " + b.dir + "/s.ntc -o " + b.dir + "/s.ppm --max-pixels 2000 --model " + b.dir + "/m.ntcm"), 0)
+      << b.err();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
 }
 
 // --target forces every kernel's SIMD target (or the scalar twins); a target this CPU cannot run,
