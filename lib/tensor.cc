@@ -13,9 +13,17 @@ namespace ntc {
 
 int64_t numel_of(const Shape& s) {
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  for (int64_t d : s)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n)) fail("tensor shape ", shape_str(s), " is out of range");
   return n;
 }
+
+namespace {
+thread_local int64_t t_param_budget = -1;  // parameters Tensor::param may still allocate (-1: any)
+}  // namespace
+
+ParamBudget::ParamBudget(int64_t elements) : saved_(t_param_budget) { t_param_budget = elements; }
+ParamBudget::~ParamBudget() { t_param_budget = saved_; }
 
 std::string shape_str(const Shape& s) {
   std::string r = "[";
@@ -60,6 +68,11 @@ Tensor Tensor::normal(const Shape& s, float mean, float stddev, Rng& rng) {
 }
 
 Tensor Tensor::param(const Shape& s) {
+  if (t_param_budget >= 0) {
+    const int64_t n = numel_of(s);
+    if (n > t_param_budget) fail("the config asks for more parameters than the file holds (at a ", shape_str(s), " tensor)");
+    t_param_budget -= n;
+  }
   Tensor t = zeros(s);
   t.p_->requires_grad = true;
   t.p_->is_param = true;

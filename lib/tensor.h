@@ -30,7 +30,21 @@
 namespace ntc {
 
 using Shape = std::vector<int64_t>;
-int64_t numel_of(const Shape& s);
+int64_t numel_of(const Shape& s);  // throws on a negative dimension or an int64 overflow
+
+// While one is active on this thread, Tensor::param allocates at most `elements` values in all,
+// and fails before allocating beyond that: a model file's loader sets it from the file's size, so
+// a few bytes of config cannot demand gigabytes (nn/model_file.cc).
+class ParamBudget {
+ public:
+  explicit ParamBudget(int64_t elements);
+  ~ParamBudget();
+  ParamBudget(const ParamBudget&) = delete;
+  ParamBudget& operator=(const ParamBudget&) = delete;
+
+ private:
+  int64_t saved_;
+};
 std::string shape_str(const Shape& s);
 
 class Rng;

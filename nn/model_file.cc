@@ -88,7 +88,19 @@ std::unique_ptr<Model> deserialize_model(const uint8_t* data, size_t size, const
   if (version != kVersion) fail(origin, ": model format version ", version, ", this build reads ", kVersion);
   const uint32_t cfg_len = r.get<uint32_t>();
   if (cfg_len > kMaxConfig) fail(origin, ": config too large");
-  auto m = std::make_unique<Model>(Config::parse(r.str(cfg_len), origin + " (embedded config)"));
+  std::unique_ptr<Model> m;
+  {
+    // Every parameter is stored with at least 2 bytes (f16): the config may not ask for more
+    // parameters than the file could hold, checked before each allocation.
+    ParamBudget budget(int64_t(size / 2));
+    try {
+      m = std::make_unique<Model>(Config::parse(r.str(cfg_len), origin + " (embedded config)"));
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      if (what.rfind(origin, 0) == 0) throw;
+      fail(origin, ": ", what);  // the budget's message does not know the file
+    }
+  }
 
   std::map<std::string, Tensor> want;
   for (const auto& [name, t] : m->named_parameters()) want[name] = t;

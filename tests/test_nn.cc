@@ -3,6 +3,7 @@
 // model files (round trip, fp16, corruption, mismatch).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -294,6 +295,42 @@ TEST_F(ModelFile, GaussianTableCountIsCheckedFirst) {
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("Gaussian tables"), std::string::npos) << e.what();
     }
+  }
+}
+}  // namespace
+}  // namespace ntc::nn
+
+namespace ntc::nn {
+namespace {
+// A model file's config may not ask for more parameters than the file can hold (2 bytes each at
+// least): a few hundred bytes of config asking for gigabytes are refused before the allocation,
+// as is a shape whose element count overflows.
+TEST_F(ModelFile, ConfigCannotDemandMoreThanTheFileHolds) {
+  auto bytes = serialize_model(*model_, WeightFormat::F16);
+  for (const std::string& bad :
+       {std::string("latent_channels = 4096\nanalysis = cnn\nanalysis.channels_base = 4000\nsynthesis = jpeg_like\n"
+                    "hyper_analysis = hyper\nhyper_synthesis = hyper\n"),
+        std::string("latent_channels = 16\nanalysis = cnn\nanalysis.channels_base = 8\nsynthesis = jpeg_like\n"
+                    "synthesis.kernel = 100000\nhyper_analysis = hyper\nhyper_synthesis = hyper\n")}) {
+    std::vector<uint8_t> t(bytes.begin(), bytes.begin() + 8);
+    const uint32_t n = uint32_t(bad.size());
+    t.insert(t.end(), reinterpret_cast<const uint8_t*>(&n), reinterpret_cast<const uint8_t*>(&n) + 4);
+    t.insert(t.end(), bad.begin(), bad.end());
+    t.insert(t.end(), bytes.begin() + 12 + long(cfg_.size()), bytes.end());
+    const uint32_t crc = codec::crc32(t.data(), t.size() - 4);
+    std::memcpy(t.data() + t.size() - 4, &crc, 4);
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      deserialize_model(t.data(), t.size(), "bomb.ntcm");
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.rfind("bomb.ntcm", 0), 0u) << what;
+      EXPECT_TRUE(what.find("more parameters than the file holds") != std::string::npos ||
+                  what.find("out of range") != std::string::npos)
+          << what;
+    }
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
   }
 }
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <immintrin.h>
+#include <memory>
 #include <sstream>
 
 #include "codec/container.h"
@@ -163,6 +164,13 @@ Loaded read_checkpoint_header(const std::vector<uint8_t>& b, const std::string& 
   return l;
 }
 
+// The model a checkpoint's config describes, built under a parameter budget from the file's size
+// (every value is stored with at least 2 bytes), so a corrupt config cannot demand gigabytes.
+std::unique_ptr<nn::Model> model_for_checkpoint(const nn::Config& cfg, size_t file_size) {
+  ParamBudget budget(int64_t(file_size / 2));
+  return std::make_unique<nn::Model>(cfg);
+}
+
 // Fills model, Adam and state; returns whether the checkpoint held Adam's moments.
 bool read_checkpoint_body(const std::vector<uint8_t>& b, const std::string& path, nn::Model& m, State& st, Adam& adam) {
   BinReader r(b.data() + 4, b.size() - 8, path);
@@ -259,7 +267,8 @@ std::string checkpoint_info(const std::string& file) {
   const Loaded l = read_checkpoint_header(b, file);
   TrainOptions o;
   parse_options(l.options_text, o);
-  nn::Model model(nn::Config::parse(l.config_text, file + " (config)"));
+  auto mp = model_for_checkpoint(nn::Config::parse(l.config_text, file + " (config)"), b.size());
+  nn::Model& model = *mp;
   std::vector<Tensor> params;
   for (auto& [n, t] : model.named_parameters()) params.push_back(t);
   Adam adam(params, parse_adam_form(o.adam));
@@ -280,7 +289,8 @@ void write_snapshot(const std::string& out_dir, const std::string& file) {
   const Loaded l = read_checkpoint_header(b, ckpt);
   TrainOptions o;
   parse_options(l.options_text, o);
-  nn::Model model(nn::Config::parse(l.config_text, ckpt + " (config)"));
+  auto mp = model_for_checkpoint(nn::Config::parse(l.config_text, ckpt + " (config)"), b.size());
+  nn::Model& model = *mp;
   std::vector<Tensor> params;
   for (auto& [n, t] : model.named_parameters()) params.push_back(t);
   Adam adam(params, parse_adam_form(o.adam));
@@ -345,7 +355,8 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   if (analysis == Precision::Bf16) check_bf16_available();
   const AdamForm form = parse_adam_form(o.adam);
 
-  nn::Model model(cfg);
+  auto mp = resume ? model_for_checkpoint(cfg, ckbytes.size()) : std::make_unique<nn::Model>(cfg);
+  nn::Model& model = *mp;
   if (o.lambdas.size() > 1 && model.rate_lambdas().size() != o.lambdas.size())
     fail("train: the model's rate.lambdas do not match --lambda");
   if (o.lambdas.size() == 1 && !model.rate_lambdas().empty()) {
