@@ -1,6 +1,7 @@
 // ntc — command-line entry point. Every subcommand parses its own flags (cli/args.h); errors in
 // input, files or flags print one line "ntc: error: ..." and exit with status 1 (2 for usage).
 #include <cstdio>
+#include <new>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -111,6 +112,9 @@ int main(int argc, char** argv) {
     if (cmd == "plot") return ntc::cli::cmd_plot(args);
     std::fprintf(stderr, "ntc: error: unknown command '%s'\n%s", cmd.c_str(), kUsage);
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "ntc: error: out of memory\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ntc: error: %s\n", e.what());
     return 1;

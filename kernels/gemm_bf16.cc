@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "hwy/aligned_allocator.h"
@@ -185,6 +186,10 @@ Scratch& scratch() {
     s.pa = hwy::AllocateAligned<uint32_t>(kMC * kKC / 2);
     s.pb = hwy::AllocateAligned<uint32_t>(kKC / 2 * kNC);
     s.fb = hwy::AllocateAligned<float>(kKC * kNC);
+  }
+  if (!s.pa || !s.pb || !s.fb) {
+    s = Scratch();
+    throw std::bad_alloc();
   }
   return s;
 }

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 #include "hwy/aligned_allocator.h"
 #include "hwy/highway.h"
@@ -219,6 +220,7 @@ void SgemmBlocked(bool ta, size_t M, size_t N, size_t K, float alpha, const floa
   }
   thread_local hwy::AlignedFreeUniquePtr<float[]> buf;
   if (!buf) buf = hwy::AllocateAligned<float>(kMC * kKC + kKC * kNC);
+  if (!buf) throw std::bad_alloc();  // lib/threads.h carries it out of a parallel region
   float* pa = buf.get();
   for (size_t j0 = 0; j0 < N; j0 += kNC) {
     const size_t nc = std::min(kNC, N - j0);

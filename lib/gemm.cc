@@ -10,6 +10,7 @@
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
 #include "lib/common.h"
+#include "lib/threads.h"
 
 namespace ntc {
 namespace {
@@ -56,8 +57,10 @@ void split_over_threads(int M, int N, int K, const F& f) {
   const int align = cols ? 64 : 48;  // multiples of the micro-tile (32 columns, 12 rows)
   const int span = cols ? N : M;
   const int part = std::max(align, round_up(ceil_div(span, T), align)), parts = ceil_div(span, part);
+  ThreadErrors errors;  // an allocation failure in a kernel's scratch must not end in std::terminate
 #pragma omp parallel for schedule(static, 1) num_threads(std::min(T, parts))
-  for (int t = 0; t < parts; ++t) f(cols, t * part, std::min(part, span - t * part));
+  for (int t = 0; t < parts; ++t) errors.run([&] { f(cols, t * part, std::min(part, span - t * part)); });
+  errors.rethrow();
 }
 const float* row_of_op_a(bool ta, const float* A, int lda, int o) { return ta ? A + o : A + int64_t(o) * lda; }
 
@@ -165,14 +168,16 @@ void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, in
   if (n_tiles < kTargetTiles) mt = std::min(M, std::max(16, round_up(ceil_div(M, ceil_div(kTargetTiles, n_tiles)), 16)));
   const int m_tiles = ceil_div(M, mt), tiles = m_tiles * n_tiles;
   const auto oa = ta ? CblasTrans : CblasNoTrans, ob = tb ? CblasTrans : CblasNoTrans;
+  ThreadErrors errors;
 #pragma omp parallel for schedule(dynamic) if (tiles > 1 && !omp_in_parallel())
-  for (int t = 0; t < tiles; ++t) {
+  for (int t = 0; t < tiles; ++t) errors.run([&] {
     const int i0 = (t / n_tiles) * mt, j0 = (t % n_tiles) * nt;
     const int mi = std::min(mt, M - i0), nj = std::min(nt, N - j0);
     const float* a = ta ? A + i0 : A + int64_t(i0) * lda;
     const float* b = tb ? B + int64_t(j0) * ldb : B + j0;
     serial_sgemm(oa, ob, mi, nj, K, alpha, a, lda, b, ldb, beta, C + int64_t(i0) * ldc + j0, ldc);
-  }
+  });
+  errors.rethrow();
 }
 
 }  // namespace ntc

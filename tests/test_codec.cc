@@ -285,6 +285,28 @@ TEST(Cli, OversizedOutputsAndDecompressionBombsAreRefused) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
 }
 
+// Out of memory anywhere — on the main thread or inside an OpenMP region (lib/threads.h) — is the
+// one-line error with exit status 1, never SIGABRT: an encode of a 2400×1600 photo under a 700 MB
+// address-space limit. (Under ASan, which reserves terabytes of address space, this cannot run.)
+TEST(Cli, OutOfMemoryIsAOneLineError) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer build: ulimit -v cannot apply";
+#endif
+  Bin b;
+  if (b.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
+  auto m = tiny();
+  nn::save_model(b.dir + "/m.ntcm", *m, nn::WeightFormat::F16);
+  write_image(b.dir + "/big.png", picture(1600, 2400));
+  for (const char* threads : {"1", "2"}) {
+    const std::string cmd = "bash -c 'ulimit -v 700000; " + b.bin + " --threads " + threads + " encode " + b.dir +
+                            "/big.png -o " + b.dir + "/big.ntc --model " + b.dir + "/m.ntcm'";
+    const int st = std::system((cmd + " >" + b.dir + "/out.txt 2>" + b.dir + "/err.txt").c_str());
+    ASSERT_TRUE(WIFEXITED(st)) << threads << " threads: " << b.err();
+    EXPECT_EQ(WEXITSTATUS(st), 1) << threads << " threads: " << b.err();
+    EXPECT_NE(b.err().find("ntc: error: out of memory"), std::string::npos) << b.err();
+  }
+}
+
 // --target forces every kernel's SIMD target (or the scalar twins); a target this CPU cannot run,
 // or an unknown one, is a one-line error.
 TEST(Cli, TargetFlagForcesTheSimdTarget) {

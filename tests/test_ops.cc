@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <new>
 #include <tuple>
 
 #include "kernels/im2col.h"
 #include "lib/common.h"
 #include "lib/flops.h"
 #include "lib/gemm.h"
+#include "lib/ops/items.h"
 #include "lib/ops/ops.h"
 #include "lib/rng.h"
 #include "lib/threads.h"
@@ -501,6 +503,28 @@ TEST(Flops, HyperSynthesisMatchesPaper) {
   h = relu(conv_transpose2d_same(h, Tensor::zeros({320, 480, 5, 5}), Tensor::zeros({480}), 2));
   conv_transpose2d_same(h, Tensor::zeros({480, 640, 3, 3}), Tensor::zeros({640}), 1);
   EXPECT_DOUBLE_EQ(double(fc.total()) / (512 * 768), 30354.6875);
+}
+
+// An error inside a parallel region (an NTC_CHECK, a failed allocation) reaches the caller as the
+// same exception instead of ending the process in std::terminate: for_items and the GEMM tiles.
+TEST(Threads, ErrorsInsideParallelRegionsReachTheCaller) {
+  const int saved = num_threads();
+  set_num_threads(2);
+  EXPECT_THROW(for_items(4, 16, [](size_t j, float*) {
+                 if (j == 3) fail("item ", j, " failed");
+               }),
+               Error);
+  EXPECT_THROW(for_items(4, 0, [](size_t j, float*) {
+                 if (j == 0) throw std::bad_alloc();
+               }),
+               std::bad_alloc);
+  int ran = 0;
+  for_items(4, 0, [&](size_t, float*) {
+#pragma omp atomic
+    ++ran;
+  });
+  EXPECT_EQ(ran, 4);
+  set_num_threads(saved);
 }
 
 }  // namespace

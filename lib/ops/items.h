@@ -12,6 +12,7 @@
 #include <cstddef>
 
 #include "lib/alloc.h"
+#include "lib/threads.h"
 
 namespace ntc {
 
@@ -24,13 +25,15 @@ void for_items(size_t n_items, size_t scratch_floats, F&& f) {
     for (size_t j = 0; j < n_items; ++j) f(j, s.data());
     return;
   }
+  ThreadErrors errors;
 #pragma omp parallel num_threads(T)
-  {
+  errors.run([&] {
     Buffer s = scratch();
     const size_t t = size_t(omp_get_thread_num());
     // Contiguous static blocks: thread t takes items [t·n/T, (t+1)·n/T).
     for (size_t j = t * n_items / size_t(T); j < (t + 1) * n_items / size_t(T); ++j) f(j, s.data());
-  }
+  });
+  errors.rethrow();
 }
 
 }  // namespace ntc
