@@ -168,16 +168,20 @@ void for_channel_ranges(size_t outer, size_t C, size_t inner, Body body) {
 
 void set_reference_kernels(bool on) { g_reference.store(on, std::memory_order_relaxed); }
 bool set_simd_target(const std::string& t) {
-  if (t == "scalar") {
-    set_reference_kernels(true);
-    return true;
-  }
+  static int64_t forced = 0;  // the mask this function last set (0: none)
   int64_t want = 0;
   if (t == "avx2") want = HWY_AVX2;
   else if (t == "avx512") want = HWY_AVX3;
-  else if (t != "auto") return false;
-  hwy::SetSupportedTargetsForTest(0);
-  if (want && !(hwy::SupportedTargets() & HWY_TARGETS & want)) return false;
+  else if (t != "auto" && t != "scalar") return false;
+  if (want) {  // can this CPU run it? (checked against its own targets, then the mock restored)
+    hwy::SetSupportedTargetsForTest(0);
+    const bool ok = (hwy::SupportedTargets() & HWY_TARGETS & want) != 0;
+    hwy::SetSupportedTargetsForTest(forced);
+    if (!ok) return false;
+  }
+  set_reference_kernels(t == "scalar");  // the last of --kernels / --target decides the twins
+  if (t == "scalar") return true;         // Highway's target stays as it was
+  forced = want;
   hwy::SetSupportedTargetsForTest(want);  // 0: the CPU's own targets again
   hwy::GetChosenTarget().Update(hwy::SupportedTargets());
   return true;

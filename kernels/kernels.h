@@ -35,7 +35,8 @@ bool use_reference_kernels();
 const char* kernel_target_name();
 // Forces the SIMD target of every Highway kernel (ntc's GEMM included): "avx2", "avx512", or
 // "auto" (the best this CPU runs; the default); "scalar" selects the scalar twins as
-// set_reference_kernels(true) does. The CLI flag --target. Returns false (changing nothing) for
+// set_reference_kernels(true) does (and the others turn the twins off: of --kernels and
+// --target, the last given decides). The CLI flag --target. Returns false, changing nothing, for
 // an unknown name or a target this CPU cannot run. The bf16 kernel (kernels/gemm.h) runs only
 // where 512-bit vectors are in force.
 bool set_simd_target(const std::string& target);

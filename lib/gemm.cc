@@ -106,11 +106,14 @@ void bf16_panels_tile(bool ta, int M, int N, int K, float alpha, const float* A,
 }
 }  // namespace
 
-bool gemm_takes_panels() { return use_ntc_kernel() || (t_portable && !k::use_reference_kernels()); }
+bool gemm_takes_panels(Precision p) {
+  if (p == Precision::Bf16) return !k::use_reference_kernels() && (use_ntc_kernel() || t_portable);
+  return use_ntc_kernel() || (t_portable && !k::use_reference_kernels());
+}
 
 void gemm_panels(bool ta, int M, int N, int K, float alpha, const float* A, int lda, const k::BPanels& b, float beta,
                  float* C, int ldc, Precision p) {
-  NTC_CHECK(gemm_takes_panels(), "gemm_panels: needs ntc's GEMM kernel");
+  NTC_CHECK(gemm_takes_panels(p), "gemm_panels: needs ntc's GEMM kernel");
   if (M <= 0 || N <= 0) return;
   if (p == Precision::Bf16) {
     check_bf16_available();

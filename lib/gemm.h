@@ -78,8 +78,9 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 // The implicit form (kernels/gemm.h, BPanels): op(B) produced panel by panel by the caller. Only
 // ntc's kernel takes panels: callers check gemm_takes_panels() and otherwise materialise op(B) and
 // call gemm(). Same threading and the same bits for any thread count.
-// Bf16 products take panels wherever the fp32 ones do.
-bool gemm_takes_panels();
+// Bf16 products take panels wherever the fp32 ones do, except with the scalar twins (which read
+// 32-column panels that a 16-lane target does not make): callers pass the product's precision.
+bool gemm_takes_panels(Precision p = Precision::F32);
 void gemm_panels(bool trans_a, int M, int N, int K, float alpha, const float* A, int lda, const k::BPanels& b,
                  float beta, float* C, int ldc, Precision p = Precision::F32);
 

@@ -78,7 +78,9 @@ resume() {
   # shellcheck disable=SC2086
   nohup "$BIN" --threads 2 train $args >>"$RUN.stderr" 2>&1 &
   echo $! >"$PID"
-  echo "campaign: $FAMILY running (pid $!, log $RUN/log.jsonl, stderr $RUN.stderr)"
+  sleep 3
+  running || { tail -n 3 "$RUN.stderr" >&2; rm -f "$PID"; die "$FAMILY stopped at once (see $RUN.stderr)"; }
+  echo "campaign: $FAMILY running (pid $(cat "$PID"), log $RUN/log.jsonl, stderr $RUN.stderr)"
 }
 
 status() {

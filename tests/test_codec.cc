@@ -320,6 +320,10 @@ TEST(Cli, TargetFlagForcesTheSimdTarget) {
   EXPECT_NE(out().find("kernels AVX2"), std::string::npos) << out();
   ASSERT_EQ(b.run("--target scalar version"), 0) << b.err();
   EXPECT_NE(out().find("kernels scalar"), std::string::npos) << out();
+  ASSERT_EQ(b.run("--target scalar --target avx2 version"), 0) << b.err();  // the last one decides
+  EXPECT_NE(out().find("kernels AVX2"), std::string::npos) << out();
+  ASSERT_EQ(b.run("--kernels ref --target avx2 version"), 0) << b.err();
+  EXPECT_NE(out().find("kernels AVX2"), std::string::npos) << out();
   const int rc = b.run("--target avx512 version");
   if (rc == 0) EXPECT_NE(out().find("kernels AVX3"), std::string::npos) << out();
   else EXPECT_NE(b.err().find("cannot run"), std::string::npos) << b.err();

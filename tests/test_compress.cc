@@ -231,7 +231,9 @@ TEST(Compress, DecoderSideIsTheSameOnEveryTargetBackendAndThreadCount) {
   m.init(rng);
   for (auto& [n, t] : m.named_parameters())
     for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] *= 1.f + 0.2f * (rng.uniform() - 0.5f);
-  Tensor z_hat = Tensor::empty({1, 48, 5, 7}), y_hat = Tensor::empty({1, 96, 20, 28});
+  // A batch as wide as the threads: the work items run on OpenMP workers, which must keep the
+  // calling thread's PortableProducts scope (lib/ops/items.h).
+  Tensor z_hat = Tensor::empty({4, 48, 5, 7}), y_hat = Tensor::empty({4, 96, 20, 28});
   for (Tensor* t : {&z_hat, &y_hat})
     for (int64_t i = 0; i < t->numel(); ++i) t->data()[i] = std::nearbyint(6 * (rng.uniform() - 0.5f));
   const std::vector<float> want = portable::run_decoder_side(m, z_hat, y_hat, true);

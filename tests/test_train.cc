@@ -23,6 +23,7 @@
 #include "train/loss.h"
 #include "train/optim.h"
 #include "train/trainer.h"
+#include "tests/targets.h"
 
 namespace ntc::train {
 namespace {
@@ -245,6 +246,16 @@ TEST(Train, Bf16ResumeIsExactAndPrecisionCanSwitch) {
   r.precision = "fp16";
   r.steps = 15;
   EXPECT_THROW(run_training(r, true, over), Error);
+  // A bf16 run resumed where bf16 cannot run (here: the AVX2 target forced) goes on in fp32.
+  if (!emulate) {
+    test::ForceTarget avx2(HWY_AVX2);
+    TrainOptions b = o;
+    b.steps = 14;
+    ResumeOverrides os;
+    os.steps = true;
+    ASSERT_EQ(run_training(b, true, os), 0);
+    EXPECT_NE(checkpoint_info(checkpoint_path(o.out)).find("\"precision\":\"fp32\""), std::string::npos);
+  }
   if (emulate) k::set_reference_kernels(false);
 }
 
@@ -383,11 +394,22 @@ TEST(Train, CompactSnapshotResumes) {
   r.from = snap;
   r.log_every = 1;
   ASSERT_EQ(run_training(r, true), 0);
-  const auto lrs = logged_lr(r.out);
+  auto lrs = logged_lr(r.out);
   ASSERT_EQ(lrs.front().first, 11);
-  EXPECT_FLOAT_EQ(float(lrs.front().second), 1e-3f / 4);  // warm-up restarted at step 10
-  EXPECT_FLOAT_EQ(float(lrs[3].second), 1e-3f);
+  EXPECT_FLOAT_EQ(float(lrs.front().second), 1e-3f / 500);  // warm-up restarted at step 10, 500 steps
+  EXPECT_FLOAT_EQ(float(lrs[3].second), 1e-3f * 4 / 500);
   EXPECT_EQ(lrs.back().first, 30);
+  {  // --warmup sets the restarted warm-up's length
+    TrainOptions w = r;
+    w.out = s.dir + "/resumed_w";
+    w.warmup = 4;
+    ResumeOverrides ow;
+    ow.warmup = true;
+    ASSERT_EQ(run_training(w, true, ow), 0);
+    const auto lw = logged_lr(w.out);
+    EXPECT_FLOAT_EQ(float(lw.front().second), 1e-3f / 4);
+    EXPECT_FLOAT_EQ(float(lw[3].second), 1e-3f);
+  }
   // The snapshot holds the checkpoint's weights (to f16): a resume of each with nothing left to
   // train writes models with the same parameters.
   ResumeOverrides stop_now;

@@ -111,7 +111,12 @@ void put_values(BinWriter& w, const Tensor& t, bool f16) {
     w.raw(t.data(), size_t(n) * 4);
     return;
   }
-  for (int64_t i = 0; i < n; ++i) w.put<uint16_t>(_cvtss_sh(t.data()[i], _MM_FROUND_TO_NEAREST_INT));
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = _cvtss_sh(t.data()[i], _MM_FROUND_TO_NEAREST_INT);
+    if ((h & 0x7C00) == 0x7C00 && std::isfinite(t.data()[i]))  // beyond f16's range (65504)
+      fail("snapshot: a weight (", t.data()[i], ") does not fit in f16; the snapshot would not load");
+    w.put<uint16_t>(h);
+  }
 }
 
 std::vector<uint8_t> serialize_checkpoint(const nn::Model& m, const TrainOptions& o, const State& st, Adam& adam,
@@ -328,6 +333,12 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     if (over.warmup) o.warmup = cli.warmup;
     if (over.data) o.data = cli.data;  // the same photos at another path (another machine)
     if (over.precision) o.precision = cli.precision;
+    else if (o.precision == "bf16" && !bf16_products_available()) {
+      // A bf16 run moved to a CPU without AVX512_BF16 (or to --target avx2): it goes on in fp32,
+      // and says so; --precision bf16 with --kernels ref would emulate bf16 exactly instead.
+      o.precision = "fp32";
+      if (!o.quiet) std::fprintf(stderr, "ntc train: bf16 products cannot run here; this resume trains in fp32\n");
+    }
     cfg = nn::Config::parse(l.config_text, src + " (config)");
   } else {
     if (o.data.empty()) fail("train: --data DIR is required");
@@ -372,7 +383,7 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
       // Weights alone (a compact snapshot): Adam's moments start from zero, so the learning rate
       // warms up again from this step.
       o.warm_from = st.step;
-      if (o.warmup < 0) o.warmup = kRewarmSteps;
+      if (!over.warmup) o.warmup = kRewarmSteps;
       if (!o.quiet)
         std::fprintf(stderr, "ntc train: %s holds weights only; Adam restarts, learning-rate warm-up over %ld steps\n",
                      src.c_str(), long(o.warmup));

@@ -237,7 +237,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
   } else {
     // scratch: col [K, max_cols] (unless the GEMM builds its columns itself) then, for grouped
     // images, the GEMM result [Cout, max_cols]
-    const bool implicit = !pw && gemm_takes_panels();
+    const bool implicit = !pw && gemm_takes_panels(prec);
     const int64_t col_floats = implicit ? 0 : int64_t(K) * pl.max_cols;
     for_items(pl.items.size(), size_t(col_floats + int64_t(Cout) * pl.max_cols), [&](size_t j, float* s) {
       const Item it = pl.items[j];
@@ -270,7 +270,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
       const bool fused = gb && w.requires_grad() && !pw && prec == Precision::F32;
       const int Ka = fused ? K + 1 : K;
       const size_t n_items = pl.items.size();
-      const bool implicit = !pw && gemm_takes_panels();
+      const bool implicit = !pw && gemm_takes_panels(prec);
       // per-item partial weight gradients; each item's first band overwrites its partial (beta 0)
       Buffer part = w.requires_grad() ? Buffer(n_items * size_t(Cout) * size_t(Ka)) : Buffer();
       if (x.requires_grad()) x.grad_acc();  // allocate before the workers start

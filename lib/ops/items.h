@@ -11,7 +11,10 @@
 
 #include <cstddef>
 
+#include <optional>
+
 #include "lib/alloc.h"
+#include "lib/gemm.h"
 #include "lib/threads.h"
 
 namespace ntc {
@@ -25,9 +28,15 @@ void for_items(size_t n_items, size_t scratch_floats, F&& f) {
     for (size_t j = 0; j < n_items; ++j) f(j, s.data());
     return;
   }
+  // The calling thread's product settings (lib/gemm.h) hold in every worker too.
+  const bool portable = portable_products();
+  const Precision precision = conv_precision();
   ThreadErrors errors;
 #pragma omp parallel num_threads(T)
   errors.run([&] {
+    std::optional<PortableProducts> keep_portable;
+    if (portable) keep_portable.emplace();
+    ConvPrecisionScope keep_precision(precision);
     Buffer s = scratch();
     const size_t t = size_t(omp_get_thread_num());
     // Contiguous static blocks: thread t takes items [t·n/T, (t+1)·n/T).
