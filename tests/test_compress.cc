@@ -3,6 +3,11 @@
 // variable-rate model codes any λ in its range.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
+#include <chrono>
+
+#include "codec/container.h"
 #include "kernels/kernels.h"
 #include "lib/gemm.h"
 #include "lib/threads.h"
@@ -124,6 +129,57 @@ TEST(Compress, BadStreamsAreErrors) {
     t[size_t(rng.next_u64() % t.size())] ^= uint8_t(1 + rng.next_u64() % 255);
     EXPECT_THROW(decompress(*m, t.data(), t.size(), 7), Error);
   }
+}
+
+// Mutations behind a valid CRC (the container is rewritten, so the checksum passes and the deep
+// checks are reached): dimensions, λ, section lengths and contents, symbol data. Each decodes to
+// an image of the declared size or is a one-line ntc::Error, quickly and never with a crash.
+TEST(Compress, MutationsBehindAValidCrcReachTheDeepChecks) {
+  auto m = tiny("rate.lambdas = 0.004, 0.03\n");
+  const Encoded e = compress(*m, picture(40, 50, 3), 7, 0.01);
+  const codec::Container c0 = codec::read_container(e.bytes.data(), e.bytes.size());
+  ASSERT_EQ(c0.sections.size(), 3u);
+  Rng rng(9);
+  int decoded = 0, errors = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int trial = 0; trial < 400; ++trial) {
+    codec::Container c = c0;
+    switch (trial % 8) {
+      case 0: c.height = uint32_t(1 + rng.next_u64() % 300); break;
+      case 1: c.width = uint32_t(1 + rng.next_u64() % 300); break;
+      case 2: {  // λ: any 32-bit pattern (NaN, negative, out of the model's range, in range)
+        const uint32_t bits = uint32_t(rng.next_u64());
+        std::memcpy(c.sections[2].data(), &bits, 4);
+        break;
+      }
+      case 3: c.sections[size_t(rng.next_u64() % 2)].resize(size_t(rng.next_u64() % 40)); break;  // truncated
+      case 4: {  // appended garbage
+        auto& s = c.sections[size_t(rng.next_u64() % 2)];
+        for (int k = 0; k < 1 + int(rng.next_u64() % 16); ++k) s.push_back(uint8_t(rng.next_u64()));
+        break;
+      }
+      case 5:
+      case 6: {  // flipped symbol data
+        auto& s = c.sections[size_t(rng.next_u64() % 2)];
+        if (!s.empty()) s[size_t(rng.next_u64() % s.size())] ^= uint8_t(1 + rng.next_u64() % 255);
+        break;
+      }
+      case 7: std::swap(c.sections[0], c.sections[1]); break;
+    }
+    const std::vector<uint8_t> bytes = codec::write_container(c);
+    try {
+      const Tensor d = decompress(*m, bytes.data(), bytes.size(), 7);
+      EXPECT_EQ(d.shape(), (Shape{1, 3, int64_t(c.height), int64_t(c.width)})) << "trial " << trial;
+      for (int64_t i = 0; i < d.numel(); ++i) ASSERT_TRUE(d.data()[i] >= 0 && d.data()[i] <= 255);
+      ++decoded;
+    } catch (const Error& err) {
+      EXPECT_EQ(std::string(err.what()).find('\n'), std::string::npos) << err.what();
+      ++errors;
+    }
+  }
+  EXPECT_GT(errors, 100);  // most mutations are caught ...
+  EXPECT_GT(decoded, 0);   // ... and some (a λ in range, a smaller canvas) are valid streams
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 60.0);
 }
 
 // rate.gains = log: the parameters are log-gains, every gain is positive whatever the parameter,
