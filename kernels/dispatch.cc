@@ -20,54 +20,10 @@
 #include "kernels/kernels.h"
 #include "hwy/targets.h"
 
-// The Highway entry points, defined in the HWY_ONCE section of kernels/simd.cc. Same signatures
-// as ntc::k::ref (a mismatch is a link error: parameter types are part of the mangled name).
+// The Highway entry points, defined in the HWY_ONCE section of kernels/simd.cc from the one kernel
+// list (kernels/kernel_list.h), with the signatures of ntc::k::ref.
 namespace ntc::k::simd {
-void add(const float* a, const float* b, float* y, size_t n);
-void sub(const float* a, const float* b, float* y, size_t n);
-void mul(const float* a, const float* b, float* y, size_t n);
-void div(const float* a, const float* b, float* y, size_t n);
-void scale(float alpha, const float* x, float* y, size_t n);
-void add_scalar(float c, const float* x, float* y, size_t n);
-void axpy(float alpha, const float* x, float* y, size_t n);
-void adam(float* p, const float* g, float* m, float* v, size_t n, float beta1, float beta2, float step, float vs,
-          float eps);
-void fill(float v, float* y, size_t n);
-void mul_acc(const float* a, const float* b, float* y, size_t n);
-void div_acc(const float* a, const float* b, float* y, size_t n);
-void div_bwd_b(const float* gy, const float* y, const float* b, float* gb, size_t n);
-void add_channel(const float* x, const float* b, float* y, size_t outer, size_t C, size_t inner);
-void mul_channel(const float* x, const float* b, float* y, size_t outer, size_t C, size_t inner);
-void sum_channel(const float* g, float* gb, size_t outer, size_t C, size_t inner);
-void dot_channel(const float* g, const float* x, float* gb, size_t outer, size_t C, size_t inner);
-double sum(const float* x, size_t n);
-double dot(const float* a, const float* b, size_t n);
-double sum_squares(const float* x, size_t n);
-void relu_fwd(const float* x, float* y, size_t n);
-void relu_bwd(const float* x, const float* gy, float* gx, size_t n);
-void leaky_relu_fwd(const float* x, float* y, size_t n, float slope);
-void leaky_relu_bwd(const float* x, const float* gy, float* gx, size_t n, float slope);
-void gelu_fwd(const float* x, float* y, size_t n);
-void gelu_bwd(const float* x, const float* gy, float* gx, size_t n);
-void sigmoid_fwd(const float* x, float* y, size_t n);
-void sigmoid_bwd(const float* y, const float* gy, float* gx, size_t n);
-void softplus_fwd(const float* x, float* y, size_t n);
-void softplus_bwd(const float* x, const float* gy, float* gx, size_t n);
-void tanh_fwd(const float* x, float* y, size_t n);
-void tanh_bwd(const float* y, const float* gy, float* gx, size_t n);
-void abs_fwd(const float* x, float* y, size_t n);
-void abs_bwd(const float* x, const float* gy, float* gx, size_t n);
-void exp_fwd(const float* x, float* y, size_t n);
-void exp_bwd(const float* y, const float* gy, float* gx, size_t n);
-void log_fwd(const float* x, float* y, size_t n);
-void log_bwd(const float* x, const float* gy, float* gx, size_t n);
-void sqrt_fwd(const float* x, float* y, size_t n);
-void sqrt_bwd(const float* y, const float* gy, float* gx, size_t n);
-void erf_fwd(const float* x, float* y, size_t n);
-void erfc_fwd(const float* x, float* y, size_t n);
-void gdn_fwd(const float* x, const float* norm, float* y, size_t n, bool inverse);
-void gdn_bwd(const float* x, const float* norm, const float* gy, float* gx, float* gnorm, size_t n,
-             bool inverse);
+NTC_KERNEL_LIST(NTC_KERNEL_DECLARE)
 const char* target_name();  // hwy::TargetName of the target HWY_DYNAMIC_DISPATCH selects
 }  // namespace ntc::k::simd
 
