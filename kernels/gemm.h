@@ -19,6 +19,16 @@ namespace ntc::k {
 
 constexpr size_t kGemmKC = 256;  // k-block: partial sums are folded into C every kGemmKC terms
 
+// How a k-block's sum acc is folded into an element o of C, in every GEMM kernel and twin (fp32
+// and bf16): v = alpha·acc (skipped when alpha = 1), then o = v on the first block with beta = 0,
+// o + v on later blocks or with beta = 1, and beta·o + v otherwise.
+inline void fold_element(float& o, float acc, float alpha, float beta, bool first) {
+  const float v = alpha != 1.f ? acc * alpha : acc;
+  if (first && beta == 0.f) o = v;
+  else if (!first || beta == 1.f) o = o + v;
+  else o = o * beta + v;
+}
+
 void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
            float beta, float* C, int ldc);
 size_t sgemm_lanes();  // float lanes of the micro-kernel Highway dispatched to (8 AVX2, 16 AVX-512)

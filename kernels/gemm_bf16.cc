@@ -166,14 +166,7 @@ __attribute__((target("avx512f,avx512bf16"))) void micro_kernel(size_t kc2, cons
 // C[0:m, 0:n] (row stride ldc) ⊕= the tile acc, the fold of the fp32 kernel.
 void fold(const float* acc, float* c, size_t ldc, size_t m, size_t n, float alpha, float beta, bool first) {
   for (size_t r = 0; r < m; ++r)
-    for (size_t j = 0; j < n; ++j) {
-      float v = acc[r * kNR + j];
-      if (alpha != 1.f) v = v * alpha;
-      float& o = c[r * ldc + j];
-      if (first && beta == 0.f) o = v;
-      else if (!first || beta == 1.f) o = o + v;
-      else o = o * beta + v;
-    }
+    for (size_t j = 0; j < n; ++j) fold_element(c[r * ldc + j], acc[r * kNR + j], alpha, beta, first);
 }
 
 struct Scratch {
@@ -298,12 +291,7 @@ void sgemm_bf16(bool ta, bool tb, int M, int N, int K, float alpha, const float*
           acc = ftz(std::fma(a1, b1, acc));
           acc = ftz(std::fma(a_at(i, k), b_at(k, j), acc));
         }
-        float v = acc;
-        if (alpha != 1.f) v = v * alpha;
-        const bool first = k0 == 0;
-        if (first && beta == 0.f) o = v;
-        else if (!first || beta == 1.f) o = o + v;
-        else o = o * beta + v;
+        fold_element(o, acc, alpha, beta, k0 == 0);
       }
     }
 }

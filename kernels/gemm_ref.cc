@@ -24,12 +24,7 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
           const float b = tb ? B[size_t(j) * size_t(ldb) + size_t(k)] : B[size_t(k) * size_t(ldb) + size_t(j)];
           acc = std::fma(a, b, acc);
         }
-        float v = acc;
-        if (alpha != 1.f) v = v * alpha;
-        const bool first = k0 == 0;
-        if (first && beta == 0.f) o = v;
-        else if (!first || beta == 1.f) o = o + v;
-        else o = o * beta + v;
+        fold_element(o, acc, alpha, beta, k0 == 0);
       }
     }
 }

@@ -197,14 +197,7 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT pa, const flo
     hn::Store(a1[r], d, t + r * kNR + kL);
   }
   for (size_t r = 0; r < m; ++r)
-    for (size_t j = 0; j < n; ++j) {
-      float v = t[r * kNR + j];
-      if (alpha != 1.f) v = v * alpha;
-      float& o = c[r * ldc + j];
-      if (first && beta == 0.f) o = v;
-      else if (!first || beta == 1.f) o = o + v;
-      else o = o * beta + v;
-    }
+    for (size_t j = 0; j < n; ++j) fold_element(c[r * ldc + j], t[r * kNR + j], alpha, beta, first);
 }
 
 // The blocked product with op(B) panels from get_b(k0, kc, j0, nc, scratch) → pointer to the

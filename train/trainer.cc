@@ -267,42 +267,46 @@ std::string fmt_time(double s) {
 
 void set_step_limit_for_tests(int64_t n) { g_step_limit = n; }
 
-std::string checkpoint_info(const std::string& file) {
+namespace {
+// A whole checkpoint or snapshot file, loaded: options, model, Adam and state.
+struct FullCheckpoint {
+  TrainOptions o;
+  std::unique_ptr<nn::Model> model;
+  std::unique_ptr<Adam> adam;
+  State st;
+  bool moments = false;
+};
+FullCheckpoint load_full_checkpoint(const std::string& file) {
   const std::vector<uint8_t> b = read_file(file);
   const Loaded l = read_checkpoint_header(b, file);
-  TrainOptions o;
-  parse_options(l.options_text, o);
-  auto mp = model_for_checkpoint(nn::Config::parse(l.config_text, file + " (config)"), b.size());
-  nn::Model& model = *mp;
+  FullCheckpoint c;
+  parse_options(l.options_text, c.o);
+  c.model = model_for_checkpoint(nn::Config::parse(l.config_text, file + " (config)"), b.size());
   std::vector<Tensor> params;
-  for (auto& [n, t] : model.named_parameters()) params.push_back(t);
-  Adam adam(params, parse_adam_form(o.adam));
-  State st;
-  const bool moments = read_checkpoint_body(b, file, model, st, adam);
+  for (auto& [n, t] : c.model->named_parameters()) params.push_back(t);
+  c.adam = std::make_unique<Adam>(params, parse_adam_form(c.o.adam));
+  c.moments = read_checkpoint_body(b, file, *c.model, c.st, *c.adam);
+  return c;
+}
+}  // namespace
+
+std::string checkpoint_info(const std::string& file) {
+  const FullCheckpoint c = load_full_checkpoint(file);
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "{\"step\":%ld,\"steps\":%ld,\"train_h\":%.4f,\"decay_from\":%ld,\"warmup\":%ld,\"lr\":%g,"
                 "\"crop\":%d,\"batch\":%d,\"quant\":\"%s\",\"precision\":\"%s\",\"moments\":%s,\"parameters\":%ld}",
-                long(st.step), long(o.steps), st.train_s / 3600, long(o.decay_from), long(o.warmup), double(o.lr), o.crop,
-                o.batch, o.quant.c_str(), o.precision.c_str(), moments ? "true" : "false", long(model.num_parameters()));
+                long(c.st.step), long(c.o.steps), c.st.train_s / 3600, long(c.o.decay_from), long(c.o.warmup),
+                double(c.o.lr), c.o.crop, c.o.batch, c.o.quant.c_str(), c.o.precision.c_str(), c.moments ? "true" : "false",
+                long(c.model->num_parameters()));
   return buf;
 }
 
 void write_snapshot(const std::string& out_dir, const std::string& file) {
-  const std::string ckpt = checkpoint_path(out_dir);
-  const std::vector<uint8_t> b = read_file(ckpt);
-  const Loaded l = read_checkpoint_header(b, ckpt);
-  TrainOptions o;
-  parse_options(l.options_text, o);
-  auto mp = model_for_checkpoint(nn::Config::parse(l.config_text, ckpt + " (config)"), b.size());
-  nn::Model& model = *mp;
-  std::vector<Tensor> params;
-  for (auto& [n, t] : model.named_parameters()) params.push_back(t);
-  Adam adam(params, parse_adam_form(o.adam));
-  State st;
-  read_checkpoint_body(b, ckpt, model, st, adam);
-  write_file_atomic(file, serialize_checkpoint(model, o, st, adam, kF16));
+  const FullCheckpoint c = load_full_checkpoint(checkpoint_path(out_dir));
+  write_file_atomic(file, serialize_checkpoint(*c.model, c.o, c.st, *c.adam, kF16));
 }
+
 std::string checkpoint_path(const std::string& out) { return out + "/checkpoint.ntck"; }
 std::string model_path(const std::string& out) { return out + "/model.ntcm"; }
 
