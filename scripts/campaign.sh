@@ -129,6 +129,9 @@ ship() {
   [[ -f $csv ]] || echo "date,trunk_step,cooldown_steps,train_h,bd_rate_vs_jpeg420,bd_psnr_vs_jpeg420_db,bd_rate_vs_webp,sha256" >"$csv"
   local total; total=$(sed 's/.*"step":\([0-9]*\).*/\1/' "$cool/info.json")
   echo "$(date -u +%F),$step,$((total - step)),$h,$bd_jpeg,$psnr_jpeg,$bd_webp,$(sha256sum "$model" | cut -c1-64)" >>"$csv"
+  if [[ $FAMILY == two_layer && -x $ROOT/build/ntc_tests ]]; then  # the default family's golden streams
+    NTC_REGENERATE_GOLDEN=1 "$ROOT/build/ntc_tests" --gtest_filter='Cli.GoldenStreams*' >/dev/null
+  fi
   echo "campaign: shipped $model ($(stat -c %s "$model") bytes); BD-rate $bd_jpeg% vs JPEG 4:2:0, $bd_webp% vs WebP; $h h"
 }
 

@@ -307,6 +307,48 @@ TEST(Cli, OutOfMemoryIsAOneLineError) {
   }
 }
 
+// Golden streams (tests/golden/): small .ntc files made with the shipped default model and the
+// images they decode to, so that an accidental change of the format or the decoder fails here.
+// When the shipped model changes on purpose, regenerate them: NTC_REGENERATE_GOLDEN=1 with this
+// test (scripts/campaign.sh ship does it).
+TEST(Cli, GoldenStreamsDecodeToTheirImages) {
+  const std::string dir = nn::data_dir() + "/../tests/golden", model = nn::data_dir() + "/models/ntc_two_layer.ntcm";
+  if (!fs::exists(model)) GTEST_SKIP() << "the shipped model " << model << " is missing";
+  auto loaded = nn::load_model(model);
+  const auto mb = read_file(model);
+  const uint64_t hash = nn::model_hash(mb.data(), mb.size());
+  const char* const cases[] = {"q20", "q80"};  // --quality 20 and 80
+  const auto& ls = loaded->rate_lambdas();
+  ASSERT_FALSE(ls.empty());
+  const char* regen = std::getenv("NTC_REGENERATE_GOLDEN");
+  if (regen && *regen) {
+    const Tensor sample = read_image(nn::data_dir() + "/samples/seeding.png");
+    Tensor crop = Tensor::empty({1, 3, 72, 104});  // odd-sized: not a multiple of 64
+    for (int c = 0; c < 3; ++c)
+      for (int y = 0; y < 72; ++y)
+        for (int x = 0; x < 104; ++x)
+          crop.data()[(c * 72 + y) * 104 + x] = sample.data()[(c * sample.dim(2) + 200 + y) * sample.dim(3) + 300 + x];
+    fs::create_directories(dir);
+    for (const char* name : cases) {
+      const int q = std::atoi(name + 1);  // --quality q: log-spaced over the model's λ range
+      const double lam = ls.front() * std::pow(ls.back() / ls.front(), q / 100.0);
+      const nn::Encoded e = nn::compress(*loaded, crop, hash, lam);
+      write_file_atomic(dir + "/" + name + ".ntc", e.bytes);
+      write_image(dir + "/" + name + ".ppm", nn::decompress(*loaded, e.bytes.data(), e.bytes.size(), hash));
+    }
+    GTEST_SKIP() << "regenerated the golden streams in " << dir;
+  }
+  for (const char* name : cases) {
+    const std::string ntc = dir + "/" + name + ".ntc", ppm = dir + "/" + name + ".ppm";
+    ASSERT_TRUE(fs::exists(ntc) && fs::exists(ppm)) << ntc << " missing: regenerate with NTC_REGENERATE_GOLDEN=1";
+    const auto bytes = read_file(ntc);
+    const std::string out = ::testing::TempDir() + "/golden_" + name + ".ppm";
+    write_image(out, nn::decompress(*loaded, bytes.data(), bytes.size(), hash));
+    EXPECT_EQ(read_file(out), read_file(ppm)) << name << ": the decoder no longer reproduces its golden image";
+    fs::remove(out);
+  }
+}
+
 // --target forces every kernel's SIMD target (or the scalar twins); a target this CPU cannot run,
 // or an unknown one, is a one-line error.
 TEST(Cli, TargetFlagForcesTheSimdTarget) {
