@@ -310,6 +310,24 @@ TEST(Train, VariableRateTrainsEveryRatePoint) {
   ASSERT_EQ(run_training(o, false), 0);
   auto m = nn::load_model(model_path(o.out));
   ASSERT_EQ(m->rate_lambdas().size(), 2u);
+  {  // the log splits each window by rate point: [λ, bpp, PSNR, steps], steps adding up to the window
+    std::ifstream log(o.out + "/log.jsonl");
+    std::string line;
+    int windows = 0, steps = 0;
+    while (std::getline(log, line)) {
+      const size_t p = line.find("\"per_rate\":[");
+      if (p == std::string::npos) continue;
+      ++windows;
+      for (size_t q = line.find("[", p + 12); q != std::string::npos && q < line.size(); q = line.find("[", q + 1)) {
+        const size_t close = line.find("]", q);
+        const std::string entry = line.substr(q + 1, close - q - 1);
+        EXPECT_TRUE(entry.rfind("0.005,", 0) == 0 || entry.rfind("0.02,", 0) == 0) << entry;
+        steps += std::stoi(entry.substr(entry.rfind(',') + 1));
+      }
+    }
+    EXPECT_GT(windows, 0);
+    EXPECT_EQ(steps, 16);
+  }
   EXPECT_NEAR(m->rate_lambdas()[0], 0.005, 1e-9);
   // Gains start at sqrt(λ_l / λ_mid) (nn/model.h); training must have moved both rate points.
   const double mid = std::sqrt(0.005 * 0.02);

@@ -423,6 +423,12 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   int rc = 0;
   double acc_loss = 0, acc_bpp = 0, acc_mse = 0;
   int acc_n = 0;
+  // Variable rate: the same sums per rate point (the mix of rate points differs between windows).
+  struct RateSums {
+    double bpp = 0, mse = 0;
+    int n = 0;
+  };
+  std::vector<RateSums> per_rate(o.lambdas.size() > 1 ? o.lambdas.size() : 0);
   while (st.step < o.steps) {
     // Variable rate: each step trains one rate point, chosen by (seed, step) alone.
     const int rate = o.lambdas.size() > 1 ? int(Rng::mix(o.seed ^ Rng::mix(uint64_t(st.step))) % o.lambdas.size()) : -1;
@@ -442,14 +448,30 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     acc_bpp += terms.bpp_y + terms.bpp_z;
     acc_mse += terms.mse;
     ++acc_n;
+    if (rate >= 0) {
+      per_rate[size_t(rate)].bpp += terms.bpp_y + terms.bpp_z;
+      per_rate[size_t(rate)].mse += terms.mse;
+      ++per_rate[size_t(rate)].n;
+    }
     if (st.step % o.log_every == 0 || st.step == o.steps) {
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double rate = double(st.step - first) / el;
       const double mse = acc_mse / acc_n;
+      auto psnr_of = [](double m) { return 10 * std::log10(255.0 * 255.0 / std::max(m, 1e-10)); };
+      std::string rates;  // [λ, bpp, PSNR, steps] of each rate point trained in this window
+      for (size_t r = 0; r < per_rate.size(); ++r) {
+        if (!per_rate[r].n) continue;
+        char b[96];
+        std::snprintf(b, sizeof b, "%s[%g,%.5f,%.3f,%d]", rates.empty() ? "" : ",", double(o.lambdas[r]),
+                      per_rate[r].bpp / per_rate[r].n, psnr_of(per_rate[r].mse / per_rate[r].n), per_rate[r].n);
+        rates += b;
+        per_rate[r] = RateSums{};
+      }
+      // "lambda" is the last step's λ; "per_rate" (variable rate) splits the window by rate point.
       std::fprintf(log, "{\"step\":%ld,\"loss\":%.6f,\"bpp\":%.5f,\"mse\":%.4f,\"psnr\":%.3f,\"lambda\":%g,\"lr\":%g,"
-                   "\"grad_norm\":%.4f,\"steps_per_s\":%.4f,\"train_h\":%.4f}\n", long(st.step), acc_loss / acc_n, acc_bpp / acc_n,
-                   mse, 10 * std::log10(255.0 * 255.0 / std::max(mse, 1e-10)), double(lam), double(lr), gnorm, rate,
-                   st.train_s / 3600);
+                   "\"grad_norm\":%.4f,\"steps_per_s\":%.4f,\"train_h\":%.4f%s%s%s}\n", long(st.step), acc_loss / acc_n,
+                   acc_bpp / acc_n, mse, psnr_of(mse), double(lam), double(lr), gnorm, rate, st.train_s / 3600,
+                   rates.empty() ? "" : ",\"per_rate\":[", rates.c_str(), rates.empty() ? "" : "]");
       std::fflush(log);
       if (!o.quiet)
         std::fprintf(stderr, "step %ld/%ld  %.2f steps/s  ETA %s  loss %.4f  bpp %.4f  PSNR %.2f dB\n", long(st.step),
