@@ -32,7 +32,7 @@ const char* kUsage =
     "        [--adam keras|torch] [--checkpoint-every N] [--flips] [--min-scale S]\n"
     "        [--decay-from STEP] [--warmup N] [--no-lambda-boost] [--precision auto|fp32|bf16]\n"
     "  train --resume --out DIR [--steps N] [--decay-from STEP] [--warmup N] [--data DIR] [--precision P]\n"
-    "        [--from SNAPSHOT]\n"
+    "        [--lambda L1,L2,... (re-anchor the rate points)] [--from SNAPSHOT]\n"
     "  train --out DIR --snapshot FILE    compact snapshot (f16 weights, no Adam moments) of DIR's checkpoint\n"
     "  train --info (--out DIR | --from FILE)  a checkpoint's step, schedule and training hours (JSON)\n"
     "                                    train a model; checkpoints resume exactly\n"

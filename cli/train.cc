@@ -77,6 +77,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   over.warmup = a.has("warmup");
   over.data = a.has("data");
   over.precision = a.has("precision") && a.str("precision") != "auto";
+  over.lambdas = resume && a.has("lambda");
   if (resume && a.has("no-lambda-boost")) fail("train: --no-lambda-boost applies to a new run (the checkpoint keeps its own)");
   return train::run_training(o, resume, over);
 }

@@ -452,6 +452,64 @@ TEST(Train, CompactSnapshotResumes) {
   EXPECT_THROW(run_training(r, true), Error);
 }
 
+// A resume with --lambda re-anchors a variable-rate run's rate points: the other parameters carry
+// over unchanged, and each new rate point's gains are the trained ones read off piecewise linearly
+// in log λ (so a new point equal to an old one keeps its gains exactly); fixed-rate or linear-gain
+// runs refuse.
+TEST(Train, ResumeReanchorsTheRatePoints) {
+  Scratch s(2);
+  std::ofstream(s.dir + "/tiny_log.cfg") << kTinyCfg << "rate.gains = log\n";
+  TrainOptions o = s.options(8);
+  o.config = s.dir + "/tiny_log.cfg";
+  o.lambdas = {0.004f, 0.01f, 0.03f};
+  ASSERT_EQ(run_training(o, false), 0);
+  auto before = nn::load_model(model_path(o.out));
+  TrainOptions r = s.options(8);  // nothing left to train: the model is rewritten at once
+  r.lambdas = {0.002f, 0.01f, 0.02f, 0.06f};
+  ResumeOverrides over;
+  over.lambdas = true;
+  ASSERT_EQ(run_training(r, true, over), 0);
+  auto after = nn::load_model(model_path(o.out));
+  ASSERT_EQ(after->rate_lambdas().size(), 4u);
+  EXPECT_NEAR(after->rate_lambdas()[0], 0.002, 1e-9);
+  // λ inside the old range: the same gains as the old model's interpolation (0.01 is an old point).
+  for (double lam : {0.01, 0.02}) {
+    const auto ga = before->gains_for(lam), gb = after->gains_for(lam);
+    for (int64_t c = 0; c < ga.y.numel(); ++c) EXPECT_NEAR(gb.y.data()[c], ga.y.data()[c], 2e-3 * ga.y.data()[c]) << lam;
+    for (int64_t c = 0; c < ga.z_inv.numel(); ++c)
+      EXPECT_NEAR(gb.z_inv.data()[c], ga.z_inv.data()[c], 2e-3 * ga.z_inv.data()[c]) << lam;
+  }
+  // Below the old range: the first segment extended, in log-gain against log λ.
+  const auto g4 = before->gains_for(0.004), g10 = before->gains_for(0.01), g2 = after->gains_for(0.002);
+  const double t = std::log(0.002 / 0.004) / std::log(0.01 / 0.004);
+  for (int64_t c = 0; c < g2.y.numel(); ++c) {
+    const double want = std::exp(std::log(g4.y.data()[c]) + t * (std::log(g10.y.data()[c]) - std::log(g4.y.data()[c])));
+    EXPECT_NEAR(g2.y.data()[c], want, 3e-3 * want);
+  }
+  // Every other parameter carried over (to the f16 of the model files).
+  const auto pa = before->named_parameters(), pb = after->named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) {
+    if (pa[i].first.rfind("gain.", 0) != 0) {
+      EXPECT_EQ(pa[i].second.to_vector(), pb[i].second.to_vector()) << pa[i].first;
+    }
+  }
+  // It trains on from there with the new points.
+  r.steps = 12;
+  over.steps = true;
+  over.lambdas = false;
+  ASSERT_EQ(run_training(r, true, over), 0);
+  EXPECT_EQ(nn::load_model(model_path(o.out))->rate_lambdas().size(), 4u);
+  // A fixed-rate run (or linear gains) cannot be re-anchored.
+  TrainOptions f = s.options(4);
+  f.out = s.dir + "/fixed";
+  ASSERT_EQ(run_training(f, false), 0);
+  f.lambdas = {0.01f, 0.02f};
+  ResumeOverrides ol;
+  ol.lambdas = true;
+  EXPECT_THROW(run_training(f, true, ol), Error);
+}
+
 TEST(Train, BadOptionsAreErrors) {
   Scratch s(1);
   TrainOptions o = s.options(5);

@@ -169,6 +169,40 @@ Loaded read_checkpoint_header(const std::vector<uint8_t>& b, const std::string& 
   return l;
 }
 
+// Re-anchoring a variable-rate model's rate points: every parameter and its Adam moments carry
+// over from `from` to `to` unchanged, except the log-gain tensors [L, C], whose rows for the new λ
+// list are read off the old rows piecewise linearly in log λ (extrapolated along the end segments),
+// the same rule by which gains_for interpolates between rate points; their moments restart at 0.
+void reanchor_gains(const nn::Model& from, Adam& from_adam, nn::Model& to, Adam& to_adam) {
+  const auto& la = from.rate_lambdas();
+  const auto& lb = to.rate_lambdas();
+  const nn::NamedTensors a = from.named_parameters(), b = to.named_parameters();
+  NTC_CHECK(a.size() == b.size(), "re-anchoring: the two models differ beyond their gains");
+  for (size_t i = 0; i < b.size(); ++i) {
+    NTC_CHECK(a[i].first == b[i].first, "re-anchoring: parameter ", a[i].first, " against ", b[i].first);
+    const Tensor &src = a[i].second, &dst = b[i].second;
+    if (a[i].first.rfind("gain.", 0) != 0) {
+      NTC_CHECK(src.shape() == dst.shape(), "re-anchoring: ", a[i].first, " changed shape");
+      const size_t n = size_t(src.numel()) * sizeof(float);
+      std::memcpy(dst.data(), src.data(), n);
+      std::memcpy(to_adam.m()[i].data(), from_adam.m()[i].data(), n);
+      std::memcpy(to_adam.v()[i].data(), from_adam.v()[i].data(), n);
+      continue;
+    }
+    const int64_t C = src.dim(1);
+    for (size_t r = 0; r < lb.size(); ++r) {
+      size_t s = 0;  // the segment [la[s], la[s+1]] that holds (or extends to) lb[r]
+      while (s + 2 < la.size() && lb[r] > la[s + 1]) ++s;
+      const double t = std::log(lb[r] / la[s]) / std::log(la[s + 1] / la[s]);
+      for (int64_t c = 0; c < C; ++c) {
+        const double g0 = src.data()[int64_t(s) * C + c], g1 = src.data()[int64_t(s + 1) * C + c];
+        dst.data()[int64_t(r) * C + c] = float(g0 + t * (g1 - g0));
+      }
+    }
+  }
+  to_adam.set_t(from_adam.t());
+}
+
 // The model a checkpoint's config describes, built under a parameter budget from the file's size
 // (every value is stored with at least 2 bytes), so a corrupt config cannot demand gigabytes.
 std::unique_ptr<nn::Model> model_for_checkpoint(const nn::Config& cfg, size_t file_size) {
@@ -319,6 +353,7 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   const std::string src = o.from.empty() ? ckpt : o.from;  // what a resume reads
 
   std::vector<uint8_t> ckbytes;
+  std::string old_cfg_text;  // set when a resume re-anchors the rate points
   nn::Config cfg = nn::Config::parse("");
   if (resume) {
     if (!o.from.empty() && std::filesystem::exists(ckpt))
@@ -344,6 +379,29 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
       if (!o.quiet) std::fprintf(stderr, "ntc train: bf16 products cannot run here; this resume trains in fp32\n");
     }
     cfg = nn::Config::parse(l.config_text, src + " (config)");
+    if (over.lambdas) {  // re-anchor a variable-rate run's rate points (see reanchor_gains)
+      std::vector<float> want = cli.lambdas;
+      std::sort(want.begin(), want.end());
+      if (want.size() < 2 || std::adjacent_find(want.begin(), want.end()) != want.end() || !(want[0] > 0))
+        fail("train: --lambda on a resume re-anchors the rate points: give at least two distinct positive λ");
+      if (!cfg.has("rate.lambdas") || cfg.str("rate.gains", "linear") != "log")
+        fail("train: only a variable-rate run with log gains (rate.gains = log) can re-anchor its rate points");
+      old_cfg_text = l.config_text;
+      std::istringstream in(l.config_text);
+      std::ostringstream t;
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.rfind("rate.lambdas", 0) == 0) {
+          t << "rate.lambdas = ";
+          for (size_t i = 0; i < want.size(); ++i) t << (i ? "," : "") << want[i];
+          t << "\n";
+        } else {
+          t << line << "\n";
+        }
+      }
+      cfg = nn::Config::parse(t.str(), src + " (config, re-anchored)");
+      o.lambdas = want;
+    }
   } else {
     if (o.data.empty()) fail("train: --data DIR is required");
     if (o.lambdas.empty()) fail("train: --lambda is required");
@@ -383,7 +441,26 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   for (auto& [n, t] : model.named_parameters()) params.push_back(t);
   Adam adam(params, form);
   if (resume) {
-    if (!read_checkpoint_body(ckbytes, src, model, st, adam)) {
+    bool moments;
+    if (old_cfg_text.empty()) {
+      moments = read_checkpoint_body(ckbytes, src, model, st, adam);
+    } else {
+      auto old = model_for_checkpoint(nn::Config::parse(old_cfg_text, src + " (config)"), ckbytes.size());
+      std::vector<Tensor> old_params;
+      for (auto& [n, t] : old->named_parameters()) old_params.push_back(t);
+      Adam old_adam(old_params, form);
+      moments = read_checkpoint_body(ckbytes, src, *old, st, old_adam);
+      reanchor_gains(*old, old_adam, model, adam);
+      save_checkpoint(ckpt, model, o, st, adam);  // the new rate points hold from now on
+      if (!o.quiet) {
+        std::fprintf(stderr, "ntc train: rate points re-anchored from");
+        for (double v : old->rate_lambdas()) std::fprintf(stderr, " %g", v);
+        std::fprintf(stderr, " to");
+        for (double v : model.rate_lambdas()) std::fprintf(stderr, " %g", v);
+        std::fprintf(stderr, "\n");
+      }
+    }
+    if (!moments) {
       // Weights alone (a compact snapshot): Adam's moments start from zero, so the learning rate
       // warms up again from this step.
       o.warm_from = st.step;

@@ -40,6 +40,9 @@ struct TrainOptions {
 // within one precision).
 struct ResumeOverrides {
   bool steps = false, decay_from = false, warmup = false, data = false, precision = false;
+  // --lambda on a resume of a variable-rate run with log gains: new rate points, their gains read
+  // off the trained ones (interpolated or extrapolated in log λ); everything else carries over.
+  bool lambdas = false;
 };
 
 // Trains from scratch, or resumes from out/checkpoint.ntck when `resume` (the options stored in the
