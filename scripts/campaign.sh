@@ -40,7 +40,7 @@ recipe() {
   case $FAMILY in
     two_layer)
       echo "--config $ROOT/data/configs/ntc_two_layer.cfg --data $DATA" \
-           "--lambda 0.001,0.002,0.004,0.008,0.016,0.032,0.064,0.128 --steps 2000000 --decay-from 2000000" \
+           "--lambda 0.0003,0.0006,0.0012,0.0024,0.0048,0.0096,0.0192,0.0384 --steps 2000000 --decay-from 2000000" \
            "--warmup 500 --no-lambda-boost --crop 128 --batch 8 --lr 5e-4 --quant mixed --min-scale 0.6 --flips" \
            "--precision bf16" \
            "--log-every 50" ;;
