@@ -172,6 +172,19 @@ TEST(Gemm, BackEndsAgreeAndIgnoreThreadCount) {
 // bands with a row of ones (conv2d forward and weight gradient), or a whole B packed once — gives
 // the same bits as the scalar twin on the materialised operand, on every target, for column
 // offsets (col0, the thread split) and with K and N spanning several k- and column blocks.
+// The column matrix an Im2colSource stands for, [rows, G·band_cols], built by the reference
+// im2col image by image, with its rows of ones below.
+std::vector<float> materialised_columns(const ntc::k::Im2colSource& src) {
+  const int64_t bc = src.g.band_cols(), cols = src.G * bc;
+  std::vector<float> col(size_t(src.rows() * cols), 1.f);
+  for (int i = 0; i < src.G; ++i) {
+    ntc::k::ConvGeom gi = src.g;
+    gi.ld = cols;
+    ntc::k::ref::im2col(gi, src.x + i * src.x_stride, col.data() + i * bc);
+  }
+  return col;
+}
+
 TEST(Gemm, PanelsMatchTwinOnMaterialisedOperand) {
   std::mt19937 gen(21);
   std::uniform_real_distribution<float> u(-1, 1);
@@ -186,12 +199,7 @@ TEST(Gemm, PanelsMatchTwinOnMaterialisedOperand) {
   for (float& v : x) v = u(gen);
   const ntc::k::Im2colSource src{g, x.data(), xs, G, 1};
   // The materialised column matrix [rows, cols] via the reference im2col, ones in the last row.
-  std::vector<float> col(size_t(rows * cols), 1.f);
-  for (int i = 0; i < G; ++i) {
-    ntc::k::ConvGeom gi = g;
-    gi.ld = cols;
-    ntc::k::ref::im2col(gi, x.data() + i * xs, col.data() + i * bc);
-  }
+  const std::vector<float> col = materialised_columns(src);
   for (int c = 0; c < src.rows(); c += 7) {  // im2col_row on its own, from an odd column
     std::vector<float> row(size_t(cols - 5));
     ntc::k::im2col_row(src, c, 5, cols - 5, row.data());
@@ -364,12 +372,7 @@ TEST(GemmBf16, PanelsAndThreadsGiveTheSameBits) {
   std::vector<float> x(size_t(G * xs));
   for (float& v : x) v = u(gen);
   const ntc::k::Im2colSource src{g, x.data(), xs, G, 1};
-  std::vector<float> col(size_t(rows * cols), 1.f);
-  for (int i = 0; i < G; ++i) {
-    ntc::k::ConvGeom gi = g;
-    gi.ld = cols;
-    ntc::k::ref::im2col(gi, x.data() + i * xs, col.data() + i * bc);
-  }
+  const std::vector<float> col = materialised_columns(src);
   const int M = 14;
   std::vector<float> A(size_t(M * rows)), D(size_t(M * cols));
   for (float& v : A) v = u(gen);
