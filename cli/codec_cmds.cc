@@ -178,7 +178,7 @@ int cmd_decode(const std::vector<std::string>& argv) {
   LoadedModel lm = load(a.str("model"));
   const std::vector<uint8_t> bytes = read_file(a.positional()[0]);
   {  // a PNG too large to write is refused before the (long) decode, not after it
-    const codec::Container c = codec::read_container(bytes.data(), bytes.size());
+    const codec::Container c = codec::read_container(bytes.data(), bytes.size(), a.positional()[0]);
     if (out.substr(out.size() - 4) == ".png" && !png_writable(c.width, c.height))
       fail("decode: the stream holds a ", c.width, "x", c.height, " image, too large for PNG output; decode to .ppm");
   }

@@ -1,10 +1,12 @@
 // container — the .ntc file: a fixed header, length-prefixed sections and a CRC-32.
-// The byte layout is specified in codec/BITSTREAM.md; this file is its only reader and writer.
+// The byte layout is specified in codec/BITSTREAM.md; this file is its only reader and writer, on
+// the framing (magic, CRC-32) that .ntc shares with model files and checkpoints (lib/framed.h).
 // read_container() distrusts its input: every field is range-checked and every length validated
 // against the actual size before anything is allocated or read; any mismatch is an ntc::Error.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace ntc::codec {
@@ -20,7 +22,7 @@ struct Container {
 };
 
 std::vector<uint8_t> write_container(const Container& c);
-Container read_container(const uint8_t* data, size_t size);
-uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc = 0);
+// `origin` (a path, or "stream") begins every error message.
+Container read_container(const uint8_t* data, size_t size, const std::string& origin = "stream");
 
 }  // namespace ntc::codec

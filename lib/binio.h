@@ -57,6 +57,7 @@ class BinReader {
     return r;
   }
   bool done() const { return p_ == end_; }
+  size_t remaining() const { return size_t(end_ - p_); }
   const std::string& origin() const { return origin_; }
 
  private:

@@ -6,15 +6,14 @@
 #include <cstring>
 #include <map>
 
-#include "codec/container.h"
 #include "lib/binio.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
+#include "lib/framed.h"
 
 namespace ntc::nn {
 namespace {
 
-constexpr uint8_t kMagic[4] = {'N', 'T', 'C', 'M'};
 constexpr uint32_t kVersion = 1;
 constexpr uint32_t kMaxConfig = 1 << 20, kMaxTensors = 100000, kMaxTableLen = 1 << 17;
 
@@ -48,8 +47,7 @@ uint64_t model_hash(const uint8_t* data, size_t size) {
 
 std::vector<uint8_t> serialize_model(const Model& m, WeightFormat fmt) {
   NTC_CHECK(m.finalized(), "save_model: finalize() the model first (entropy tables)");
-  BinWriter w;
-  w.raw(kMagic, 4);
+  BinWriter w = open_frame_writer(kModelFrame);
   w.put<uint32_t>(kVersion);
   const std::string& cfg = m.config().text();
   w.str(cfg);
@@ -74,16 +72,11 @@ std::vector<uint8_t> serialize_model(const Model& m, WeightFormat fmt) {
   w.put<uint32_t>(m.hyperprior() ? uint32_t(gc.tables().size()) : 0);
   if (m.hyperprior())
     for (const auto& t : gc.tables()) write_table(w, t);
-  w.put<uint32_t>(codec::crc32(w.out.data(), w.out.size()));
-  return w.out;
+  return close_frame(std::move(w));
 }
 
 std::unique_ptr<Model> deserialize_model(const uint8_t* data, size_t size, const std::string& origin) {
-  if (size < 12 || std::memcmp(data, kMagic, 4) != 0) fail(origin, ": not an ntc model file");
-  uint32_t stored_crc;
-  std::memcpy(&stored_crc, data + size - 4, 4);
-  if (codec::crc32(data, size - 4) != stored_crc) fail(origin, ": corrupt model file (checksum mismatch)");
-  BinReader r(data + 4, size - 8, origin);
+  BinReader r = open_frame(data, size, kModelFrame, origin);
   const uint32_t version = r.get<uint32_t>();
   if (version != kVersion) fail(origin, ": model format version ", version, ", this build reads ", kVersion);
   const uint32_t cfg_len = r.get<uint32_t>();

@@ -4,6 +4,7 @@
 
 #include "codec/container.h"
 #include "lib/common.h"
+#include "lib/framed.h"
 #include "lib/rng.h"
 
 namespace ntc::codec {
@@ -80,3 +81,58 @@ TEST(Container, RandomGarbageIsAnError) {
 
 }  // namespace
 }  // namespace ntc::codec
+
+namespace ntc {
+namespace {
+
+// The framing all three file formats share (lib/framed.h): magic, size and CRC are checked in
+// one place, and each format refuses the others' files by their magic.
+TEST(Framed, RoundTripAndEveryFramingCheck) {
+  BinWriter w = open_frame_writer(kModelFrame);
+  w.put<uint32_t>(0xDEADBEEF);
+  w.str("body");
+  const std::vector<uint8_t> file = close_frame(std::move(w));
+  ASSERT_EQ(file.size(), 4 + 4 + 4 + 4 + 4u);
+  BinReader r = open_frame(file.data(), file.size(), kModelFrame, "m.ntcm");
+  EXPECT_EQ(r.get<uint32_t>(), 0xDEADBEEFu);
+  EXPECT_EQ(r.str(), "body");
+  EXPECT_TRUE(r.done());
+  auto message = [&](const std::vector<uint8_t>& f, const FrameFormat& fmt) -> std::string {
+    try {
+      open_frame(f.data(), f.size(), fmt, "m.ntcm");
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  EXPECT_EQ(message(file, kStreamFrame), "m.ntcm: not an ntc stream");
+  EXPECT_EQ(message(file, kCheckpointFrame), "m.ntcm: not an ntc checkpoint");
+  for (size_t n = 0; n < 8; ++n)
+    EXPECT_EQ(message(std::vector<uint8_t>(file.begin(), file.begin() + long(n)), kModelFrame), "m.ntcm: not an ntc model file");
+  auto flipped = file;
+  flipped[9] ^= 1;
+  EXPECT_EQ(message(flipped, kModelFrame), "m.ntcm: corrupt ntc model file (checksum mismatch)");
+  reseal_frame(flipped);
+  EXPECT_EQ(message(flipped, kModelFrame), "accepted");
+  // The reader stops at the body's end: the CRC is not readable as data.
+  BinReader r2 = open_frame(file.data(), file.size(), kModelFrame, "m.ntcm");
+  r2.take(12);
+  EXPECT_THROW(r2.get<uint8_t>(), Error);
+}
+
+TEST(Framed, ContainerErrorsNameTheirOrigin) {
+  codec::Container c;
+  c.height = c.width = 1;
+  auto bytes = codec::write_container(c);
+  bytes[4] = 9;
+  reseal_frame(bytes);
+  try {
+    codec::read_container(bytes.data(), bytes.size(), "x.ntc");
+    ADD_FAILURE() << "accepted version 9";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("x.ntc: unsupported ntc stream version 9", 0), 0u) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace ntc

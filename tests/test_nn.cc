@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "codec/container.h"
+#include "lib/framed.h"
 #include "lib/common.h"
 #include "lib/ops/ops.h"
 #include "nn/layers.h"
@@ -254,7 +255,7 @@ TEST_F(ModelFile, MismatchedConfigIsRejected) {
     bad.replace(bad.find(from), std::strlen(from), to);
     auto t = bytes;
     std::copy(bad.begin(), bad.end(), t.begin() + 12);
-    const uint32_t crc = codec::crc32(t.data(), t.size() - 4);
+    const uint32_t crc = crc32(t.data(), t.size() - 4);
     std::memcpy(t.data() + t.size() - 4, &crc, 4);
     try {
       deserialize_model(t.data(), t.size());
@@ -287,7 +288,7 @@ TEST_F(ModelFile, GaussianTableCountIsCheckedFirst) {
       const size_t last = 8 + 2 * (model_->gaussian_conditional().tables().back().cdf.size() - 1);
       t.insert(t.end() - 4, t.end() - 4 - long(last), t.end() - 4);
     }
-    const uint32_t crc = codec::crc32(t.data(), t.size() - 4);
+    const uint32_t crc = crc32(t.data(), t.size() - 4);
     std::memcpy(t.data() + t.size() - 4, &crc, 4);
     try {
       deserialize_model(t.data(), t.size());
@@ -317,7 +318,7 @@ TEST_F(ModelFile, ConfigCannotDemandMoreThanTheFileHolds) {
     t.insert(t.end(), reinterpret_cast<const uint8_t*>(&n), reinterpret_cast<const uint8_t*>(&n) + 4);
     t.insert(t.end(), bad.begin(), bad.end());
     t.insert(t.end(), bytes.begin() + 12 + long(cfg_.size()), bytes.end());
-    const uint32_t crc = codec::crc32(t.data(), t.size() - 4);
+    const uint32_t crc = crc32(t.data(), t.size() - 4);
     std::memcpy(t.data() + t.size() - 4, &crc, 4);
     const auto t0 = std::chrono::steady_clock::now();
     try {

@@ -12,7 +12,7 @@
 #include <memory>
 #include <sstream>
 
-#include "codec/container.h"
+#include "lib/framed.h"
 #include "kernels/kernels.h"
 #include "lib/binio.h"
 #include "lib/common.h"
@@ -36,7 +36,6 @@ volatile std::sig_atomic_t g_stop = 0;
 int64_t g_step_limit = 0;
 extern "C" void on_signal(int) { g_stop = 1; }
 
-constexpr uint8_t kMagic[4] = {'N', 'T', 'C', 'K'};
 constexpr uint32_t kVersion = 2;
 
 std::string options_text(const TrainOptions& o) {
@@ -121,8 +120,7 @@ void put_values(BinWriter& w, const Tensor& t, bool f16) {
 
 std::vector<uint8_t> serialize_checkpoint(const nn::Model& m, const TrainOptions& o, const State& st, Adam& adam,
                                           uint8_t flags) {
-  BinWriter w;
-  w.raw(kMagic, 4);
+  BinWriter w = open_frame_writer(kCheckpointFrame);
   w.put<uint32_t>(kVersion);
   w.str(m.config().text());
   w.str(options_text(o));
@@ -142,8 +140,7 @@ std::vector<uint8_t> serialize_checkpoint(const nn::Model& m, const TrainOptions
     if (flags & kMoments)
       for (const Tensor* t : {&adam.m()[i], &adam.v()[i]}) put_values(w, *t, flags & kF16);
   }
-  w.put<uint32_t>(codec::crc32(w.out.data(), w.out.size()));
-  return w.out;
+  return close_frame(std::move(w));
 }
 
 void save_checkpoint(const std::string& path, const nn::Model& m, const TrainOptions& o, const State& st, Adam& adam) {
@@ -156,11 +153,7 @@ struct Loaded {
 
 // Reads the checkpoint's config and options (to build the model), then fills model, Adam and state.
 Loaded read_checkpoint_header(const std::vector<uint8_t>& b, const std::string& path) {
-  if (b.size() < 12 || std::memcmp(b.data(), kMagic, 4) != 0) fail(path, ": not an ntc checkpoint");
-  uint32_t crc;
-  std::memcpy(&crc, b.data() + b.size() - 4, 4);
-  if (codec::crc32(b.data(), b.size() - 4) != crc) fail(path, ": corrupt checkpoint (checksum mismatch)");
-  BinReader r(b.data() + 4, b.size() - 8, path);
+  BinReader r = open_frame(b.data(), b.size(), kCheckpointFrame, path);
   const uint32_t version = r.get<uint32_t>();
   if (version != 1 && version != kVersion) fail(path, ": checkpoint version ", version, ", this build reads 1 and ", kVersion);
   Loaded l;
@@ -212,7 +205,7 @@ std::unique_ptr<nn::Model> model_for_checkpoint(const nn::Config& cfg, size_t fi
 
 // Fills model, Adam and state; returns whether the checkpoint held Adam's moments.
 bool read_checkpoint_body(const std::vector<uint8_t>& b, const std::string& path, nn::Model& m, State& st, Adam& adam) {
-  BinReader r(b.data() + 4, b.size() - 8, path);
+  BinReader r = open_frame(b.data(), b.size(), kCheckpointFrame, path);
   const uint32_t version = r.get<uint32_t>();
   r.str();
   r.str();
