@@ -27,13 +27,13 @@ LDLIBS   := -lopenblas -lhwy -lhwy_contrib -lstb -lpthread -lm
 
 LIB_SRC   := $(wildcard lib/*.cc lib/ops/*.cc kernels/*.cc nn/*.cc codec/*.cc train/*.cc)
 CLI_SRC   := $(wildcard cli/*.cc bench/*.cc)
-TEST_SRC  := $(wildcard tests/*.cc)
+TEST_SRC  := $(wildcard tests/*.cc) tests/fuzz/targets.cc
 
 LIB_OBJ   := $(LIB_SRC:%.cc=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.cc=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.cc=$(BUILD)/%.o)
 
-.PHONY: all test bench asan scalar deps clean run
+.PHONY: all test bench asan scalar deps clean run fuzz fuzz-build fuzz-bins
 all: $(BUILD)/ntc
 
 $(BUILD)/libntc.a: $(LIB_OBJ)
@@ -67,10 +67,30 @@ asan:
 scalar:
 	$(MAKE) BUILD=build-scalar EXTRA="-DNTC_SCALAR_DEFAULT=1" test
 
+# Fuzzing (tests/fuzz/README.md): libFuzzer targets built by clang under ASan + UBSan in
+# build-fuzz/; `make fuzz` runs each for FUZZ_SECONDS from the seed corpus in tests/fuzz/corpus and
+# fails on any crash, hang, leak or out-of-memory.
+FUZZ_BUILD   := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.cc,%,$(wildcard tests/fuzz/fuzz_*.cc))
+
+fuzz: fuzz-build
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CXX=clang++ OPT=-O1 EXTRA="$(FUZZ_SAN) -fsanitize=fuzzer-no-link -Wno-unknown-warning-option" fuzz-bins
+
+fuzz-bins: $(patsubst %,$(BUILD)/%,$(FUZZ_TARGETS))
+.PRECIOUS: $(BUILD)/tests/fuzz/%.o
+
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/targets.o $(BUILD)/libntc.a
+	$(CXX) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
 deps:
 	@bash scripts/deps.sh
 
 clean:
-	rm -rf build build-asan build-scalar
+	rm -rf build build-asan build-scalar build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(wildcard $(BUILD)/tests/fuzz/*.d)

@@ -14,10 +14,32 @@
 namespace ntc {
 
 Tensor read_image(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_file(path);
+  return read_image(bytes.data(), bytes.size(), path);
+}
+
+Tensor read_image(const uint8_t* data, size_t size, const std::string& origin, int64_t max_pixels) {
+  if (size > size_t(INT32_MAX)) fail("cannot read image ", origin, ": larger than 2 GiB");
   int w = 0, h = 0, c = 0;
-  unsigned char* px = stbi_load(path.c_str(), &w, &h, &c, 3);
-  if (!px) fail("cannot read image ", path, ": ", stbi_failure_reason());
-  Tensor t = Tensor::empty({1, 3, h, w});
+  if (!stbi_info_from_memory(data, int(size), &w, &h, &c))
+    fail("cannot read image ", origin, ": ", stbi_failure_reason());
+  if (max_pixels > 0 && int64_t(w) * h > max_pixels)
+    fail("cannot read image ", origin, ": ", w, "x", h, " is more than the limit of ", max_pixels, " pixels");
+  if (w < 1 || h < 1) fail("cannot read image ", origin, ": its size is ", w, "x", h);
+  const int info_w = w, info_h = h;
+  unsigned char* px = stbi_load_from_memory(data, int(size), &w, &h, &c, 3);
+  if (!px) fail("cannot read image ", origin, ": ", stbi_failure_reason());
+  if (w != info_w || h != info_h) {  // the header read twice must agree (the limit was checked on the first)
+    stbi_image_free(px);
+    fail("cannot read image ", origin, ": inconsistent header");
+  }
+  Tensor t;
+  try {
+    t = Tensor::empty({1, 3, h, w});
+  } catch (...) {
+    stbi_image_free(px);
+    throw;
+  }
   const size_t plane = size_t(w) * size_t(h);
   for (size_t i = 0; i < plane; ++i)
     for (int ch = 0; ch < 3; ++ch) t.data()[size_t(ch) * plane + i] = px[i * 3 + size_t(ch)];

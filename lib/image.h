@@ -12,6 +12,9 @@
 namespace ntc {
 
 Tensor read_image(const std::string& path);  // throws ntc::Error with the path on failure
+// The same from bytes in memory (`origin` names them in errors). max_pixels > 0 refuses a larger
+// image from its header, before the decoder allocates anything (tests/fuzz/fuzz_image.cc).
+Tensor read_image(const uint8_t* data, size_t size, const std::string& origin, int64_t max_pixels = 0);
 // Writes x [1,3,H,W] (clamped to 0..255 and rounded) as PNG (or PPM by extension), atomically.
 // PNG output is limited to (3W + 1)·H < 2³¹ bytes (stb_image_write's int sizes): about 715
 // megapixels; larger is an error that says so (PPM has no limit). Inputs are read by stb_image,

@@ -2,7 +2,8 @@
 # Installs the Debian packages ntc needs, if any are missing. As root it runs apt-get;
 # otherwise it prints the exact command to run and exits non-zero.
 set -euo pipefail
-need=(g++ make libopenblas-openmp-dev libhwy-dev libstb-dev libgtest-dev)
+# clang, libomp-dev and libclang-rt-dev (libFuzzer) build only the fuzz targets (make fuzz).
+need=(g++ make libopenblas-openmp-dev libhwy-dev libstb-dev libgtest-dev clang libomp-dev libclang-rt-dev)
 missing=()
 for p in "${need[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

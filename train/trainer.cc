@@ -5,6 +5,8 @@
 #include <cstring>
 #include <initializer_list>
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -50,8 +52,25 @@ std::string options_text(const TrainOptions& o) {
   return s.str();
 }
 
-// Inverse of options_text; keeps `out` and `config`.
-void parse_options(const std::string& text, TrainOptions& o) {
+// Inverse of options_text; keeps `out` and `config`. The text comes from a file, so every number
+// is parsed whole and in range, or the checkpoint is refused with an ntc::Error naming `origin`.
+void parse_options(const std::string& text, TrainOptions& o, const std::string& origin) {
+  auto bad = [&](const std::string& k, const std::string& v) {
+    fail(origin, ": corrupt checkpoint (option ", k, " = '", v.substr(0, 40), "')");
+  };
+  auto integer = [&](const std::string& k, const std::string& v, int64_t lo, int64_t hi) {
+    int64_t x = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+    if (ec != std::errc() || end != v.data() + v.size() || x < lo || x > hi) bad(k, v);
+    return x;
+  };
+  auto real = [&](const std::string& k, const std::string& v) {
+    char* end = nullptr;
+    const double x = v.empty() ? 0 : std::strtod(v.c_str(), &end);
+    if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x) || std::fabs(x) > 1e30) bad(k, v);
+    return float(x);
+  };
+  constexpr int64_t kBig = int64_t(1) << 40;
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
@@ -60,30 +79,35 @@ void parse_options(const std::string& text, TrainOptions& o) {
     const std::string k = line.substr(0, eq), v = line.substr(eq + 1);
     if (k == "data") o.data = v;
     else if (k == "val") o.val = v;
-    else if (k == "steps") o.steps = std::stoll(v);
-    else if (k == "crop") o.crop = std::stoi(v);
-    else if (k == "batch") o.batch = std::stoi(v);
-    else if (k == "lr") o.lr = std::stof(v);
-    else if (k == "decay_from") o.decay_from = std::stoll(v);
-    else if (k == "warmup") o.warmup = std::stoll(v);
-    else if (k == "warm_from") o.warm_from = std::stoll(v);
+    else if (k == "steps") o.steps = integer(k, v, 0, kBig);
+    else if (k == "crop") o.crop = int(integer(k, v, 1, 1 << 16));
+    else if (k == "batch") o.batch = int(integer(k, v, 1, 1 << 16));
+    else if (k == "lr") o.lr = real(k, v);
+    else if (k == "decay_from") o.decay_from = integer(k, v, -1, kBig);
+    else if (k == "warmup") o.warmup = integer(k, v, -1, kBig);
+    else if (k == "warm_from") o.warm_from = integer(k, v, 0, kBig);
     else if (k == "lambda_boost") o.lambda_boost = v == "1";
-    else if (k == "clipnorm") o.clipnorm = std::stof(v);
-    else if (k == "min_scale") o.min_scale = std::stof(v);
+    else if (k == "clipnorm") o.clipnorm = real(k, v);
+    else if (k == "min_scale") o.min_scale = real(k, v);
     else if (k == "flips") o.flips = v == "1";
-    else if (k == "seed") o.seed = std::stoull(v);
-    else if (k == "quant") o.quant = v;
+    else if (k == "seed") {
+      const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), o.seed);
+      if (ec != std::errc() || end != v.data() + v.size()) bad(k, v);
+    } else if (k == "quant") o.quant = v;
     else if (k == "precision") o.precision = v;
     else if (k == "adam") o.adam = v;
-    else if (k == "checkpoint_every") o.checkpoint_every = std::stoll(v);
-    else if (k == "val_every") o.val_every = std::stoll(v);
-    else if (k == "log_every") o.log_every = std::stoll(v);
-    else if (k == "val_images") o.val_images = std::stoi(v);
+    else if (k == "checkpoint_every") o.checkpoint_every = integer(k, v, 0, kBig);
+    else if (k == "val_every") o.val_every = integer(k, v, 0, kBig);
+    else if (k == "log_every") o.log_every = integer(k, v, 0, kBig);
+    else if (k == "val_images") o.val_images = int(integer(k, v, 0, 1 << 30));
     else if (k == "lambdas") {
       o.lambdas.clear();
       std::stringstream ls(v);
       std::string item;
-      while (std::getline(ls, item, ',')) o.lambdas.push_back(std::stof(item));
+      while (std::getline(ls, item, ',')) {
+        if (o.lambdas.size() >= 1024) bad(k, v);
+        o.lambdas.push_back(real(k, item));
+      }
     }
   }
 }
@@ -303,11 +327,10 @@ struct FullCheckpoint {
   State st;
   bool moments = false;
 };
-FullCheckpoint load_full_checkpoint(const std::string& file) {
-  const std::vector<uint8_t> b = read_file(file);
+FullCheckpoint load_full_checkpoint(const std::vector<uint8_t>& b, const std::string& file) {
   const Loaded l = read_checkpoint_header(b, file);
   FullCheckpoint c;
-  parse_options(l.options_text, c.o);
+  parse_options(l.options_text, c.o, file);
   c.model = model_for_checkpoint(nn::Config::parse(l.config_text, file + " (config)"), b.size());
   std::vector<Tensor> params;
   for (auto& [n, t] : c.model->named_parameters()) params.push_back(t);
@@ -317,8 +340,10 @@ FullCheckpoint load_full_checkpoint(const std::string& file) {
 }
 }  // namespace
 
-std::string checkpoint_info(const std::string& file) {
-  const FullCheckpoint c = load_full_checkpoint(file);
+std::string checkpoint_info(const std::string& file) { return checkpoint_info(read_file(file), file); }
+
+std::string checkpoint_info(const std::vector<uint8_t>& bytes, const std::string& file) {
+  const FullCheckpoint c = load_full_checkpoint(bytes, file);
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "{\"step\":%ld,\"steps\":%ld,\"train_h\":%.4f,\"decay_from\":%ld,\"warmup\":%ld,\"lr\":%g,"
@@ -330,7 +355,8 @@ std::string checkpoint_info(const std::string& file) {
 }
 
 void write_snapshot(const std::string& out_dir, const std::string& file) {
-  const FullCheckpoint c = load_full_checkpoint(checkpoint_path(out_dir));
+  const std::string src = checkpoint_path(out_dir);
+  const FullCheckpoint c = load_full_checkpoint(read_file(src), src);
   write_file_atomic(file, serialize_checkpoint(*c.model, c.o, c.st, *c.adam, kF16));
 }
 
@@ -359,7 +385,7 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     o.warm_from = 0;
     o.lambda_boost = true;
     o.precision = "fp32";
-    parse_options(l.options_text, o);
+    parse_options(l.options_text, o, src);
     if (over.steps) o.steps = cli.steps;  // longer or shorter: the schedule follows
     if (over.decay_from) o.decay_from = cli.decay_from;
     if (over.warmup) o.warmup = cli.warmup;

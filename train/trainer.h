@@ -61,6 +61,9 @@ void write_snapshot(const std::string& out_dir, const std::string& file);
 
 // One line of JSON about a checkpoint or snapshot: step, planned steps, training hours, schedule.
 std::string checkpoint_info(const std::string& file);
+// The same from a checkpoint's bytes (`origin` names them in errors); the whole file is loaded and
+// checked, as a resume would (tests/fuzz/fuzz_checkpoint.cc).
+std::string checkpoint_info(const std::vector<uint8_t>& bytes, const std::string& origin);
 
 std::string checkpoint_path(const std::string& out_dir);
 std::string model_path(const std::string& out_dir);
