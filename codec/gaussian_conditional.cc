@@ -10,6 +10,7 @@ namespace ntc::codec {
 namespace {
 constexpr float kLikelihoodBound = 1e-9f;
 const double kKappa = std::log(kScaleMax / kScaleMin) / (kNumScales - 1);
+}  // namespace
 
 // TfIndex thresholds on r: idx = #{i in 1..63 : r >= ln(i − ½)}, as floats (compared exactly).
 const std::array<float, kNumScales - 1>& index_thresholds() {
@@ -20,7 +21,6 @@ const std::array<float, kNumScales - 1>& index_thresholds() {
   }();
   return t;
 }
-}  // namespace
 
 const std::array<double, kNumScales>& scale_table() {
   static const auto t = [] {

@@ -31,6 +31,8 @@ enum class ScaleMode { TfIndex, LowerBound };
 constexpr int kNumScales = 64;
 constexpr double kScaleMin = 0.11, kScaleMax = 256.0;
 const std::array<double, kNumScales>& scale_table();  // σ_i, i = 0..63
+// TfIndex thresholds on r: float(ln(i − ½)), i = 1..63; idx = how many are <= r.
+const std::array<float, kNumScales - 1>& index_thresholds();
 
 class GaussianConditional {
  public:

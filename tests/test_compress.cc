@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "codec/container.h"
+#include "codec/gaussian_conditional.h"
 #include "kernels/kernels.h"
 #include "lib/gemm.h"
 #include "lib/threads.h"
@@ -315,6 +316,115 @@ TEST(Compress, DecoderSideIsTheSameOnEveryTargetBackendAndThreadCount) {
   const std::vector<float> blas = portable::run_decoder_side(m, z_hat, y_hat, false);
   set_gemm_backend(GemmBackend::Auto);
   EXPECT_NE(blas, want);
+}
+
+// Scale indexes right at the thresholds. The last h_s bias is tuned, channel by channel, until one
+// r of every scale channel lies exactly on an index threshold (even channels) or on the float just
+// below one (odd channels). A decoder side that is one ulp off there, in either direction, changes
+// an index, and with it the whole rest of the stream: the indexes must be the same on every Highway
+// target, GEMM back end and thread count, and with the scalar twins. (OpenBLAS outside the
+// PortableProducts scope shows that the test can tell.)
+TEST(Compress, ScaleIndexesRightAtTheThresholdsAreTheSameEverywhere) {
+  const char* cfg =
+      "latent_channels = 96\nhyper_channels = 48\nanalysis = cnn\nanalysis.channels_base = 16\n"
+      "synthesis = two_layer\nsynthesis.channels = 24\nhyper_analysis = hyper\nhyper_synthesis = hyper\n"
+      "scale_mode = tf_index\n";
+  Model m(Config::parse(cfg));
+  Rng rng(21);
+  m.init(rng);
+  for (auto& [n, t] : m.named_parameters())
+    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] *= 1.f + 0.2f * (rng.uniform() - 0.5f);
+  const int64_t M = 96;
+  Tensor z_hat = Tensor::empty({1, 48, 4, 5});
+  for (int64_t i = 0; i < z_hat.numel(); ++i) z_hat.data()[i] = std::nearbyint(8 * (rng.uniform() - 0.5f));
+  auto r_of = [&](bool portable_scope) {
+    NoGrad ng;
+    std::unique_ptr<PortableProducts> scope;
+    if (portable_scope) scope = std::make_unique<PortableProducts>();
+    return slice_channels((*m.h_s())(z_hat), M, M);
+  };
+  Tensor bias;  // the last h_s layer's bias: [2M], μ then r
+  for (auto& [n, t] : m.h_s()->named_parameters())
+    if (n.size() >= 4 && n.compare(n.size() - 4, 4, "bias") == 0) bias = t;
+  ASSERT_EQ(bias.numel(), 2 * M);
+  const auto& th = codec::index_thresholds();
+  const int64_t P = 16 * 20;  // positions per channel of r
+  // With the r biases at 0, r is the products' sum alone. Each channel's tuned position is one
+  // where that sum is in (0, 2), and its threshold one in [2, 4.2): then the bias lies in (0, T) and
+  // its ulp is no coarser than T's, so some bias puts r exactly on T.
+  for (int64_t c = 0; c < M; ++c) bias.data()[M + c] = 0;
+  const Tensor r0 = r_of(true);
+  std::vector<float> target(static_cast<size_t>(M));
+  std::vector<int64_t> at(static_cast<size_t>(M), -1), tried(static_cast<size_t>(M), 0);
+  auto place = [&](int64_t c) {  // the next candidate position of channel c; false when none is left
+    for (int64_t& k = tried[size_t(c)]; k < P; ++k) {
+      const int64_t p = (c * 37 + k) % P;
+      const float v = r0.data()[c * P + p];
+      if (v > 0 && v < 2 && p != at[size_t(c)]) {
+        at[size_t(c)] = p;
+        bias.data()[M + c] = target[size_t(c)] - v;
+        return true;
+      }
+    }
+    return false;
+  };
+  for (int64_t c = 0; c < M; ++c) {
+    const float t = th[size_t(7 + (c * 11) % 56)];  // ln(7.5) ≈ 2.01 … ln(62.5) ≈ 4.14
+    target[size_t(c)] = c % 2 ? std::nextafter(t, -INFINITY) : t;
+    ASSERT_TRUE(place(c)) << "channel " << c << " has no position with a sum in (0, 2)";
+  }
+  // Then one ulp at a time until every r is on its mark. The bias enters the sum's rounding
+  // chain, so a position may skip the mark; such a channel moves on to its next position.
+  int hit = 0;
+  for (int round = 0; round < 30 && hit < M; ++round) {
+    std::vector<bool> on(size_t(M), false);
+    for (int it = 0; it < 40 && hit < M; ++it) {
+      const Tensor r = r_of(true);
+      hit = 0;
+      for (int64_t c = 0; c < M; ++c) {
+        const float v = r.data()[c * P + at[size_t(c)]], want = target[size_t(c)];
+        float& b = bias.data()[M + c];
+        if ((on[size_t(c)] = v == want)) ++hit;
+        else b = std::nextafter(b, v < want ? INFINITY : -INFINITY);
+      }
+    }
+    for (int64_t c = 0; c < M && hit < M; ++c) {
+      if (!on[size_t(c)]) {
+        ASSERT_TRUE(place(c)) << "channel " << c << " ran out of positions";
+      }
+    }
+  }
+  const Tensor r_ref = r_of(true);
+  const std::vector<int32_t> want = m.gaussian_conditional().indexes(r_ref);
+  // One ulp at a tuned position changes its index (the test is sharp).
+  for (int64_t c = 0; c < M; ++c) {
+    Tensor one = Tensor::empty({1});
+    one.data()[0] = std::nextafter(target[size_t(c)], c % 2 ? INFINITY : -INFINITY);
+    ASSERT_NE(m.gaussian_conditional().indexes(one)[0], want[size_t(c * P + at[size_t(c)])]) << "channel " << c;
+  }
+  const int saved = num_threads();
+  for (const int64_t target_isa : test::simd_targets()) {
+    if (target_isa & (HWY_SSSE3 | HWY_SSE4)) continue;  // x86-64 builds of ntc need AVX2 (FMA)
+    test::ForceTarget force(target_isa);
+    for (GemmBackend backend : {GemmBackend::Auto, GemmBackend::Ntc, GemmBackend::OpenBLAS})
+      for (int threads : {1, 2, 3}) {
+        set_gemm_backend(backend);
+        set_num_threads(threads);
+        EXPECT_EQ(m.gaussian_conditional().indexes(r_of(true)), want)
+            << hwy::TargetName(target_isa) << ", " << gemm_backend_name() << ", " << threads << " threads";
+      }
+  }
+  k::set_reference_kernels(true);
+  set_gemm_backend(GemmBackend::Auto);
+  EXPECT_EQ(m.gaussian_conditional().indexes(r_of(true)), want) << "scalar twins";
+  k::set_reference_kernels(false);
+  set_num_threads(saved);
+  set_gemm_backend(GemmBackend::OpenBLAS);
+  const std::vector<int32_t> blas = m.gaussian_conditional().indexes(r_of(false));
+  set_gemm_backend(GemmBackend::Auto);
+  int changed = 0;
+  for (int64_t c = 0; c < M; ++c) changed += blas[size_t(c * P + at[size_t(c)])] != want[size_t(c * P + at[size_t(c)])];
+  EXPECT_GT(changed, 0) << "OpenBLAS's products equal the portable ones at every tuned position";
 }
 
 }  // namespace
