@@ -113,6 +113,9 @@ void CdfTable::finalize() {
     lut_[b] = uint16_t(s);
   }
   lut_.back() = uint16_t(nsym - 1);
+  uint32_t widest = 0;
+  for (size_t i = 0; i + 1 < cdf.size(); ++i) widest = std::max(widest, cdf[i + 1] - cdf[i]);
+  min_bits_ = std::max(0.0, std::log2(65536.0 / widest) - 1e-4);
   ready_len_ = cdf.size();
 }
 

@@ -55,6 +55,10 @@ struct CdfTable {
   void finalize();                                      // validate(*this), then build the lookup
 
   int32_t max_value() const { return int32_t(cdf.size()) - 2; }  // the escape symbol
+  // A lower bound on the bits any symbol coded with this table adds to a stream: log2(2^16 / the
+  // widest bin), less 10^-4 for rANS's rounding (x ≥ 2^31 and f < 2^16 lose under 5·10^-5 bits per
+  // symbol), at least 0. Needs finalize().
+  double min_bits() const { return min_bits_; }
   // The symbol s with cdf[s] <= cum < cdf[s+1], for any cum < 2^16. Needs finalize().
   uint32_t lookup(uint32_t cum) const {
     const uint32_t b = cum >> lut_shift_;
@@ -72,10 +76,16 @@ struct CdfTable {
   std::vector<uint16_t> lut_;
   int lut_shift_ = 16;
   size_t ready_len_ = 0;
+  double min_bits_ = 0;
 };
 
 // Throws ntc::Error naming the first defect: length, cdf[0], last entry, monotonicity, offset range.
 void validate(const CdfTable& t);
+
+// Whether a rANS stream of `bytes` can hold symbols whose min_bits() sum to `bits`: a stream's
+// 8·bytes bits hold at least the information of its symbols, so a shorter one is corrupt. Checked
+// before decoding, so a few bytes cannot ask the decoder to produce a canvas of symbols.
+inline bool stream_can_hold(size_t bytes, double bits) { return 8.0 * double(bytes) >= bits; }
 
 // CompressAI GaussianConditional.update() table for one scale (SPEC §2.3): m = -Phi^-1(tail/2),
 // c = ceil(sigma*m), pmf over d = |k - c|, k = 0..2c: Phi((0.5-d)/sigma) - Phi((-0.5-d)/sigma),

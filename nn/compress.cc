@@ -118,16 +118,34 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
   const int64_t Hp = (int64_t(c.height) + f - 1) / f * f, Wp = (int64_t(c.width) + f - 1) / f * f;
   Tensor y_hat;
   auto decoder = [](const std::vector<uint8_t>& s) { return codec::RansDecoder(s.data(), s.data() + s.size()); };
+  // Each section must be long enough for its symbols (codec::stream_can_hold) before it is decoded:
+  // z from the factorized prior's tables, y from the scale indexes (before g_s, the costly part).
+  auto need_room = [](const std::vector<uint8_t>& s, double bits, const char* what) {
+    if (!codec::stream_can_hold(s.size(), bits))
+      fail("corrupt ntc stream: the ", what, " section has ", s.size(), " bytes, fewer than its symbols need (",
+           int64_t(std::ceil(bits / 8)), ")");
+  };
+  auto eb_bits = [&](const Shape& shape) {
+    double per_position = 0;
+    for (const auto& t : m.entropy_bottleneck().tables()) per_position += t.min_bits();
+    return per_position * double(numel_of(shape) / shape[1]);
+  };
   if (m.hyperprior()) {
+    need_room(c.sections[0], eb_bits(m.z_shape(Hp, Wp)), "z");
     codec::RansDecoder dz = decoder(c.sections[0]);
     const Tensor z_hat = m.entropy_bottleneck().decode(m.z_shape(Hp, Wp), dz);
     dz.finish();
     const Tensor hs = (*m.h_s())(gain(z_hat, G.z_inv));
     const Tensor mu = slice_channels(hs, 0, M), r = slice_channels(hs, M, M);
+    const std::vector<int32_t> idx = m.gaussian_conditional().indexes(r);
+    double y_bits = 0;
+    for (int32_t i : idx) y_bits += m.gaussian_conditional().tables()[size_t(i)].min_bits();
+    need_room(c.sections[1], y_bits, "y");
     codec::RansDecoder dy = decoder(c.sections[1]);
-    y_hat = m.gaussian_conditional().decode(mu, m.gaussian_conditional().indexes(r), dy);
+    y_hat = m.gaussian_conditional().decode(mu, idx, dy);
     dy.finish();
   } else {
+    need_room(c.sections[0], eb_bits(m.y_shape(Hp, Wp)), "y");
     codec::RansDecoder dy = decoder(c.sections[0]);
     y_hat = m.entropy_bottleneck().decode(m.y_shape(Hp, Wp), dy);
     dy.finish();

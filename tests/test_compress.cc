@@ -135,6 +135,29 @@ TEST(Compress, BadStreamsAreErrors) {
 // Mutations behind a valid CRC (the container is rewritten, so the checksum passes and the deep
 // checks are reached): dimensions, λ, section lengths and contents, symbol data. Each decodes to
 // an image of the declared size or is a one-line ntc::Error, quickly and never with a crash.
+// A few bytes cannot ask for a canvas of symbols: a valid stream whose header is made to declare a
+// much larger image (CRC recomputed) is refused before its sections are decoded, because they
+// cannot hold that many symbols (codec::stream_can_hold).
+TEST(Compress, SectionsTooShortForTheirSymbolsAreRefusedBeforeDecoding) {
+  auto m = tiny();
+  const Encoded e = compress(*m, picture(64, 64, 4), 9);
+  codec::Container c = codec::read_container(e.bytes.data(), e.bytes.size());
+  for (uint32_t side : {1024u, 4096u}) {
+    c.height = c.width = side;
+    const std::vector<uint8_t> big = codec::write_container(c);
+    try {
+      decompress(*m, big.data(), big.size(), 9);
+      ADD_FAILURE() << side << "²: decoded";
+    } catch (const Error& err) {
+      EXPECT_NE(std::string(err.what()).find("fewer than its symbols need"), std::string::npos) << err.what();
+    }
+  }
+  // The bound is one a real stream always meets: every min_bits() is a true lower bound.
+  for (const auto& t : m->gaussian_conditional().tables()) EXPECT_GE(t.min_bits(), 0.0);
+  const Tensor d = decompress(*m, e.bytes.data(), e.bytes.size(), 9);
+  EXPECT_EQ(d.to_vector(), e.recon.to_vector());
+}
+
 TEST(Compress, MutationsBehindAValidCrcReachTheDeepChecks) {
   auto m = tiny("rate.lambdas = 0.004, 0.03\n");
   const Encoded e = compress(*m, picture(40, 50, 3), 7, 0.01);

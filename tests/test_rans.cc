@@ -144,6 +144,31 @@ std::vector<uint8_t> ref_encode(const std::vector<int32_t>& vals, const std::vec
 
 // ---------------------------------------------------------------------------------------------
 
+// min_bits() is a true lower bound, also in the tightest case: a long run of each table's most
+// probable symbol (the cheapest stream there is), for peaked and wide tables. The decoder refuses
+// sections shorter than the bound (stream_can_hold), so a loose bound would refuse real streams.
+TEST(Rans, MinBitsBoundEvenTheCheapestStream) {
+  for (double sigma : {0.11, 0.3, 1.0, 4.0, 60.0}) {
+    const CdfTable t = gaussian_table(sigma);
+    uint32_t widest = 0;
+    int32_t mode = 0;
+    for (size_t i = 0; i + 2 < t.cdf.size(); ++i)
+      if (t.cdf[i + 1] - t.cdf[i] > widest) widest = t.cdf[i + 1] - t.cdf[i], mode = int32_t(i) + t.offset;
+    EXPECT_NEAR(t.min_bits(), std::max(0.0, std::log2(65536.0 / widest) - 1e-4), 1e-12);
+    for (size_t n : {size_t(1), size_t(100), size_t(100000)}) {
+      RansEncoder enc;
+      for (size_t i = 0; i < n; ++i) enc.put(mode, t);
+      const std::vector<uint8_t> s = enc.finish();
+      const double bits = double(n) * t.min_bits();
+      EXPECT_TRUE(stream_can_hold(s.size(), bits)) << "σ " << sigma << ", " << n << " symbols: " << s.size() << " bytes";
+      if (bits > 256) {
+        EXPECT_LT(8.0 * double(s.size()), bits * 1.01 + 128) << "σ " << sigma << ": the bound is tight";
+      }
+    }
+  }
+  EXPECT_FALSE(stream_can_hold(8, 65));
+}
+
 TEST(Cdf, QuantizeExactPowersOfTwo) {
   EXPECT_EQ(pmf_to_quantized_cdf({0.5, 0.25, 0.125, 0.125}), (std::vector<uint32_t>{0, 32768, 49152, 57344, 65536}));
 }
