@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "codec/container.h"
+#include "lib/alloc.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
 #include "lib/image.h"
@@ -167,10 +168,13 @@ int cmd_encode(const std::vector<std::string>& argv) {
 }
 
 int cmd_decode(const std::vector<std::string>& argv) {
-  Args a(argv, {"o", "model", "max-pixels"}, {"v"});
+  Args a(argv, {"o", "model", "max-pixels", "max-memory"}, {"v"});
   const long max_pixels = a.integer("max-pixels", long(nn::kDefaultMaxPixels));
   if (max_pixels < 1) fail("--max-pixels wants a positive count");
-  if (a.positional().size() != 1) fail("usage: ntc decode IN.ntc -o OUT.(png|ppm) [--model NAME|FILE] [--max-pixels N]");
+  const long max_memory = a.integer("max-memory", long(nn::kDefaultMaxMemoryMiB));
+  if (max_memory < 1 || max_memory > (1L << 30)) fail("--max-memory wants a size in MiB (1 or more)");
+  if (a.positional().size() != 1)
+    fail("usage: ntc decode IN.ntc -o OUT.(png|ppm) [--model NAME|FILE] [--max-pixels N] [--max-memory MIB]");
   if (!a.has("o")) fail("decode: -o OUT.png is required");
   const std::string out = a.str("o");
   if (!(out.size() > 4 && (out.substr(out.size() - 4) == ".png" || out.substr(out.size() - 4) == ".ppm")))
@@ -183,12 +187,14 @@ int cmd_decode(const std::vector<std::string>& argv) {
       fail("decode: the stream holds a ", c.width, "x", c.height, " image, too large for PNG output; decode to .ppm");
   }
   const double t0 = now_s();
+  set_memory_budget(size_t(max_memory) << 20);  // the model is loaded: the budget bounds the decode
+  mem_reset_peak();
   const Tensor img = nn::decompress(*lm.model, bytes.data(), bytes.size(), lm.hash, max_pixels);
   const double t1 = now_s();
   write_image(out, img);
   if (a.has("v"))
-    std::fprintf(stderr, "%s: %ldx%ld, decoded in %.3f s with %d threads\n", out.c_str(), long(img.dim(3)),
-                 long(img.dim(2)), t1 - t0, num_threads());
+    std::fprintf(stderr, "%s: %ldx%ld, decoded in %.3f s with %d threads, peak tensor memory %.1f MiB\n", out.c_str(),
+                 long(img.dim(3)), long(img.dim(2)), t1 - t0, num_threads(), double(mem_stats().peak_in_use) / (1 << 20));
   return 0;
 }
 

@@ -32,6 +32,8 @@ struct Cache {
   std::unordered_map<size_t, std::vector<void*>> free;  // size class -> blocks
   MemStats st;
 
+  size_t budget = 0;  // 0: none (set_memory_budget)
+
   void* get(size_t cls) {
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -44,6 +46,11 @@ struct Cache {
         bump(cls);
         return p;
       }
+      if (budget && st.in_use + st.cached + cls > budget) release_locked();  // make room first
+      if (budget && st.in_use + cls > budget)
+        fail("out of memory budget: ", (st.in_use + cls) >> 20, " MiB of tensors needed, the budget is ",
+             budget >> 20, " MiB (--max-memory)");
+      bump(cls);  // reserved before the system call, so that threads cannot overrun the budget together
     }
     void* p = nullptr;
     if (cls >= kHuge) {
@@ -54,12 +61,21 @@ struct Cache {
     } else {
       p = std::aligned_alloc(kAlign, cls);
     }
-    if (!p) fail("out of memory allocating ", cls, " bytes");
     std::lock_guard<std::mutex> lock(mu);
+    if (!p) {
+      st.in_use -= cls;
+      fail("out of memory allocating ", cls, " bytes");
+    }
     st.fresh_bytes += cls;
     st.fresh_allocs++;
-    bump(cls);
     return p;
+  }
+  void release_locked() {
+    for (auto& [c, v] : free) {
+      for (void* q : v) std::free(q);
+      st.cached -= c * v.size();
+      v.clear();
+    }
   }
   void put(void* p, size_t cls) {
     std::lock_guard<std::mutex> lock(mu);
@@ -116,11 +132,17 @@ void mem_reset_peak() {
 
 void mem_release_cache() {
   std::lock_guard<std::mutex> lock(cache().mu);
-  for (auto& [cls, v] : cache().free) {
-    for (void* p : v) std::free(p);
-    cache().st.cached -= cls * v.size();
-    v.clear();
-  }
+  cache().release_locked();
+}
+
+void set_memory_budget(size_t bytes) {
+  std::lock_guard<std::mutex> lock(cache().mu);
+  cache().budget = bytes;
+}
+
+size_t memory_budget() {
+  std::lock_guard<std::mutex> lock(cache().mu);
+  return cache().budget;
 }
 
 size_t rss_bytes() { return read_status_kb("VmRSS:"); }

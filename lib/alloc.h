@@ -42,6 +42,14 @@ struct MemStats {
 MemStats mem_stats();
 void mem_reset_peak();
 void mem_release_cache();      // give cached blocks back to the system
+
+// A memory budget for tensors (0: none, the default): an allocation that would take the bytes held
+// by live buffers past it first empties the cache, then fails with an ntc::Error ("out of memory
+// budget"), before asking the system. `ntc decode --max-memory` sets it, so that a hostile stream
+// cannot make the decoder take more; the few non-tensor buffers (entropy indexes, the 8-bit image)
+// are outside it.
+void set_memory_budget(size_t bytes);
+size_t memory_budget();
 size_t rss_bytes();            // current resident set size (VmRSS), 0 if unknown
 size_t peak_rss_bytes();       // VmHWM: peak resident set size of the process
 

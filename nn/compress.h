@@ -39,6 +39,8 @@ Model::Gains gains_for_stream(const Model& m, double lambda);
 // allocated (a decompression bomb: a few bytes with a valid CRC can declare 65536² pixels);
 // `ntc decode --max-pixels N` raises the limit.
 constexpr int64_t kDefaultMaxPixels = 100'000'000;
+// `ntc decode`'s default memory budget for tensors (lib/alloc.h, --max-memory), in MiB.
+constexpr int64_t kDefaultMaxMemoryMiB = 8192;
 Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash,
                   int64_t max_pixels = kDefaultMaxPixels);
 

@@ -117,6 +117,29 @@ TEST(Memory, BuffersAreReused) {
 }
 
 // conv -> GDN -> convT, 1000 forward/backward iterations: resident memory must not grow.
+// The memory budget (lib/alloc.h): live tensor bytes may not pass it; cached blocks are given
+// back to make room; a refused allocation is an ntc::Error and leaves the accounting intact.
+TEST(Memory, BudgetBoundsLiveTensorsOnly) {
+  mem_release_cache();
+  const size_t base = mem_stats().in_use;
+  set_memory_budget(base + (16u << 20));
+  {
+    Buffer a(3u << 20);  // 12 MiB
+    EXPECT_THROW(Buffer(2u << 20), Error);  // +8 MiB: over
+    EXPECT_EQ(mem_stats().in_use, base + (12u << 20));
+    Buffer b(512u << 10);  // +2 MiB: fits
+  }
+  EXPECT_GE(mem_stats().cached, 14u << 20);
+  {
+    Buffer c(3u << 20);  // reuses a's block
+    Buffer d(1u << 20);  // a fresh 4 MiB class: b's cached block goes back to the system first
+    EXPECT_LE(mem_stats().in_use + mem_stats().cached, base + (16u << 20));
+  }
+  set_memory_budget(0);
+  Buffer big(5u << 20);  // no budget: anything the system gives
+  EXPECT_EQ(memory_budget(), 0u);
+}
+
 TEST(Memory, NoGrowthOverTrainingIterations) {
   Rng rng(3);
   Tensor x = Tensor::uniform({2, 3, 16, 16}, -1, 1, rng);

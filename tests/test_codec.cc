@@ -282,6 +282,15 @@ TEST(Cli, OversizedOutputsAndDecompressionBombsAreRefused) {
   EXPECT_EQ(b.run("decode " + b.dir + "/s.ntc -o " + b.dir + "/s.ppm --max-pixels 1999 --model " + b.dir + "/m.ntcm"), 1);
   EXPECT_EQ(b.run("decode " + b.dir + "/s.ntc -o " + b.dir + "/s.ppm --max-pixels 2000 --model " + b.dir + "/m.ntcm"), 0)
       << b.err();
+  // The memory budget (--max-memory, MiB of tensors): too small a budget is the one-line error.
+  write_image(b.dir + "/mid.png", picture(512, 640));
+  ASSERT_EQ(b.run("encode " + b.dir + "/mid.png -o " + b.dir + "/mid.ntc --model " + b.dir + "/m.ntcm"), 0) << b.err();
+  EXPECT_EQ(b.run("decode " + b.dir + "/mid.ntc -o " + b.dir + "/mid.ppm --max-memory 1 --model " + b.dir + "/m.ntcm"), 1);
+  EXPECT_NE(b.err().find("out of memory budget"), std::string::npos) << b.err();
+  EXPECT_FALSE(fs::exists(b.dir + "/mid.ppm"));
+  EXPECT_EQ(b.run("decode " + b.dir + "/mid.ntc -o " + b.dir + "/mid.ppm --max-memory 0 --model " + b.dir + "/m.ntcm"), 1);
+  EXPECT_EQ(b.run("decode " + b.dir + "/mid.ntc -o " + b.dir + "/mid.ppm --max-memory 256 --model " + b.dir + "/m.ntcm"), 0)
+      << b.err();
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
 }
 
