@@ -3,6 +3,7 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -18,8 +19,67 @@ Tensor read_image(const std::string& path) {
   return read_image(bytes.data(), bytes.size(), path);
 }
 
+namespace {
+
+// Binary PPM (P6) and PGM (P5) with maxval 1..255, parsed here rather than by stb_image, whose PNM
+// reader crashed under fuzzing on a short 16-bit file (tests/fuzz/regressions/image/). Comments
+// (# to the end of a line) may stand wherever whitespace may; one whitespace byte ends the header.
+Tensor read_pnm(const uint8_t* data, size_t size, const std::string& origin, int64_t max_pixels) {
+  auto bad = [&](const std::string& why) { fail("cannot read image ", origin, ": ", why); };
+  const int channels = data[1] == '6' ? 3 : 1;
+  size_t pos = 2;
+  auto number = [&](const char* what) {
+    for (;;) {  // whitespace and comments
+      if (pos >= size) bad("truncated PNM header");
+      if (data[pos] == '#') {
+        while (pos < size && data[pos] != '\n' && data[pos] != '\r') ++pos;
+      } else if (data[pos] == ' ' || data[pos] == '\t' || data[pos] == '\n' || data[pos] == '\r' ||
+                 data[pos] == '\v' || data[pos] == '\f') {
+        ++pos;
+      } else {
+        break;
+      }
+    }
+    int64_t v = 0;
+    size_t digits = 0;
+    while (pos < size && data[pos] >= '0' && data[pos] <= '9') {
+      v = v * 10 + (data[pos++] - '0');
+      if (++digits > 9) bad(std::string("PNM ") + what + " too large");
+    }
+    if (digits == 0) bad(std::string("bad PNM ") + what);
+    return v;
+  };
+  const int64_t w = number("width"), h = number("height"), maxval = number("maxval");
+  if (w < 1 || h < 1 || w > 65536 || h > 65536) bad("PNM size " + std::to_string(w) + "x" + std::to_string(h));
+  if (maxval < 1 || maxval > 255) bad("PNM maxval " + std::to_string(maxval) + " (ntc reads 8-bit PPM/PGM)");
+  if (max_pixels > 0 && w * h > max_pixels)
+    bad(std::to_string(w) + "x" + std::to_string(h) + " is more than the limit of " + std::to_string(max_pixels) + " pixels");
+  if (pos >= size) bad("truncated PNM header");
+  ++pos;  // the single whitespace byte before the samples
+  const size_t plane = size_t(w) * size_t(h);
+  if (size - pos < plane * size_t(channels)) bad("truncated PNM data");
+  Tensor t = Tensor::empty({1, 3, h, w});
+  const uint8_t* px = data + pos;
+  for (size_t i = 0; i < plane; ++i)
+    for (size_t ch = 0; ch < 3; ++ch) {
+      const int v = px[i * size_t(channels) + (channels == 3 ? ch : 0)];
+      t.data()[ch * plane + i] = float(maxval == 255 ? v : (std::min<int64_t>(v, maxval) * 255 + maxval / 2) / maxval);
+    }
+  return t;
+}
+
+}  // namespace
+
+// Formats are sniffed from their magic: PNG and JPEG go to stb_image, binary PPM/PGM to read_pnm.
+// Everything else stb_image could read (BMP, TGA, GIF, PSD, HDR, PIC) is refused: ntc documents
+// PNG, JPEG and PPM, and fewer parsers mean fewer ways in.
 Tensor read_image(const uint8_t* data, size_t size, const std::string& origin, int64_t max_pixels) {
   if (size > size_t(INT32_MAX)) fail("cannot read image ", origin, ": larger than 2 GiB");
+  const bool png = size >= 8 && std::memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0;
+  const bool jpeg = size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
+  const bool pnm = size >= 2 && data[0] == 'P' && (data[1] == '5' || data[1] == '6');
+  if (pnm) return read_pnm(data, size, origin, max_pixels);
+  if (!png && !jpeg) fail("cannot read image ", origin, ": not a PNG, JPEG or binary PPM/PGM file");
   int w = 0, h = 0, c = 0;
   if (!stbi_info_from_memory(data, int(size), &w, &h, &c))
     fail("cannot read image ", origin, ": ", stbi_failure_reason());

@@ -161,6 +161,36 @@ struct Bin {
   }
 };
 
+// Image input (lib/image.h): PPM/PGM through ntc's own parser (comments, maxval below 255, gray
+// replicated), PNG and JPEG through stb_image, every other format refused by its magic, and
+// truncated or 16-bit PNM files refused with one line.
+TEST(Image, ReadsPnmPngAndJpegOnly) {
+  auto bytes = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  auto read = [](const std::vector<uint8_t>& b) { return read_image(b.data(), b.size(), "t", 0); };
+  const Tensor a = read(bytes(std::string("P6 # a comment\n2 1\n255\n") + "\x01\x02\x03\xfa\xfb\xfc"));
+  ASSERT_EQ(a.shape(), (Shape{1, 3, 1, 2}));
+  EXPECT_EQ(a.to_vector(), (std::vector<float>{1, 250, 2, 251, 3, 252}));
+  const Tensor g = read(bytes(std::string("P5\n1\n1\n15\n") + "\x0f"));  // maxval 15: 15 → 255
+  EXPECT_EQ(g.to_vector(), (std::vector<float>{255, 255, 255}));
+  const Tensor g7 = read(bytes(std::string("P5 1 1 15 ") + "\x07"));  // 7·255/15 = 119
+  EXPECT_EQ(g7.to_vector()[0], 119.f);
+  for (const std::string& badfile :
+       {std::string("P6\n2 1\n255\n\x01\x02"), std::string("P5\n1 1\n65535\n\x01\x02"), std::string("P6\n0 1\n255\n"),
+        std::string("P6\n2 1"), std::string("P6 9999999999 1 255 "), std::string("BM\x01\x02\x03\x04"),
+        std::string("GIF89a"), std::string("\x89PNG\r\n\x1a\n garbage"), std::string("\xff\xd8\xff garbage"), std::string()})
+    EXPECT_THROW(read(bytes(badfile)), Error) << badfile;
+  // The limit is checked from the header, before the data is needed.
+  EXPECT_THROW(read_image(bytes("P6 3000 3000 255 ").data(), 17, "t", 1000), Error);
+  // Round trips through ntc's own writers.
+  Tensor x = Tensor::empty({1, 3, 3, 5});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = float((i * 37) % 256);
+  const std::string dir = ::testing::TempDir();
+  for (const char* ext : {".ppm", ".png"}) {
+    write_image(dir + "/rt" + ext, x);
+    EXPECT_EQ(read_image(dir + "/rt" + ext).to_vector(), x.to_vector()) << ext;
+  }
+}
+
 TEST(Cli, EncodeDecodeRoundTripAndBadInput) {
   Bin b;
   if (b.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";

@@ -1,5 +1,5 @@
 // Writes the image seeds of fuzz_image (run by tests/fuzz/make_seeds.sh, not part of any build):
-// a W×H crop of an image as RGB/gray/RGBA PNG, baseline JPEG (two qualities), BMP, TGA, PPM and
+// a W×H crop of an image as RGB/gray/RGBA PNG, baseline JPEG (two qualities, and gray), PPM and
 // PGM, with stb_image_write, and the crop as a PPM for the stream seeds.
 //   usage: image_seeds IN.png X Y W H OUTDIR
 #include <stb_image.h>
@@ -33,9 +33,7 @@ int main(int argc, char** argv) {
             stbi_write_png((out + "/rgba.png").c_str(), w, h, 4, rgba.data(), w * 4) &&
             stbi_write_jpg((out + "/q90.jpg").c_str(), w, h, 3, rgb.data(), 90) &&
             stbi_write_jpg((out + "/q30.jpg").c_str(), w, h, 3, rgb.data(), 30) &&
-            stbi_write_jpg((out + "/gray.jpg").c_str(), w, h, 1, gray.data(), 75) &&
-            stbi_write_bmp((out + "/rgb.bmp").c_str(), w, h, 3, rgb.data()) &&
-            stbi_write_tga((out + "/rgb.tga").c_str(), w, h, 3, rgb.data());
+            stbi_write_jpg((out + "/gray.jpg").c_str(), w, h, 1, gray.data(), 75);
   struct Pnm {
     const char* name;
     const unsigned char* data;
