@@ -1,11 +1,14 @@
 #include "bench/bench.h"
+#include "cli/args.h"
 
 #include "lib/common.h"
 
 namespace ntc::bench {
 
 int run(const std::vector<std::string>& args) {
-  if (args.empty()) fail("bench: name a benchmark (conv, rans, decode, train, sga)");
+  for (const std::string& a : args)
+    if (a == "--help" || a == "-h") throw cli::HelpRequested{};
+  if (args.empty()) cli::usage_fail("bench: name a benchmark (conv, rans, decode, train, sga)");
   const std::string name = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (name == "conv") return bench_conv(rest);
@@ -13,7 +16,7 @@ int run(const std::vector<std::string>& args) {
   if (name == "decode") return bench_decode(rest);
   if (name == "train") return bench_train(rest);
   if (name == "sga") return bench_sga(rest);
-  fail("bench: unknown benchmark '", name, "' (known: conv, rans, decode, train, sga)");
+  cli::usage_fail("bench: unknown benchmark '", name, "' (known: conv, rans, decode, train, sga)");
 }
 
 }  // namespace ntc::bench

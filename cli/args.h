@@ -1,7 +1,9 @@
 // args — the small flag parser shared by every `ntc` subcommand.
 // Flags are `--name value`, `--name=value` or boolean `--name`; single-letter flags may also be
 // written `-o value` / `-v` (cjpeg style); anything else (and `-` alone) is positional.
-// Unknown flags are errors (each subcommand lists what it accepts).
+// Unknown flags are usage errors (each subcommand lists what it accepts); `--help` or `-h` anywhere
+// asks for the command's usage. Exit statuses (cli/ntc.cc): 0 success or help, 1 runtime error
+// (bad input, files), 2 usage error.
 #pragma once
 #include <cctype>
 #include <map>
@@ -13,11 +15,24 @@
 
 namespace ntc::cli {
 
+// A usage error: unknown flag, missing or malformed argument. main() prints it and exits 2.
+struct UsageError : Error {
+  using Error::Error;
+};
+template <typename... A>
+[[noreturn]] void usage_fail(const A&... a) {
+  throw UsageError(detail::cat(a...));
+}
+// `--help` / `-h` given to a command: main() prints that command's usage to stdout and exits 0.
+struct HelpRequested {};
+
 class Args {
  public:
   // `valued`: flags that take a value; `boolean`: flags that do not.
   Args(const std::vector<std::string>& argv, const std::set<std::string>& valued,
        const std::set<std::string>& boolean) {
+    for (const std::string& a : argv)
+      if (a == "--help" || a == "-h") throw HelpRequested{};
     for (size_t i = 0; i < argv.size(); ++i) {
       const std::string& a = argv[i];
       const bool dashdash = a.rfind("--", 0) == 0 && a.size() > 2;
@@ -35,14 +50,14 @@ class Args {
       }
       if (valued.count(name)) {
         if (!has_eq) {
-          if (i + 1 >= argv.size()) fail("flag --", name, " needs a value");
+          if (i + 1 >= argv.size()) usage_fail("flag --", name, " needs a value");
           value = argv[++i];
         }
       } else if (boolean.count(name)) {
-        if (has_eq) fail("flag --", name, " takes no value");
+        if (has_eq) usage_fail("flag --", name, " takes no value");
         value = "1";
       } else {
-        fail("unknown flag --", name);
+        usage_fail("unknown flag --", name);
       }
       flags_[name] = value;
     }
@@ -57,7 +72,7 @@ class Args {
     if (it == flags_.end()) return def;
     char* end = nullptr;
     long v = std::strtol(it->second.c_str(), &end, 10);
-    if (it->second.empty() || *end) fail("flag --", n, " wants an integer, got '", it->second, "'");
+    if (it->second.empty() || *end) usage_fail("flag --", n, " wants an integer, got '", it->second, "'");
     return v;
   }
   // A comma-separated list of positive numbers ("0.0025,0.01"); empty when the flag is absent.
@@ -71,7 +86,7 @@ class Args {
       const std::string item = it->second.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       char* end = nullptr;
       const double v = std::strtod(item.c_str(), &end);
-      if (item.empty() || *end || !(v > 0)) fail("flag --", n, " wants positive numbers, got '", it->second, "'");
+      if (item.empty() || *end || !(v > 0)) usage_fail("flag --", n, " wants positive numbers, got '", it->second, "'");
       r.push_back(v);
       if (comma == std::string::npos) return r;
       start = comma + 1;

@@ -1,6 +1,8 @@
 // The codec a user runs: `ntc encode`, `ntc decode`, `ntc eval`, `ntc bdrate`, `ntc plot`.
 // Conventions of cjpeg/cwebp: input, -o output, a quality knob, -v. Outputs are written
 // atomically (temp file + rename); every bad input is a one-line error and exit status 1.
+#include <unistd.h>
+
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -26,6 +28,12 @@
 #include "train/sga.h"
 
 namespace ntc::cli {
+
+namespace {
+bool g_force_progress = false;
+}
+void force_progress(bool on) { g_force_progress = on; }
+bool progress_to_stderr() { return g_force_progress || isatty(STDERR_FILENO); }
 namespace {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -104,7 +112,8 @@ double sga_lambda(const nn::Model& m, const Args& a, double rate) {
 
 class Progress {  // a progress bar with ETA on stderr, updated at most 10 times a second
  public:
-  Progress(std::string what, int total, bool on) : what_(std::move(what)), total_(total), on_(on), t0_(now_s()) {}
+  Progress(std::string what, int total, bool on)
+      : what_(std::move(what)), total_(total), on_(on && progress_to_stderr()), t0_(now_s()) {}
   void update(int done, const std::string& extra = "") {
     if (!on_) return;
     const double t = now_s();
@@ -141,8 +150,8 @@ nn::Encoded encode_image(LoadedModel& lm, const Tensor& img, double rate, int sg
 
 int cmd_encode(const std::vector<std::string>& argv) {
   Args a(argv, {"o", "model", "lambda", "quality", "sga"}, {"v", "psnr", "quiet"});
-  if (a.positional().size() != 1) fail("usage: ntc encode IN.(png|jpg|ppm) -o OUT.ntc [--model FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]");
-  if (!a.has("o")) fail("encode: -o OUT.ntc is required");
+  if (a.positional().size() != 1) usage_fail("usage: ntc encode IN.(png|jpg|ppm) -o OUT.ntc [--model FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]");
+  if (!a.has("o")) usage_fail("encode: -o OUT.ntc is required");
   const std::string in = a.positional()[0], out = a.str("o");
   LoadedModel lm = load(a.str("model"));
   const double rate = rate_lambda(*lm.model, a);
@@ -174,8 +183,8 @@ int cmd_decode(const std::vector<std::string>& argv) {
   const long max_memory = a.integer("max-memory", long(nn::kDefaultMaxMemoryMiB));
   if (max_memory < 1 || max_memory > (1L << 30)) fail("--max-memory wants a size in MiB (1 or more)");
   if (a.positional().size() != 1)
-    fail("usage: ntc decode IN.ntc -o OUT.(png|ppm) [--model NAME|FILE] [--max-pixels N] [--max-memory MIB]");
-  if (!a.has("o")) fail("decode: -o OUT.png is required");
+    usage_fail("usage: ntc decode IN.ntc -o OUT.(png|ppm) [--model NAME|FILE] [--max-pixels N] [--max-memory MIB]");
+  if (!a.has("o")) usage_fail("decode: -o OUT.png is required");
   const std::string out = a.str("o");
   if (!(out.size() > 4 && (out.substr(out.size() - 4) == ".png" || out.substr(out.size() - 4) == ".ppm")))
     fail("decode: the output must end in .png or .ppm");
@@ -200,7 +209,7 @@ int cmd_decode(const std::vector<std::string>& argv) {
 
 int cmd_eval(const std::vector<std::string>& argv) {
   Args a(argv, {"model", "data", "sga", "lambda", "json", "csv", "limit", "name"}, {"quiet"});
-  if (!a.has("data") || !a.has("json")) fail("usage: ntc eval --data DIR [--model NAME|FILE] [--sga ITERS] [--lambda L1,L2,...] --json OUT.json [--csv OUT.csv]");
+  if (!a.has("data") || !a.has("json")) usage_fail("usage: ntc eval --data DIR [--model NAME|FILE] [--sga ITERS] [--lambda L1,L2,...] --json OUT.json [--csv OUT.csv]");
   LoadedModel lm = load(a.str("model"));
   nn::Model& m = *lm.model;
   std::vector<double> rates = a.numbers("lambda");  // empty: the model's own rate points
@@ -315,7 +324,7 @@ std::string name_of(const std::string& path) {
 
 int cmd_bdrate(const std::vector<std::string>& argv) {
   Args a(argv, {}, {"json"});
-  if (a.positional().size() != 2) fail("usage: ntc bdrate REF.json TEST.json [--json]");
+  if (a.positional().size() != 2) usage_fail("usage: ntc bdrate REF.json TEST.json [--json]");
   const RdCurve ref = curve_of(a.positional()[0]), test = curve_of(a.positional()[1]);
   const double r = bd_rate(ref, test), p = bd_psnr(ref, test);
   if (a.has("json")) std::printf("{\"bd_rate_percent\":%.4f,\"bd_psnr_db\":%.4f}\n", r, p);

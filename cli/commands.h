@@ -12,4 +12,8 @@ int cmd_decode(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
 int cmd_bdrate(const std::vector<std::string>& args);
 int cmd_plot(const std::vector<std::string>& args);
+// Progress bars (\r updates with an ETA) go to stderr only when it is a terminal, or everywhere
+// with the global flag --progress: a pipe or a log file gets no \r lines.
+void force_progress(bool on);
+bool progress_to_stderr();
 }  // namespace ntc::cli

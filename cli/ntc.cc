@@ -1,12 +1,16 @@
 // ntc — command-line entry point. Every subcommand parses its own flags (cli/args.h); errors in
-// input, files or flags print one line "ntc: error: ..." and exit with status 1 (2 for usage).
+// input or files print one line "ntc: error: ..." and exit with status 1; usage errors print that
+// line and the command's usage and exit 2; --help (ntc --help, ntc help CMD, ntc CMD --help) prints
+// usage to stdout and exits 0.
 #include <cstdio>
 #include <new>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "bench/bench.h"
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "kernels/kernels.h"
 #include "lib/common.h"
@@ -16,11 +20,13 @@
 
 namespace {
 
+const char* kVersion = "0.2.0";
+
 const char* kUsage =
     "usage: ntc [--threads N] [--kernels simd|ref] [--target T] [--gemm auto|ntc|openblas] <command> [args]\n"
     "commands:\n"
     "  encode IN.(png|jpg|ppm) -o OUT.ntc [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]\n"
-    "  decode IN.ntc -o OUT.(png|ppm) [--model NAME|FILE] [--max-pixels N] [-v]\n"
+    "  decode IN.ntc -o OUT.(png|ppm) [--model NAME|FILE] [--max-pixels N] [--max-memory MIB] [-v]\n"
     "  eval --data DIR [--model NAME|FILE] [--sga ITERS] [--lambda L1,...] --json OUT.json [--csv OUT.csv] [--limit N]\n"
     "  bdrate REF.json TEST.json [--json]  Bjontegaard delta rate / PSNR of two RD curves\n"
     "  plot A.json B.json ... -o rd.svg|png  PSNR-vs-bpp curves\n"
@@ -38,12 +44,14 @@ const char* kUsage =
     "                                    train a model; checkpoints resume exactly\n"
     "  bench <name> [--json]             benchmarks: conv, rans, decode, train, sga\n"
     "model families (--model NAME): two-layer (default), jpeg-like; see data/MODELS.md\n"
-    "  version                           print version and the SIMD target\n"
+    "  version (or --version)            print the version, the SIMD target and the GEMM back end\n"
+    "  help [CMD] (or CMD --help)        this text, or one command's usage\n"
     "global flags (before or after the command):\n"
     "  --threads N      threads for OpenMP and OpenBLAS (default: all cores)\n"
     "  --kernels K      simd (default) or ref (scalar reference twins)\n"
     "  --target T       SIMD target of every kernel: auto (default: the best this CPU runs), avx512,\n"
     "                   avx2, or scalar (= --kernels ref)\n"
+    "  --progress       progress bars on stderr even when it is not a terminal\n"
     "  --gemm G         GEMM back end: auto (default: ntc's own kernel on AVX2/AVX-512 targets, else\n"
     "                   OpenBLAS), ntc, or openblas\n";
 
@@ -54,27 +62,29 @@ std::vector<std::string> take_globals(int argc, char** argv) {
     std::string a = argv[i];
     auto value = [&](const std::string& name) -> std::string {
       if (a.rfind(name + "=", 0) == 0) return a.substr(name.size() + 1);
-      if (i + 1 >= argc) ntc::fail("flag ", name, " needs a value");
+      if (i + 1 >= argc) ntc::cli::usage_fail("flag ", name, " needs a value");
       return argv[++i];
     };
     if (a == "--threads" || a.rfind("--threads=", 0) == 0) {
       std::string v = value("--threads");
       char* end = nullptr;
       long n = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end || n < 1 || n > 1024) ntc::fail("--threads wants 1..1024, got '", v, "'");
+      if (v.empty() || *end || n < 1 || n > 1024) ntc::cli::usage_fail("--threads wants 1..1024, got '", v, "'");
       ntc::set_num_threads(int(n));
     } else if (a == "--kernels" || a.rfind("--kernels=", 0) == 0) {
       std::string v = value("--kernels");
-      if (v != "simd" && v != "ref") ntc::fail("--kernels wants simd or ref, got '", v, "'");
+      if (v != "simd" && v != "ref") ntc::cli::usage_fail("--kernels wants simd or ref, got '", v, "'");
       ntc::k::set_reference_kernels(v == "ref");
     } else if (a == "--target" || a.rfind("--target=", 0) == 0) {
       std::string v = value("--target");
       if (v != "scalar" && v != "avx2" && v != "avx512" && v != "auto")
-        ntc::fail("--target wants scalar, avx2, avx512 or auto, got '", v, "'");
+        ntc::cli::usage_fail("--target wants scalar, avx2, avx512 or auto, got '", v, "'");
       if (!ntc::k::set_simd_target(v)) ntc::fail("--target ", v, ": this CPU cannot run it");
+    } else if (a == "--progress") {
+      ntc::cli::force_progress(true);
     } else if (a == "--gemm" || a.rfind("--gemm=", 0) == 0) {
       std::string v = value("--gemm");
-      if (v != "auto" && v != "ntc" && v != "openblas") ntc::fail("--gemm wants auto, ntc or openblas, got '", v, "'");
+      if (v != "auto" && v != "ntc" && v != "openblas") ntc::cli::usage_fail("--gemm wants auto, ntc or openblas, got '", v, "'");
       ntc::set_gemm_backend(v == "ntc" ? ntc::GemmBackend::Ntc
                             : v == "openblas" ? ntc::GemmBackend::OpenBLAS : ntc::GemmBackend::Auto);
     } else {
@@ -84,20 +94,49 @@ std::vector<std::string> take_globals(int argc, char** argv) {
   return rest;
 }
 
+// The usage of one command: its lines of kUsage (those that start with "  CMD") and the indented
+// lines that follow them. Empty for an unknown command.
+std::string command_usage(const std::string& cmd) {
+  if (cmd.empty() || cmd[0] == '-') return "";
+  std::string out, line;
+  std::istringstream in(kUsage);
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("  " + cmd + " ", 0) == 0 || line == "  " + cmd) inside = true;
+    else if (!(inside && line.rfind("    ", 0) == 0)) inside = false;
+    if (inside) out += line + "\n";
+  }
+  return out.empty() ? out : "usage: ntc [global flags] " + out.substr(2);
+}
+
 }  // namespace
 
+// Exit statuses: 0 success (and help), 1 runtime error (bad input, unreadable files, out of
+// memory), 2 usage error (unknown command or flag, missing or malformed arguments).
 int main(int argc, char** argv) {
+  std::string cmd;
   try {
     ntc::set_num_threads(0);
     std::vector<std::string> args = take_globals(argc, argv);
-    if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
-      std::fputs(kUsage, args.empty() ? stderr : stdout);
-      return args.empty() ? 2 : 0;
+    if (args.empty()) {
+      std::fprintf(stderr, "ntc: error: name a command\n%s", kUsage);
+      return 2;
     }
-    const std::string cmd = args[0];
+    if (args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+      if (args.size() < 2) {
+        std::fputs(kUsage, stdout);
+        return 0;
+      }
+      const std::string u = command_usage(args[1]);
+      if (u.empty()) ntc::cli::usage_fail("help: unknown command '", args[1], "'");
+      std::fputs(u.c_str(), stdout);
+      return 0;
+    }
+    cmd = args[0];
     args.erase(args.begin());
-    if (cmd == "version") {
-      std::printf("ntc 0.1.0 (kernels %s, GEMM %s, OpenBLAS %s, %d threads)\n", ntc::k::kernel_target_name(),
+    if (cmd == "version" || cmd == "--version") {
+      if (!args.empty()) ntc::cli::Args(args, {}, {});  // --help, or an unknown flag
+      std::printf("ntc %s (kernels %s, GEMM %s, OpenBLAS %s, %d threads)\n", kVersion, ntc::k::kernel_target_name(),
                   ntc::gemm_backend_name(), ntc::blas_kernel_name(), ntc::num_threads());
       return 0;
     }
@@ -111,6 +150,14 @@ int main(int argc, char** argv) {
     if (cmd == "bdrate") return ntc::cli::cmd_bdrate(args);
     if (cmd == "plot") return ntc::cli::cmd_plot(args);
     std::fprintf(stderr, "ntc: error: unknown command '%s'\n%s", cmd.c_str(), kUsage);
+    return 2;
+  } catch (const ntc::cli::HelpRequested&) {
+    const std::string u = command_usage(cmd);
+    std::fputs(u.empty() ? kUsage : u.c_str(), stdout);
+    return 0;
+  } catch (const ntc::cli::UsageError& e) {
+    std::fprintf(stderr, "ntc: error: %s\n", e.what());
+    if (std::string(e.what()).rfind("usage:", 0) != 0) std::fputs(command_usage(cmd).c_str(), stderr);
     return 2;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "ntc: error: out of memory\n");

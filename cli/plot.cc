@@ -37,7 +37,7 @@ double nice_step(double range) {
 
 int cmd_plot(const std::vector<std::string>& argv) {
   Args a(argv, {"o", "title"}, {});
-  if (a.positional().empty() || !a.has("o")) fail("usage: ntc plot A.json B.json ... -o rd.svg|png");
+  if (a.positional().empty() || !a.has("o")) usage_fail("usage: ntc plot A.json B.json ... -o rd.svg|png");
   std::vector<Series> ss;
   for (const std::string& f : a.positional()) {
     const Json j = read_json_file(f);

@@ -31,7 +31,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   const bool resume = a.has("resume");
   o.from = a.str("from");
   if (!o.from.empty() && !resume) fail("train: --from FILE goes with --resume");
-  if (!resume && !a.has("config")) fail("train: --config NAME is required (or --resume)");
+  if (!resume && !a.has("config")) usage_fail("train: --config NAME is required (or --resume)");
   o.config = a.str("config");
   o.data = a.str("data");
   o.val = a.str("val");

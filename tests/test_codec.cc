@@ -191,6 +191,50 @@ TEST(Image, ReadsPnmPngAndJpegOnly) {
   }
 }
 
+// Help, version and exit statuses: help goes to stdout with status 0; usage errors (unknown command
+// or flag, missing arguments, bad flag values) exit 2; runtime errors (unreadable input) exit 1.
+TEST(Cli, HelpVersionAndExitStatuses) {
+  Bin b;
+  if (b.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
+  auto out = [&] {
+    std::ifstream f(b.dir + "/out.txt");
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  for (const std::string& c : std::vector<std::string>{"--help", "-h", "help"}) {
+    EXPECT_EQ(b.run(c), 0) << c;
+    EXPECT_NE(out().find("commands:"), std::string::npos) << c;
+  }
+  for (const std::string& cmd : std::vector<std::string>{"encode", "decode", "eval", "bdrate", "plot", "flops", "train", "bench", "demo"}) {
+    for (const std::string& c : {cmd + " --help", cmd + " -h", "help " + cmd, "--threads 1 " + cmd + " --help"}) {
+      EXPECT_EQ(b.run(c), 0) << c << ": " << b.err();
+      EXPECT_EQ(out().rfind("usage: ntc [global flags] " + cmd, 0), 0u) << c << ": " << out();
+    }
+  }
+  for (const std::string& c : std::vector<std::string>{"--version", "version"}) {
+    EXPECT_EQ(b.run(c), 0) << c;
+    EXPECT_EQ(out().rfind("ntc ", 0), 0u) << out();
+    EXPECT_NE(out().find("GEMM"), std::string::npos) << out();
+  }
+  for (const std::string& c : std::vector<std::string>{"", "frobnicate", "help frobnicate", "encode", "encode a.png", "encode a.png -o b.ntc --frob",
+                               "decode x.ntc", "--threads 0 version", "--threads", "eval --data d", "bdrate a.json",
+                               "encode a.png -o b.ntc --quality", "bench", "bench nosuch", "version --frob"}) {
+    EXPECT_EQ(b.run(c), 2) << "'" << c << "': " << b.err();
+    EXPECT_NE(b.err().find("ntc: error:"), std::string::npos) << c;
+  }
+  EXPECT_EQ(b.run("decode " + b.dir + "/missing.ntc -o " + b.dir + "/x.png"), 1) << b.err();
+  EXPECT_EQ(b.run("encode " + b.dir + "/missing.png -o " + b.dir + "/x.ntc"), 1) << b.err();
+  EXPECT_EQ(b.err().find('\n'), b.err().size() - 1) << "one line: " << b.err();
+  // Progress bars (\r updates) only on a terminal, or with --progress; here stderr is a file.
+  nn::save_model(b.dir + "/m.ntcm", *tiny(), nn::WeightFormat::F16);
+  fs::create_directories(b.dir + "/imgs");
+  write_image(b.dir + "/imgs/a.png", picture(32, 48));
+  const std::string ev = "eval --data " + b.dir + "/imgs --json " + b.dir + "/ev.json --model " + b.dir + "/m.ntcm";
+  ASSERT_EQ(b.run(ev), 0) << b.err();
+  EXPECT_EQ(b.err().find('\r'), std::string::npos) << b.err();
+  ASSERT_EQ(b.run("--progress " + ev), 0) << b.err();
+  EXPECT_NE(b.err().find('\r'), std::string::npos) << b.err();
+}
+
 TEST(Cli, EncodeDecodeRoundTripAndBadInput) {
   Bin b;
   if (b.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
@@ -408,11 +452,13 @@ TEST(Cli, TargetFlagForcesTheSimdTarget) {
   const int rc = b.run("--target avx512 version");
   if (rc == 0) EXPECT_NE(out().find("kernels AVX3"), std::string::npos) << out();
   else EXPECT_NE(b.err().find("cannot run"), std::string::npos) << b.err();
-  for (const char* bad : {"--target neon version", "--target version", "--target avx2 bench train --config light "
-                                                                         "--batch 1 --crop 64 --reps 1 --precision bf16"}) {
-    EXPECT_EQ(b.run(bad), 1) << bad;
+  for (const char* bad : {"--target neon version", "--target version"}) {  // usage errors
+    EXPECT_EQ(b.run(bad), 2) << bad;
     EXPECT_NE(b.err().find("ntc: error:"), std::string::npos) << bad << ": " << b.err();
   }
+  const char* cannot = "--target avx2 bench train --config light --batch 1 --crop 64 --reps 1 --precision bf16";
+  EXPECT_EQ(b.run(cannot), 1);  // a runtime error: this target cannot run bf16 products
+  EXPECT_NE(b.err().find("ntc: error:"), std::string::npos) << b.err();
 }
 
 // Every benchmark prints one JSON object with the fields its issue names (tiny sizes: this checks
