@@ -22,6 +22,7 @@
 #include "lib/blas.h"
 #include "lib/gemm.h"
 #include "lib/common.h"
+#include "lib/json.h"
 #include "lib/ops/ops.h"
 #include "lib/rng.h"
 #include "lib/threads.h"
@@ -151,7 +152,7 @@ int bench_conv(const std::vector<std::string>& argv) {
   };
   const std::vector<Layer>& layers = set == "light" ? light_layers : jpegl_layers;
 
-  std::string rows;
+  JsonOut rows = JsonOut::array();
   if (!json)
     std::printf("sgemm %d^3: %.1f GFLOP/s (%d threads, kernels %s, OpenBLAS %s, GEMM %s)\n%-44s %9s %9s %6s %9s %9s %6s\n", G,
                 sgemm, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), "layer", "fwd ms", "GFLOP/s",
@@ -200,15 +201,9 @@ int bench_conv(const std::vector<std::string>& argv) {
 
     const double gf_fwd = double(fwd_flops) / t_fwd * 1e-9, gf_bwd = double(bwd_flops) / t_bwd * 1e-9;
     if (json) {
-      char buf[640];
-      std::snprintf(buf, sizeof buf,
-                    "%s{\"name\":\"%s\",\"input\":[%d,%d,%d,%d],\"output\":[%d,%d,%lld,%lld],"
-                    "\"fwd_ms\":%.3f,\"fwd_gflops\":%.2f,\"fwd_ratio\":%.3f,"
-                    "\"bwd_ms\":%.3f,\"bwd_gflops\":%.2f,\"bwd_ratio\":%.3f,\"max_rel_err\":%.2e}",
-                    rows.empty() ? "" : ",", L.name, L.N, L.Cin, L.H, L.W, L.N, L.Cout, (long long)Ho,
-                    (long long)Wo, t_fwd * 1e3, gf_fwd, gf_fwd / sgemm, t_bwd * 1e3, gf_bwd,
-                    gf_bwd / sgemm, err);
-      rows += buf;
+      rows.push_back({{"name", L.name}, {"input", {L.N, L.Cin, L.H, L.W}}, {"output", {int64_t(L.N), int64_t(L.Cout), Ho, Wo}},
+                      {"fwd_ms", t_fwd * 1e3}, {"fwd_gflops", gf_fwd}, {"fwd_ratio", gf_fwd / sgemm},
+                      {"bwd_ms", t_bwd * 1e3}, {"bwd_gflops", gf_bwd}, {"bwd_ratio", gf_bwd / sgemm}, {"max_rel_err", err}});
     } else {
       std::printf("%-44s %9.2f %9.1f %6.2f %9.2f %9.1f %6.2f\n", L.name, t_fwd * 1e3, gf_fwd,
                   gf_fwd / sgemm, t_bwd * 1e3, gf_bwd, gf_bwd / sgemm);
@@ -216,10 +211,11 @@ int bench_conv(const std::vector<std::string>& argv) {
     std::fflush(stdout);
   }
   if (json)
-    std::printf("{\"bench\":\"conv\",\"set\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\",\"sgemm_n\":%d,\"sgemm_gflops\":%.2f,"
-                "\"layers\":[%s],\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f}\n",
-                set.c_str(), num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), G, sgemm, rows.c_str(),
-                double(peak_rss_bytes()) / 1e6, double(mem_stats().peak_in_use) / 1e6);
+    std::printf("%s\n", json_line(JsonOut{{"bench", "conv"}, {"set", set}, {"threads", num_threads()},
+                                          {"kernels", k::kernel_target_name()}, {"blas", blas_kernel_name()},
+                                          {"gemm", gemm_backend_name()}, {"sgemm_n", G}, {"sgemm_gflops", sgemm},
+                                          {"layers", rows}, {"peak_rss_mb", double(peak_rss_bytes()) / 1e6},
+                                          {"peak_tensor_mb", double(mem_stats().peak_in_use) / 1e6}}).c_str());
   else
     std::printf("peak RSS %.1f MB, peak tensor memory %.1f MB\n", double(peak_rss_bytes()) / 1e6,
                 double(mem_stats().peak_in_use) / 1e6);

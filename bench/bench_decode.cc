@@ -13,6 +13,7 @@
 #include "lib/blas.h"
 #include "lib/gemm.h"
 #include "lib/common.h"
+#include "lib/json.h"
 #include "lib/flops.h"
 #include "lib/ops/ops.h"
 #include "lib/threads.h"
@@ -65,12 +66,12 @@ int bench_decode(const std::vector<std::string>& argv) {
   const double ms = t[t.size() / 2];
   const double gflops = double(flops) / ms * 1e-6;
   if (args.has("json")) {
-    std::printf("{\"bench\":\"decode\",\"config\":\"%s\",\"size\":[%ld,%ld],\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\","
-                "\"decode_ms\":%.3f,\"min_ms\":%.3f,\"gflops\":%.2f,\"flops_per_pixel\":%.4f,\"reps\":%d,"
-                "\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f}\n",
-                cfg.c_str(), H, W, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), ms, t[0], gflops,
-                double(flops) / double(H * W), reps, double(peak_rss_bytes()) / 1e6,
-                double(mem_stats().peak_in_use) / 1e6);
+    std::printf("%s\n", json_line(JsonOut{{"bench", "decode"}, {"config", cfg}, {"size", {H, W}}, {"threads", num_threads()},
+                                          {"kernels", k::kernel_target_name()}, {"blas", blas_kernel_name()},
+                                          {"gemm", gemm_backend_name()}, {"decode_ms", ms}, {"min_ms", t[0]},
+                                          {"gflops", gflops}, {"flops_per_pixel", double(flops) / double(H * W)},
+                                          {"reps", reps}, {"peak_rss_mb", double(peak_rss_bytes()) / 1e6},
+                                          {"peak_tensor_mb", double(mem_stats().peak_in_use) / 1e6}}).c_str());
   } else {
     std::printf("decode path of %s at %ldx%ld, %d threads (%s, OpenBLAS %s, GEMM %s): median %.2f ms (min %.2f), %.1f GFLOP/s, "
                 "peak RSS %.1f MB\n", cfg.c_str(), H, W, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), ms, t[0], gflops,

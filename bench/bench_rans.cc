@@ -28,6 +28,7 @@
 #include "cli/args.h"
 #include "codec/rans.h"
 #include "lib/common.h"
+#include "lib/json.h"
 #include "lib/rng.h"
 #include "lib/threads.h"
 
@@ -152,13 +153,13 @@ int bench_rans(const std::vector<std::string>& argv) {
                ovh_coder = (bits - bypass_bits) / info_cdf - 1;
 
   if (json) {
-    std::printf("{\"bench\":\"rans\",\"threads\":%d,\"n_symbols\":%zu,\"escapes\":%zu,\"reps\":%d,"
-                "\"encode_msym_per_s\":%.2f,\"decode_msym_per_s\":%.2f,\"encode_ms\":%.3f,\"decode_ms\":%.3f,"
-                "\"bits\":%.0f,\"info_bits_cdf\":%.1f,\"info_bits_pmf\":%.1f,\"bypass_bits\":%.0f,"
-                "\"bits_per_symbol\":%.5f,\"bits_overhead\":%.6f,\"bits_overhead_pmf\":%.6f,"
-                "\"coder_overhead\":%.7f}\n",
-                T, n, escapes, reps, enc_ms, dec_ms, t_enc * 1e3, t_dec * 1e3, bits, info_cdf, info_pmf,
-                bypass_bits, bits / double(n), ovh, ovh_pmf, ovh_coder);
+    std::printf("%s\n", json_line(JsonOut{{"bench", "rans"}, {"threads", T}, {"n_symbols", n}, {"escapes", escapes},
+                                          {"reps", reps}, {"encode_msym_per_s", enc_ms}, {"decode_msym_per_s", dec_ms},
+                                          {"encode_ms", t_enc * 1e3}, {"decode_ms", t_dec * 1e3}, {"bits", bits},
+                                          {"info_bits_cdf", info_cdf}, {"info_bits_pmf", info_pmf},
+                                          {"bypass_bits", bypass_bits}, {"bits_per_symbol", bits / double(n)},
+                                          {"bits_overhead", ovh}, {"bits_overhead_pmf", ovh_pmf},
+                                          {"coder_overhead", ovh_coder}}).c_str());
   } else {
     std::printf("rANS, %zu symbols over the 64 Gaussian tables, %zu escapes, %d thread%s (one stream each)\n", n,
                 escapes, T, T == 1 ? "" : "s");

@@ -12,6 +12,7 @@
 #include "lib/blas.h"
 #include "lib/gemm.h"
 #include "lib/common.h"
+#include "lib/json.h"
 #include "lib/threads.h"
 #include "nn/model.h"
 #include "train/sga.h"
@@ -44,10 +45,10 @@ int bench_sga(const std::vector<std::string>& argv) {
   std::sort(t.begin(), t.end());
   const double iter_s = t[t.size() / 2];
   if (args.has("json"))
-    std::printf("{\"bench\":\"sga\",\"config\":\"%s\",\"size\":[%ld,%ld],\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\",\"iter_s\":%.4f,"
-                "\"min_iter_s\":%.4f,\"iters\":%d,\"peak_rss_mb\":%.1f}\n",
-                cfg.c_str(), H, W, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), iter_s, t[0], iters,
-                double(peak_rss_bytes()) / 1e6);
+    std::printf("%s\n", json_line(JsonOut{{"bench", "sga"}, {"config", cfg}, {"size", {H, W}}, {"threads", num_threads()},
+                                          {"kernels", k::kernel_target_name()}, {"blas", blas_kernel_name()},
+                                          {"gemm", gemm_backend_name()}, {"iter_s", iter_s}, {"min_iter_s", t[0]},
+                                          {"iters", iters}, {"peak_rss_mb", double(peak_rss_bytes()) / 1e6}}).c_str());
   else
     std::printf("SGA iteration of %s at %ldx%ld, %d threads (%s, OpenBLAS %s, GEMM %s): median %.3f s (min %.3f)\n", cfg.c_str(), H, W,
                 num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), iter_s, t[0]);

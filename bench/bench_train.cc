@@ -13,6 +13,7 @@
 #include "lib/blas.h"
 #include "lib/gemm.h"
 #include "lib/common.h"
+#include "lib/json.h"
 #include "lib/flops.h"
 #include "lib/threads.h"
 #include "nn/model.h"
@@ -97,31 +98,22 @@ int bench_train(const std::vector<std::string>& argv) {
   const double step_gflop = double(fwd_flops + bwd_flops) * 1e-9;
 
   if (args.has("json")) {
-    std::printf("{\"bench\":\"train\",\"config\":\"%s\",\"precision\":\"%s\",\"batch\":%d,\"crop\":%d,\"threads\":%d,\"kernels\":\"%s\",\"blas\":\"%s\",\"gemm\":\"%s\","
-                "\"step_s\":%.4f,\"min_step_s\":%.4f,\"reps\":%d,\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f,"
-                "\"forward_layers_ms\":%.1f,\"backward_ms\":%.1f,\"forward_gflop\":%.3f,\"backward_conv_gflop\":%.3f,"
-                "\"sgemm_gflops\":%.2f,\"step_gflops\":%.2f,\"step_s_at_sgemm_speed\":%.4f,\"fresh_mb_per_step\":%.2f,\"forward_ms_by_layer_type\":{",
-                cfg.c_str(), precision.c_str(), batch, crop, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), step_s, t[0], reps,
-                double(peak_rss_bytes()) / 1e6, double(mem_stats().peak_in_use) / 1e6, fwd_total, bwd_total,
-                double(fwd_flops) * 1e-9, double(bwd_flops) * 1e-9, sgemm, step_gflop / step_s, step_gflop / sgemm, fresh_mb_per_step);
-    bool first = true;
-    for (auto& [k, v] : fwd) {
-      std::printf("%s\"%s\":%.2f", first ? "" : ",", k.c_str(), v);
-      first = false;
-    }
-    std::printf("},\"backward_ms_by_op\":{");
-    first = true;
-    for (auto& [k, v] : bp.ms) {
-      std::printf("%s\"%s\":%.2f", first ? "" : ",", k.c_str(), v);
-      first = false;
-    }
-    std::printf("},\"backward_ms_by_layer\":{");
-    first = true;
-    for (auto& [k, v] : bp.by_layer) {
-      std::printf("%s\"%s\":%.2f", first ? "" : ",", k.c_str(), v);
-      first = false;
-    }
-    std::printf("}}\n");
+    JsonOut j{{"bench", "train"}, {"config", cfg}, {"precision", precision}, {"batch", batch}, {"crop", crop},
+              {"threads", num_threads()}, {"kernels", k::kernel_target_name()}, {"blas", blas_kernel_name()},
+              {"gemm", gemm_backend_name()}, {"step_s", step_s}, {"min_step_s", t[0]}, {"reps", reps},
+              {"peak_rss_mb", double(peak_rss_bytes()) / 1e6}, {"peak_tensor_mb", double(mem_stats().peak_in_use) / 1e6},
+              {"forward_layers_ms", fwd_total}, {"backward_ms", bwd_total}, {"forward_gflop", double(fwd_flops) * 1e-9},
+              {"backward_conv_gflop", double(bwd_flops) * 1e-9}, {"sgemm_gflops", sgemm},
+              {"step_gflops", step_gflop / step_s}, {"step_s_at_sgemm_speed", step_gflop / sgemm},
+              {"fresh_mb_per_step", fresh_mb_per_step}};
+    JsonOut f = JsonOut::object(), b = JsonOut::object(), l = JsonOut::object();
+    for (auto& [k, v] : fwd) f[k] = v;
+    for (auto& [k, v] : bp.ms) b[k] = v;
+    for (auto& [k, v] : bp.by_layer) l[k] = v;
+    j["forward_ms_by_layer_type"] = f;
+    j["backward_ms_by_op"] = b;
+    j["backward_ms_by_layer"] = l;
+    std::printf("%s\n", json_line(j).c_str());
   } else {
     std::printf("train step of %s (%s analysis), batch %d of %dx%d, %d threads (%s, OpenBLAS %s, GEMM %s): median %.3f s (min %.3f), peak RSS %.0f MB, "
                 "fresh memory %.1f MB/step\n",

@@ -258,36 +258,31 @@ int cmd_eval(const std::vector<std::string>& argv) {
     for (const Row& r : rows) s += r.*f;
     return s / double(rows.size());
   };
-  std::ostringstream j;
-  j.precision(8);
-  auto arr = [&](double Row::*f) {
-    j << "[";
-    for (size_t i = 0; i < all.size(); ++i) j << (i ? "," : "") << mean(all[i], f);
-    j << "]";
-  };
-  j << "{\"name\":\"" << json_escape(a.str("name", "ntc " + lm.path)) << "\",\"model\":\"" << json_escape(lm.path)
-    << "\",\"sga_iters\":" << sga << ",\"images\":" << files.size() << ",\"lambda\":[";
-  for (size_t i = 0; i < rates.size(); ++i) j << (i ? "," : "") << rates[i];
-  j << "]";
+  JsonOut j;
+  j["name"] = a.str("name", "ntc " + lm.path);
+  j["model"] = lm.path;
+  j["sga_iters"] = sga;
+  j["images"] = files.size();
+  j["lambda"] = rates;
   const std::pair<const char*, double Row::*> means[] = {{"bpp", &Row::bpp},       {"est_bpp", &Row::est_bpp},
                                                           {"psnr_rgb", &Row::psnr}, {"msssim", &Row::msssim},
                                                           {"enc_s_mean", &Row::enc_s}, {"dec_s_mean", &Row::dec_s}};
   for (const auto& [key, field] : means) {
-    j << ",\"" << key << "\":";
-    arr(field);
+    JsonOut v = JsonOut::array();
+    for (const auto& rows : all) v.push_back(mean(rows, field));
+    j[key] = v;
   }
-  j << ",\"threads\":" << num_threads() << ",\"per_image\":[";
-  for (size_t i = 0; i < all.size(); ++i) {
-    j << (i ? "," : "") << "[";
-    for (size_t k = 0; k < all[i].size(); ++k) {
-      const Row& r = all[i][k];
-      j << (k ? "," : "") << "{\"file\":\"" << json_escape(r.file) << "\",\"bpp\":" << r.bpp << ",\"est_bpp\":" << r.est_bpp
-        << ",\"psnr\":" << r.psnr << ",\"msssim\":" << r.msssim << ",\"enc_s\":" << r.enc_s << ",\"dec_s\":" << r.dec_s << "}";
-    }
-    j << "]";
+  j["threads"] = num_threads();
+  JsonOut per = JsonOut::array();
+  for (const auto& rows : all) {
+    JsonOut at = JsonOut::array();
+    for (const Row& r : rows)
+      at.push_back({{"file", r.file}, {"bpp", r.bpp}, {"est_bpp", r.est_bpp}, {"psnr", r.psnr}, {"msssim", r.msssim},
+                    {"enc_s", r.enc_s}, {"dec_s", r.dec_s}});
+    per.push_back(at);
   }
-  j << "]}\n";
-  const std::string js = j.str();
+  j["per_image"] = per;
+  const std::string js = json_line(j) + "\n";
   write_file_atomic(a.str("json"), std::vector<uint8_t>(js.begin(), js.end()));
   if (a.has("csv")) {
     std::ostringstream c;
@@ -327,7 +322,7 @@ int cmd_bdrate(const std::vector<std::string>& argv) {
   if (a.positional().size() != 2) usage_fail("usage: ntc bdrate REF.json TEST.json [--json]");
   const RdCurve ref = curve_of(a.positional()[0]), test = curve_of(a.positional()[1]);
   const double r = bd_rate(ref, test), p = bd_psnr(ref, test);
-  if (a.has("json")) std::printf("{\"bd_rate_percent\":%.4f,\"bd_psnr_db\":%.4f}\n", r, p);
+  if (a.has("json")) std::printf("%s\n", json_line(JsonOut{{"bd_rate_percent", r}, {"bd_psnr_db", p}}).c_str());
   else std::printf("BD-rate %+.2f%%, BD-PSNR %+.3f dB (%s vs %s; PCHIP in log-rate over the overlap)\n", r, p,
                    name_of(a.positional()[1]).c_str(), name_of(a.positional()[0]).c_str());
   return 0;

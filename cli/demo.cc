@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "kernels/kernels.h"
 #include "lib/image.h"
+#include "lib/json.h"
 #include "lib/ops/ops.h"
 #include "lib/rng.h"
 #include "lib/threads.h"
@@ -120,8 +121,8 @@ int cmd_demo(const std::vector<std::string>& argv) {
     NoGrad ng;
     psnr1 = psnr(forward(x));
   }
-  std::printf("{\"demo\":\"autoencoder\",\"steps\":%d,\"psnr_before\":%.2f,\"psnr_after\":%.2f}\n", steps, psnr0,
-              psnr1);
+  std::printf("%s\n", json_line(JsonOut{{"demo", "autoencoder"}, {"steps", steps}, {"psnr_before", psnr0},
+                                        {"psnr_after", psnr1}}).c_str());
   if (!(psnr1 > psnr0 + 3.0)) {
     std::fprintf(stderr, "ntc: error: demo training did not improve PSNR enough (%.2f -> %.2f dB)\n", psnr0, psnr1);
     return 1;

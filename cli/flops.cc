@@ -20,12 +20,6 @@
 namespace ntc::cli {
 namespace {
 
-std::string shape_json(const Shape& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
 void parse_size(const std::string& s, int64_t* h, int64_t* w) {
   const size_t x = s.find('x');
   char* e1 = nullptr;
@@ -66,36 +60,42 @@ int cmd_flops(const std::vector<std::string>& argv) {
   }();
 
   if (json) {
-    std::printf("{\"model\":\"%s\",\"size\":[%lld,%lld],\"pixels\":%.0f,\"threads\":%d,\"kernels\":\"%s\",",
-                json_escape(model->config().origin()).c_str(), (long long)H, (long long)W, pixels, num_threads(),
-                k::kernel_target_name());
-    std::printf("\"flops_per_pixel\":{");
-    for (const nn::PartProfile& p : parts) std::printf("\"%s\":%.6f,", p.key.c_str(), fpp(p.flops));
-    std::printf("\"encode\":%.6f,\"decode\":%.6f},\"kmac_per_pixel\":{", fpp(enc), fpp(dec));
-    for (const nn::PartProfile& p : parts) std::printf("\"%s\":%.4f,", p.key.c_str(), fpp(p.flops) / 2000);
-    std::printf("\"encode\":%.4f,\"decode\":%.4f},\"params\":{", fpp(enc) / 2000, fpp(dec) / 2000);
-    for (const nn::PartProfile& p : parts) std::printf("\"%s\":%lld,", p.key.c_str(), (long long)p.params);
-    std::printf("\"entropy_bottleneck\":%lld},\"layers\":[", (long long)eb_params);
-    bool first = true;
+    JsonOut j{{"model", model->config().origin()}, {"size", {H, W}}, {"pixels", pixels}, {"threads", num_threads()},
+              {"kernels", k::kernel_target_name()}};
+    JsonOut fp, km, pa;
+    for (const nn::PartProfile& p : parts) {
+      fp[p.key] = fpp(p.flops);
+      km[p.key] = fpp(p.flops) / 2000;
+      pa[p.key] = p.params;
+    }
+    fp["encode"] = fpp(enc);
+    fp["decode"] = fpp(dec);
+    km["encode"] = fpp(enc) / 2000;
+    km["decode"] = fpp(dec) / 2000;
+    pa["entropy_bottleneck"] = eb_params;
+    j["flops_per_pixel"] = fp;
+    j["kmac_per_pixel"] = km;
+    j["params"] = pa;
+    JsonOut layers = JsonOut::array();
     for (const nn::PartProfile& p : parts)
       for (const auto& r : p.layers) {
-        std::printf("%s{\"part\":\"%s\",\"name\":\"%s\",\"type\":\"%s%s\",\"in\":%s,\"out\":%s,\"params\":%lld,"
-                    "\"flops\":%lld,\"flops_per_pixel\":%.6f,\"share\":%.6f",
-                    first ? "" : ",", p.key.c_str(), r.path.c_str(), r.type.c_str(), r.leaf ? "" : " (self)",
-                    shape_json(r.in).c_str(), shape_json(r.out).c_str(), (long long)r.params,
-                    (long long)(r.leaf ? r.flops : r.self_flops), fpp(r.leaf ? r.flops : r.self_flops),
-                    p.flops ? double(r.leaf ? r.flops : r.self_flops) / double(p.flops) : 0.0);
-        if (timed && r.leaf) std::printf(",\"ms\":%.4f,\"gflops\":%.2f", r.ms, r.ms > 0 ? double(r.flops) / r.ms * 1e-6 : 0.0);
-        std::printf("}");
-        first = false;
+        const int64_t f = r.leaf ? r.flops : r.self_flops;
+        JsonOut l{{"part", p.key}, {"name", r.path}, {"type", r.type + (r.leaf ? "" : " (self)")}, {"in", r.in},
+                  {"out", r.out}, {"params", r.params}, {"flops", f}, {"flops_per_pixel", fpp(f)},
+                  {"share", p.flops ? double(f) / double(p.flops) : 0.0}};
+        if (timed && r.leaf) {
+          l["ms"] = r.ms;
+          l["gflops"] = r.ms > 0 ? double(r.flops) / r.ms * 1e-6 : 0.0;
+        }
+        layers.push_back(l);
       }
-    std::printf("]");
+    j["layers"] = layers;
     if (timed) {
-      std::printf(",\"ms\":{");
-      for (size_t i = 0; i < parts.size(); ++i) std::printf("%s\"%s\":%.3f", i ? "," : "", parts[i].key.c_str(), parts[i].ms);
-      std::printf("}");
+      JsonOut ms;
+      for (const nn::PartProfile& p : parts) ms[p.key] = p.ms;
+      j["ms"] = ms;
     }
-    std::printf("}\n");
+    std::printf("%s\n", json_line(j).c_str());
     return 0;
   }
 

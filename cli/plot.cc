@@ -84,7 +84,7 @@ int cmd_plot(const std::vector<std::string>& argv) {
     o << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R << "\" height=\"" << H - T - B << "\" fill=\"none\" stroke=\"black\"/>\n"
       << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 25 << "\" text-anchor=\"middle\">bits per pixel</text>\n"
       << "<text x=\"20\" y=\"" << (T + H - B) / 2 << "\" text-anchor=\"middle\" transform=\"rotate(-90 20 " << (T + H - B) / 2 << ")\">PSNR (dB, RGB)</text>\n";
-    if (a.has("title")) o << "<text x=\"" << (L + W - R) / 2 << "\" y=\"25\" text-anchor=\"middle\" font-size=\"15\">" << json_escape(a.str("title")) << "</text>\n";
+    if (a.has("title")) o << "<text x=\"" << (L + W - R) / 2 << "\" y=\"25\" text-anchor=\"middle\" font-size=\"15\">" << xml_escape(a.str("title")) << "</text>\n";
     for (size_t k = 0; k < ss.size(); ++k) {
       const char* c = kColors[k % 10];
       o << "<polyline fill=\"none\" stroke=\"" << c << "\" stroke-width=\"2\" points=\"";

@@ -1,6 +1,7 @@
 #include "lib/json.h"
 
-#include <cstdlib>
+#include <algorithm>
+#include <cmath>
 
 #include "lib/common.h"
 #include "lib/fileio.h"
@@ -8,109 +9,39 @@
 namespace ntc {
 namespace {
 
-struct Parser {
-  const std::string& s;
-  const std::string& origin;
-  size_t i = 0;
-  int depth = 0;
+constexpr int kMaxDepth = 200;
 
-  [[noreturn]] void bad(const char* what) { fail(origin, ": invalid JSON at byte ", i, ": ", what); }
-  void ws() {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+Json convert(const nlohmann::json& j, int depth, const std::string& origin) {
+  if (depth > kMaxDepth) fail(origin, ": invalid JSON: nested more than ", kMaxDepth, " levels deep");
+  Json r;
+  switch (j.type()) {
+    case nlohmann::json::value_t::null: break;
+    case nlohmann::json::value_t::boolean:
+      r.kind = Json::Bool;
+      r.b = j.get<bool>();
+      break;
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned:
+    case nlohmann::json::value_t::number_float:
+      r.kind = Json::Number;
+      r.num = j.get<double>();
+      break;
+    case nlohmann::json::value_t::string:
+      r.kind = Json::String;
+      r.str = j.get<std::string>();
+      break;
+    case nlohmann::json::value_t::array:
+      r.kind = Json::Array;
+      for (const auto& v : j) r.arr.push_back(convert(v, depth + 1, origin));
+      break;
+    case nlohmann::json::value_t::object:
+      r.kind = Json::Object;
+      for (const auto& [k, v] : j.items()) r.obj[k] = convert(v, depth + 1, origin);
+      break;
+    default: fail(origin, ": invalid JSON: unsupported value");
   }
-  bool lit(const char* w) {
-    const size_t n = std::string(w).size();
-    if (s.compare(i, n, w) == 0) {
-      i += n;
-      return true;
-    }
-    return false;
-  }
-  std::string string() {
-    if (s[i] != '"') bad("expected a string");
-    ++i;
-    std::string r;
-    while (i < s.size() && s[i] != '"') {
-      if (s[i] == '\\') {
-        if (++i >= s.size()) bad("unterminated escape");
-        const char c = s[i];
-        if (c == 'n') r += '\n';
-        else if (c == 't') r += '\t';
-        else if (c == 'u') {
-          if (i + 4 >= s.size()) bad("bad \\u escape");
-          const unsigned cp = unsigned(std::strtoul(s.substr(i + 1, 4).c_str(), nullptr, 16));
-          if (cp < 0x80) r += char(cp);
-          else if (cp < 0x800) r += char(0xC0 | (cp >> 6)), r += char(0x80 | (cp & 0x3F));
-          else r += char(0xE0 | (cp >> 12)), r += char(0x80 | ((cp >> 6) & 0x3F)), r += char(0x80 | (cp & 0x3F));
-          i += 4;
-        } else r += c;
-        ++i;
-      } else {
-        r += s[i++];
-      }
-    }
-    if (i >= s.size()) bad("unterminated string");
-    ++i;
-    return r;
-  }
-  Json value() {
-    if (++depth > 200) bad("nested too deeply");
-    ws();
-    if (i >= s.size()) bad("unexpected end");
-    Json j;
-    const char c = s[i];
-    if (c == '{') {
-      j.kind = Json::Object;
-      ++i;
-      ws();
-      if (i < s.size() && s[i] == '}') ++i;
-      else
-        for (;;) {
-          ws();
-          const std::string k = string();
-          ws();
-          if (i >= s.size() || s[i] != ':') bad("expected ':'");
-          ++i;
-          j.obj[k] = value();
-          ws();
-          if (i < s.size() && s[i] == ',') { ++i; continue; }
-          if (i < s.size() && s[i] == '}') { ++i; break; }
-          bad("expected ',' or '}'");
-        }
-    } else if (c == '[') {
-      j.kind = Json::Array;
-      ++i;
-      ws();
-      if (i < s.size() && s[i] == ']') ++i;
-      else
-        for (;;) {
-          j.arr.push_back(value());
-          ws();
-          if (i < s.size() && s[i] == ',') { ++i; continue; }
-          if (i < s.size() && s[i] == ']') { ++i; break; }
-          bad("expected ',' or ']'");
-        }
-    } else if (c == '"') {
-      j.kind = Json::String;
-      j.str = string();
-    } else if (lit("true")) {
-      j.kind = Json::Bool;
-      j.b = true;
-    } else if (lit("false")) {
-      j.kind = Json::Bool;
-    } else if (lit("null")) {
-      j.kind = Json::Null;
-    } else {
-      char* end = nullptr;
-      j.num = std::strtod(s.c_str() + i, &end);
-      if (end == s.c_str() + i) bad("unexpected character");
-      j.kind = Json::Number;
-      i = size_t(end - s.c_str());
-    }
-    --depth;
-    return j;
-  }
-};
+  return r;
+}
 
 }  // namespace
 
@@ -131,11 +62,21 @@ std::vector<double> Json::numbers() const {
 }
 
 Json parse_json(const std::string& text, const std::string& origin) {
-  Parser p{text, origin};
-  Json j = p.value();
-  p.ws();
-  if (p.i != text.size()) p.bad("trailing characters");
-  return j;
+  // The parser callback refuses deep nesting while parsing (before the tree is built).
+  int depth = 0;
+  const auto limit = [&](int d, nlohmann::json::parse_event_t ev, nlohmann::json&) {
+    if (ev == nlohmann::json::parse_event_t::object_start || ev == nlohmann::json::parse_event_t::array_start)
+      depth = std::max(depth, d);
+    if (depth > kMaxDepth) throw Error(origin + ": invalid JSON: nested more than 200 levels deep");
+    return true;
+  };
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text, limit);
+  } catch (const nlohmann::json::exception& e) {
+    fail(origin, ": invalid JSON: ", e.what());
+  }
+  return convert(j, 0, origin);
 }
 
 Json read_json_file(const std::string& path) {
@@ -143,11 +84,21 @@ Json read_json_file(const std::string& path) {
   return parse_json(std::string(b.begin(), b.end()), path);
 }
 
-std::string json_escape(const std::string& s) {
+double json_round(double v, int decimals) {
+  if (!std::isfinite(v)) return v;
+  const double f = std::pow(10.0, decimals), r = std::round(v * f) / f;
+  return std::isfinite(r) ? r : v;
+}
+
+std::string json_line(const JsonOut& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+std::string xml_escape(const std::string& s) {
   std::string r;
   for (char c : s) {
-    if (c == '"' || c == '\\') r += '\\', r += c;
-    else if (c == '\n') r += "\\n";
+    if (c == '&') r += "&amp;";
+    else if (c == '<') r += "&lt;";
+    else if (c == '>') r += "&gt;";
+    else if (c == '"') r += "&quot;";
     else if (static_cast<unsigned char>(c) < 0x20) r += ' ';
     else r += c;
   }

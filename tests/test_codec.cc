@@ -487,5 +487,76 @@ TEST(Cli, BenchmarksPrintOneJsonObjectWithTheirFields) {
   }
 }
 
+// The JSON reader is strict RFC 8259 (nlohmann-json): escapes decoded, no NaN/Infinity/hex/comments
+// or trailing commas, nesting bounded; the writer turns non-finite numbers into null and escapes
+// strings, so what ntc writes always reads back.
+TEST(Json, StrictReaderAndValidWriter) {
+  const Json e = parse_json(R"({"s": "a\r\b\f\t\n\"\\\/\u00e9\ud83d\ude00", "n": [1, -2.5e3, 0.125], "t": true, "z": null})");
+  EXPECT_EQ(e.get("s")->str, "a\r\b\f\t\n\"\\/\xc3\xa9\xf0\x9f\x98\x80");
+  EXPECT_EQ(e.get("n")->numbers(), (std::vector<double>{1, -2500, 0.125}));
+  EXPECT_TRUE(e.get("t")->b);
+  EXPECT_EQ(e.get("z")->kind, Json::Null);
+  for (const std::string& bad : std::vector<std::string>{"NaN", "[NaN]", "[Infinity]", "[-Infinity]", "[0x10]", "[1,]", "{\"a\":1,}", "[01]",
+                                 "// c\n[1]", "[1] x", "\"\\x\"", "\"\\u12\"", "{\"a\" 1}", "", "[\"\x01\"]", "'a'",
+                                 std::string(300, '[') + std::string(300, ']')})
+    EXPECT_THROW(parse_json(bad, "t"), Error) << bad.substr(0, 40);
+  EXPECT_NO_THROW(parse_json(std::string(150, '[') + std::string(150, ']'), "t"));
+  const std::string w = json_line(JsonOut{{"inf", INFINITY}, {"nan", NAN}, {"s", "q\"\\\n\x01\xff"}, {"x", 0.1}});
+  EXPECT_EQ(w.find("inf\":null"), 2u) << w;
+  EXPECT_NE(w.find("\"nan\":null"), std::string::npos) << w;
+  const Json back = parse_json(w, "w");
+  EXPECT_EQ(back.get("s")->str, "q\"\\\n\x01\xef\xbf\xbd");  // invalid UTF-8 replaced by U+FFFD
+  EXPECT_EQ(back.get("x")->num, 0.1);
+  EXPECT_EQ(json_line(JsonOut{{"v", json_round(1.2361860275268555, 6)}}), "{\"v\":1.236186}");
+}
+
+// Every JSON file or line ntc writes parses strictly: eval, bdrate, flops, training logs and
+// checkpoint info (the benchmarks above).
+TEST(Cli, EveryJsonOutputIsValid) {
+  Bin b;
+  if (b.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
+  auto strict = [&](const std::string& what) {
+    const std::vector<uint8_t> out = read_file(what);
+    std::string text(out.begin(), out.end());
+    size_t lines = 0;
+    for (size_t at = 0; at < text.size();) {  // one JSON value per line (JSON Lines) or one document
+      const size_t nl = text.find('\n', at);
+      const std::string line = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+      if (!line.empty()) {
+        EXPECT_NO_THROW(parse_json(line, what)) << what << ": " << line.substr(0, 200);
+      }
+      ++lines;
+      if (nl == std::string::npos) break;
+      at = nl + 1;
+    }
+    EXPECT_GT(lines, 0u) << what;
+  };
+  auto m = tiny();
+  nn::save_model(b.dir + "/m.ntcm", *m, nn::WeightFormat::F16);
+  fs::create_directories(b.dir + "/imgs");
+  write_image(b.dir + "/imgs/a.png", picture(32, 48));
+  const std::string M = " --model " + b.dir + "/m.ntcm";
+  ASSERT_EQ(b.run("eval --data " + b.dir + "/imgs --json " + b.dir + "/ev.json --quiet" + M), 0) << b.err();
+  strict(b.dir + "/ev.json");
+  std::ofstream(b.dir + "/r.json") << R"({"name": "r\"ef", "bpp": [0.2, 0.5, 1, 2], "psnr_rgb": [27, 30, 33, 36]})";
+  std::ofstream(b.dir + "/t.json") << R"({"bpp": [0.18, 0.45, 0.9, 1.8], "psnr_rgb": [27, 30, 33, 36]})";
+  ASSERT_EQ(b.run("bdrate " + b.dir + "/r.json " + b.dir + "/t.json --json"), 0) << b.err();
+  strict(b.dir + "/out.txt");
+  ASSERT_EQ(b.run("flops --config two_layer_syn --json"), 0) << b.err();
+  strict(b.dir + "/out.txt");
+  const int demo = b.run("demo --steps 5");  // 1 when 5 steps gain too little PSNR; the JSON is out either way
+  EXPECT_TRUE(demo == 0 || demo == 1) << b.err();
+  strict(b.dir + "/out.txt");
+  const std::string cfg = b.dir + "/t.cfg";
+  std::ofstream(cfg) << kCfg;
+  fs::create_directories(b.dir + "/train");
+  write_image(b.dir + "/train/a.png", picture(64, 96));
+  ASSERT_EQ(b.run("train --config " + cfg + " --data " + b.dir + "/train --lambda 0.01 --steps 20 --crop 64 --batch 1 --out " +
+                  b.dir + "/run"), 0) << b.err();
+  strict(b.dir + "/run/log.jsonl");
+  ASSERT_EQ(b.run("train --info --out " + b.dir + "/run"), 0) << b.err();
+  strict(b.dir + "/out.txt");
+}
+
 }  // namespace
 }  // namespace ntc

@@ -21,6 +21,7 @@
 #include "lib/fileio.h"
 #include "lib/gemm.h"
 #include "lib/image.h"
+#include "lib/json.h"
 #include "lib/ops/ops.h"
 #include "lib/rng.h"
 #include "lib/threads.h"
@@ -344,14 +345,10 @@ std::string checkpoint_info(const std::string& file) { return checkpoint_info(re
 
 std::string checkpoint_info(const std::vector<uint8_t>& bytes, const std::string& file) {
   const FullCheckpoint c = load_full_checkpoint(bytes, file);
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "{\"step\":%ld,\"steps\":%ld,\"train_h\":%.4f,\"decay_from\":%ld,\"warmup\":%ld,\"lr\":%g,"
-                "\"crop\":%d,\"batch\":%d,\"quant\":\"%s\",\"precision\":\"%s\",\"moments\":%s,\"parameters\":%ld}",
-                long(c.st.step), long(c.o.steps), c.st.train_s / 3600, long(c.o.decay_from), long(c.o.warmup),
-                double(c.o.lr), c.o.crop, c.o.batch, c.o.quant.c_str(), c.o.precision.c_str(), c.moments ? "true" : "false",
-                long(c.model->num_parameters()));
-  return buf;
+  return json_line(JsonOut{{"step", c.st.step}, {"steps", c.o.steps}, {"train_h", json_round(c.st.train_s / 3600, 4)},
+                           {"decay_from", c.o.decay_from}, {"warmup", c.o.warmup}, {"lr", json_round(c.o.lr, 10)},
+                           {"crop", c.o.crop}, {"batch", c.o.batch}, {"quant", c.o.quant}, {"precision", c.o.precision},
+                           {"moments", c.moments}, {"parameters", c.model->num_parameters()}});
 }
 
 void write_snapshot(const std::string& out_dir, const std::string& file) {
@@ -554,20 +551,20 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
       const double rate = double(st.step - first) / el;
       const double mse = acc_mse / acc_n;
       auto psnr_of = [](double m) { return 10 * std::log10(255.0 * 255.0 / std::max(m, 1e-10)); };
-      std::string rates;  // [λ, bpp, PSNR, steps] of each rate point trained in this window
+      JsonOut rates = JsonOut::array();  // [λ, bpp, PSNR, steps] of each rate point trained in this window
       for (size_t r = 0; r < per_rate.size(); ++r) {
         if (!per_rate[r].n) continue;
-        char b[96];
-        std::snprintf(b, sizeof b, "%s[%g,%.5f,%.3f,%d]", rates.empty() ? "" : ",", double(o.lambdas[r]),
-                      per_rate[r].bpp / per_rate[r].n, psnr_of(per_rate[r].mse / per_rate[r].n), per_rate[r].n);
-        rates += b;
+        rates.push_back({json_round(o.lambdas[r], 8), json_round(per_rate[r].bpp / per_rate[r].n, 5),
+                         json_round(psnr_of(per_rate[r].mse / per_rate[r].n), 3), per_rate[r].n});
         per_rate[r] = RateSums{};
       }
       // "lambda" is the last step's λ; "per_rate" (variable rate) splits the window by rate point.
-      std::fprintf(log, "{\"step\":%ld,\"loss\":%.6f,\"bpp\":%.5f,\"mse\":%.4f,\"psnr\":%.3f,\"lambda\":%g,\"lr\":%g,"
-                   "\"grad_norm\":%.4f,\"steps_per_s\":%.4f,\"train_h\":%.4f%s%s%s}\n", long(st.step), acc_loss / acc_n,
-                   acc_bpp / acc_n, mse, psnr_of(mse), double(lam), double(lr), gnorm, rate, st.train_s / 3600,
-                   rates.empty() ? "" : ",\"per_rate\":[", rates.c_str(), rates.empty() ? "" : "]");
+      JsonOut line{{"step", st.step}, {"loss", json_round(acc_loss / acc_n, 6)}, {"bpp", json_round(acc_bpp / acc_n, 5)},
+                   {"mse", json_round(mse, 4)}, {"psnr", json_round(psnr_of(mse), 3)}, {"lambda", json_round(lam, 8)},
+                   {"lr", json_round(lr, 10)}, {"grad_norm", json_round(gnorm, 4)}, {"steps_per_s", json_round(rate, 4)},
+                   {"train_h", json_round(st.train_s / 3600, 4)}};
+      if (!rates.empty()) line["per_rate"] = rates;
+      std::fprintf(log, "%s\n", json_line(line).c_str());
       std::fflush(log);
       if (!o.quiet)
         std::fprintf(stderr, "step %ld/%ld  %.2f steps/s  ETA %s  loss %.4f  bpp %.4f  PSNR %.2f dB\n", long(st.step),
@@ -581,8 +578,11 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
       for (size_t l = 0; l < (vr ? o.lambdas.size() : 1); ++l) {
         const double lam_v = vr ? o.lambdas[l] : 0.0;
         const ValResult v = validate(model, o, lam_v);
-        std::fprintf(log, "{\"step\":%ld,\"val_lambda\":%g,\"val_bpp\":%.5f,\"val_est_bpp\":%.5f,\"val_psnr\":%.3f,"
-                     "\"val_images\":%d}\n", long(st.step), vr ? lam_v : double(o.lambdas[0]), v.bpp, v.est_bpp, v.psnr, v.images);
+        std::fprintf(log, "%s\n",
+                     json_line(JsonOut{{"step", st.step}, {"val_lambda", json_round(vr ? lam_v : double(o.lambdas[0]), 8)},
+                                       {"val_bpp", json_round(v.bpp, 5)}, {"val_est_bpp", json_round(v.est_bpp, 5)},
+                                       {"val_psnr", json_round(v.psnr, 3)}, {"val_images", v.images}})
+                         .c_str());
         std::fflush(log);
         if (!o.quiet)
           std::fprintf(stderr, "validation at step %ld (λ %g): %.4f bpp (model estimate %.4f), PSNR %.2f dB on %d images\n",
