@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -80,6 +81,23 @@ LoadedModel load(const std::string& arg) {
   return m;
 }
 
+// "-" is stdin (inputs) or stdout (outputs); files are written atomically as always.
+std::vector<uint8_t> read_input(const std::string& path) {
+  if (path != "-") return read_file(path);
+  std::vector<uint8_t> b;
+  uint8_t buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) b.insert(b.end(), buf, buf + n);
+  if (std::ferror(stdin)) fail("cannot read stdin");
+  return b;
+}
+
+void write_output(const std::string& path, const std::vector<uint8_t>& bytes) {
+  if (path != "-") return write_file_atomic(path, bytes);
+  if (std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size() || std::fflush(stdout) != 0)
+    fail("cannot write stdout");
+}
+
 double parse_positive(const Args& a, const char* k) {
   char* end = nullptr;
   const double v = std::strtod(a.str(k).c_str(), &end);
@@ -150,7 +168,8 @@ nn::Encoded encode_image(LoadedModel& lm, const Tensor& img, double rate, int sg
 
 int cmd_encode(const std::vector<std::string>& argv) {
   Args a(argv, {"o", "model", "lambda", "quality", "sga"}, {"v", "psnr", "quiet"});
-  if (a.positional().size() != 1) usage_fail("usage: ntc encode IN.(png|jpg|ppm) -o OUT.ntc [--model FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]");
+  if (a.positional().size() != 1)
+    usage_fail("usage: ntc encode IN.(png|jpg|ppm)|- -o OUT.ntc|- [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]");
   if (!a.has("o")) usage_fail("encode: -o OUT.ntc is required");
   const std::string in = a.positional()[0], out = a.str("o");
   LoadedModel lm = load(a.str("model"));
@@ -158,17 +177,19 @@ int cmd_encode(const std::vector<std::string>& argv) {
   const long sga = a.integer("sga", 0);
   if (sga < 0 || sga > 1000000) fail("--sga wants 0..1000000 iterations");
   const double sga_lam = sga > 0 ? sga_lambda(*lm.model, a, rate) : 0;
-  const Tensor img = read_image(in);
+  const std::vector<uint8_t> in_bytes = read_input(in);
+  const Tensor img = read_image(in_bytes.data(), in_bytes.size(), in == "-" ? "stdin" : in);
   if (img.dim(2) > 65536 || img.dim(3) > 65536) fail(in, ": images up to 65536 pixels per side are supported");
   const double t0 = now_s();
   nn::Encoded e = encode_image(lm, img, rate, int(sga), sga_lam, !a.has("quiet"), in);
   const double t1 = now_s();
-  write_file_atomic(out, e.bytes);
+  write_output(out, e.bytes);
   const double px = double(img.dim(2) * img.dim(3));
-  std::printf("%s: %ldx%ld, %zu bytes, %.4f bpp", out.c_str(), long(img.dim(3)), long(img.dim(2)), e.bytes.size(),
-              8.0 * double(e.bytes.size()) / px);
-  if (a.has("psnr")) std::printf(", PSNR %.2f dB", psnr(e.recon, img));
-  std::printf("\n");
+  FILE* report = out == "-" ? stderr : stdout;  // the summary must not mix into a stream on stdout
+  std::fprintf(report, "%s: %ldx%ld, %zu bytes, %.4f bpp", out == "-" ? "stdout" : out.c_str(), long(img.dim(3)),
+               long(img.dim(2)), e.bytes.size(), 8.0 * double(e.bytes.size()) / px);
+  if (a.has("psnr")) std::fprintf(report, ", PSNR %.2f dB", psnr(e.recon, img));
+  std::fprintf(report, "\n");
   if (a.has("v"))
     std::fprintf(stderr, "model %s, %s, model estimate %.4f bpp, encode %.3f s%s, %d threads\n", lm.path.c_str(),
                  rate > 0 ? ("λ " + std::to_string(rate)).c_str() : "fixed rate", e.est_bits / px, t1 - t0,
@@ -177,22 +198,26 @@ int cmd_encode(const std::vector<std::string>& argv) {
 }
 
 int cmd_decode(const std::vector<std::string>& argv) {
-  Args a(argv, {"o", "model", "max-pixels", "max-memory"}, {"v"});
+  Args a(argv, {"o", "model", "max-pixels", "max-memory", "format"}, {"v"});
   const long max_pixels = a.integer("max-pixels", long(nn::kDefaultMaxPixels));
   if (max_pixels < 1) fail("--max-pixels wants a positive count");
   const long max_memory = a.integer("max-memory", long(nn::kDefaultMaxMemoryMiB));
   if (max_memory < 1 || max_memory > (1L << 30)) fail("--max-memory wants a size in MiB (1 or more)");
   if (a.positional().size() != 1)
-    usage_fail("usage: ntc decode IN.ntc -o OUT.(png|ppm) [--model NAME|FILE] [--max-pixels N] [--max-memory MIB]");
+    usage_fail("usage: ntc decode IN.ntc|- -o OUT.(png|ppm)|- [--format png|ppm] [--model NAME|FILE] [--max-pixels N] "
+               "[--max-memory MIB]");
   if (!a.has("o")) usage_fail("decode: -o OUT.png is required");
-  const std::string out = a.str("o");
-  if (!(out.size() > 4 && (out.substr(out.size() - 4) == ".png" || out.substr(out.size() - 4) == ".ppm")))
-    fail("decode: the output must end in .png or .ppm");
+  const std::string out = a.str("o"), in = a.positional()[0];
+  const std::string ext = out.size() > 4 ? out.substr(out.size() - 4) : "";
+  std::string format = a.str("format", out == "-" ? "png" : ext == ".ppm" ? "ppm" : ext == ".png" ? "png" : "");
+  if (format != "png" && format != "ppm")
+    usage_fail("decode: the output must end in .png or .ppm (or give --format png|ppm)");
+  if (out != "-" && ext != "." + format) usage_fail("decode: --format ", format, " does not match ", out);
   LoadedModel lm = load(a.str("model"));
-  const std::vector<uint8_t> bytes = read_file(a.positional()[0]);
+  const std::vector<uint8_t> bytes = read_input(in);
   {  // a PNG too large to write is refused before the (long) decode, not after it
-    const codec::Container c = codec::read_container(bytes.data(), bytes.size(), a.positional()[0]);
-    if (out.substr(out.size() - 4) == ".png" && !png_writable(c.width, c.height))
+    const codec::Container c = codec::read_container(bytes.data(), bytes.size(), in == "-" ? "stdin" : in);
+    if (format == "png" && !png_writable(c.width, c.height))
       fail("decode: the stream holds a ", c.width, "x", c.height, " image, too large for PNG output; decode to .ppm");
   }
   const double t0 = now_s();
@@ -200,10 +225,63 @@ int cmd_decode(const std::vector<std::string>& argv) {
   mem_reset_peak();
   const Tensor img = nn::decompress(*lm.model, bytes.data(), bytes.size(), lm.hash, max_pixels);
   const double t1 = now_s();
-  write_image(out, img);
+  write_output(out, image_file_bytes(img, format == "ppm", out));
   if (a.has("v"))
     std::fprintf(stderr, "%s: %ldx%ld, decoded in %.3f s with %d threads, peak tensor memory %.1f MiB\n", out.c_str(),
                  long(img.dim(3)), long(img.dim(2)), t1 - t0, num_threads(), double(mem_stats().peak_in_use) / (1 << 20));
+  return 0;
+}
+
+// ntc info: the header of a stream, without decoding it. The model is named when the stream's
+// model hash is one of the shipped families' (or --model FILE's); λ is the rate section of a
+// variable-rate stream (the last section, 4 bytes, float32).
+int cmd_info(const std::vector<std::string>& argv) {
+  Args a(argv, {"model"}, {"json"});
+  if (a.positional().size() != 1) usage_fail("usage: ntc info IN.ntc|- [--model NAME|FILE] [--json]");
+  const std::string in = a.positional()[0];
+  const std::vector<uint8_t> bytes = read_input(in);
+  const codec::Container c = codec::read_container(bytes.data(), bytes.size(), in == "-" ? "stdin" : in);
+  std::string model_name, model_path;
+  std::vector<std::string> candidates;
+  if (a.has("model")) candidates.push_back(resolve_model(a.str("model")));
+  for (const Family& f : kFamilies) candidates.push_back(nn::data_dir() + "/models/" + f.file);
+  for (const std::string& path : candidates) {
+    if (!std::ifstream(path).good()) continue;
+    const std::vector<uint8_t> mb = read_file(path);
+    if (nn::model_hash(mb.data(), mb.size()) != c.model_hash) continue;
+    model_path = path;
+    for (const Family& f : kFamilies)
+      if (path.size() >= std::strlen(f.file) && path.compare(path.size() - std::strlen(f.file), std::string::npos, f.file) == 0)
+        model_name = f.name;
+    break;
+  }
+  double lambda = 0;
+  if (c.sections.size() == 3 && c.sections.back().size() == 4) {
+    float l;
+    std::memcpy(&l, c.sections.back().data(), 4);
+    lambda = l;
+  }
+  const double px = double(c.width) * double(c.height), bpp = 8.0 * double(bytes.size()) / px;
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c.model_hash);
+  std::vector<size_t> sizes;
+  for (const auto& sec : c.sections) sizes.push_back(sec.size());
+  if (a.has("json")) {
+    JsonOut j{{"file", in}, {"bytes", bytes.size()}, {"width", c.width}, {"height", c.height}, {"bpp", bpp},
+              {"model_hash", hash}, {"model", model_path.empty() ? JsonOut() : JsonOut(model_path)},
+              {"family", model_name.empty() ? JsonOut() : JsonOut(model_name)}, {"lambda", lambda > 0 ? JsonOut(lambda) : JsonOut()},
+              {"sections", sizes}};
+    std::printf("%s\n", json_line(j).c_str());
+    return 0;
+  }
+  std::printf("%s: %ux%u, %zu bytes, %.4f bpp\n", in.c_str(), c.width, c.height, bytes.size(), bpp);
+  std::printf("model: %s%s%s\n", hash,
+              model_path.empty() ? " (not a shipped model; --model FILE names one)" : (" = " + model_path).c_str(),
+              model_name.empty() ? "" : (" (" + model_name + ")").c_str());
+  if (lambda > 0) std::printf("lambda: %g\n", lambda);
+  std::printf("sections:");
+  for (size_t n : sizes) std::printf(" %zu", n);
+  std::printf(" bytes\n");
   return 0;
 }
 

@@ -9,6 +9,7 @@ int cmd_flops(const std::vector<std::string>& args);
 int cmd_train(const std::vector<std::string>& args);
 int cmd_encode(const std::vector<std::string>& args);
 int cmd_decode(const std::vector<std::string>& args);
+int cmd_info(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
 int cmd_bdrate(const std::vector<std::string>& args);
 int cmd_plot(const std::vector<std::string>& args);

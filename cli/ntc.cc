@@ -26,7 +26,10 @@ const char* kUsage =
     "usage: ntc [--threads N] [--kernels simd|ref] [--target T] [--gemm auto|ntc|openblas] <command> [args]\n"
     "commands:\n"
     "  encode IN.(png|jpg|ppm) -o OUT.ntc [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]\n"
-    "  decode IN.ntc -o OUT.(png|ppm) [--model NAME|FILE] [--max-pixels N] [--max-memory MIB] [-v]\n"
+    "                                    (IN or OUT '-': stdin or stdout)\n"
+    "  decode IN.ntc -o OUT.(png|ppm) [--format png|ppm] [--model NAME|FILE] [--max-pixels N] [--max-memory MIB] [-v]\n"
+    "                                    (IN or OUT '-': stdin or stdout; --format for stdout, default png)\n"
+    "  info IN.ntc [--json]              a stream's header: size, model (hash, family if known), λ, sections, bpp\n"
     "  eval --data DIR [--model NAME|FILE] [--sga ITERS] [--lambda L1,...] --json OUT.json [--csv OUT.csv] [--limit N]\n"
     "  bdrate REF.json TEST.json [--json]  Bjontegaard delta rate / PSNR of two RD curves\n"
     "  plot A.json B.json ... -o rd.svg|png  PSNR-vs-bpp curves\n"
@@ -146,6 +149,7 @@ int main(int argc, char** argv) {
     if (cmd == "train") return ntc::cli::cmd_train(args);
     if (cmd == "encode") return ntc::cli::cmd_encode(args);
     if (cmd == "decode") return ntc::cli::cmd_decode(args);
+    if (cmd == "info") return ntc::cli::cmd_info(args);
     if (cmd == "eval") return ntc::cli::cmd_eval(args);
     if (cmd == "bdrate") return ntc::cli::cmd_bdrate(args);
     if (cmd == "plot") return ntc::cli::cmd_plot(args);

@@ -110,33 +110,43 @@ Tensor read_image(const uint8_t* data, size_t size, const std::string& origin, i
 // stb_image_write sizes its filter buffer as (3W + 1)·H in an int: what would overflow it is refused.
 bool png_writable(int64_t w, int64_t h) { return w >= 1 && h >= 1 && (3 * w + 1) * h <= int64_t(INT32_MAX); }
 
-void write_image(const std::string& path, const Tensor& x) {
+std::vector<uint8_t> image_file_bytes(const Tensor& x, bool ppm, const std::string& origin) {
   NTC_CHECK(x.ndim() == 4 && x.dim(0) == 1 && x.dim(1) == 3, "write_image: ", shape_str(x.shape()));
-  const int h = int(x.dim(2)), w = int(x.dim(3));
+  const int64_t h = x.dim(2), w = x.dim(3);
+  if (!ppm && !png_writable(w, h))
+    fail("cannot write ", origin, ": ", w, "x", h, " is too large for PNG output (at most (3W+1)·H < 2^31 bytes); "
+         "write a .ppm instead");
   const size_t plane = size_t(w) * size_t(h);
-  std::vector<unsigned char> px(plane * 3);
+  std::vector<unsigned char> out;
+  std::vector<unsigned char> px;
+  size_t at = 0;
+  if (ppm) {  // the header, then the samples written in place
+    const std::string hdr = "P6\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n";
+    out.resize(hdr.size() + plane * 3);
+    std::copy(hdr.begin(), hdr.end(), out.begin());
+    at = hdr.size();
+  } else {
+    px.resize(plane * 3);
+  }
+  unsigned char* dst = ppm ? out.data() + at : px.data();
   for (size_t i = 0; i < plane; ++i)
     for (size_t ch = 0; ch < 3; ++ch) {
-      float v = std::nearbyint(x.data()[ch * plane + i]);
-      px[i * 3 + ch] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+      const float v = std::nearbyint(x.data()[ch * plane + i]);
+      dst[i * 3 + ch] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
-  std::vector<unsigned char> out;
-  const bool ppm = path.size() >= 4 && path.compare(path.size() - 4, 4, ".ppm") == 0;
-  if (ppm) {
-    std::string hdr = "P6\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n";
-    out.assign(hdr.begin(), hdr.end());
-    out.insert(out.end(), px.begin(), px.end());
-  } else {
+  if (!ppm) {
     auto sink = [](void* ctx, void* data, int size) {
       auto* v = static_cast<std::vector<unsigned char>*>(ctx);
       v->insert(v->end(), static_cast<unsigned char*>(data), static_cast<unsigned char*>(data) + size);
     };
-    if (!png_writable(w, h))
-      fail("cannot write ", path, ": ", w, "x", h, " is too large for PNG output (at most (3W+1)·H < 2^31 bytes); "
-           "write a .ppm instead");
-    if (!stbi_write_png_to_func(sink, &out, w, h, 3, px.data(), w * 3)) fail("PNG encoding failed for ", path);
+    if (!stbi_write_png_to_func(sink, &out, int(w), int(h), 3, px.data(), int(w) * 3)) fail("PNG encoding failed for ", origin);
   }
-  write_file_atomic(path, out);
+  return out;
+}
+
+void write_image(const std::string& path, const Tensor& x) {
+  const bool ppm = path.size() >= 4 && path.compare(path.size() - 4, 4, ".ppm") == 0;
+  write_file_atomic(path, image_file_bytes(x, ppm, path));
 }
 
 }  // namespace ntc

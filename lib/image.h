@@ -20,6 +20,8 @@ Tensor read_image(const uint8_t* data, size_t size, const std::string& origin, i
 // megapixels; larger is an error that says so (PPM has no limit). Inputs are read by stb_image,
 // which refuses images over 2³¹ bytes of RGB.
 void write_image(const std::string& path, const Tensor& x);
+// The bytes write_image() would write: PNG, or binary PPM when `ppm` (for stdout).
+std::vector<uint8_t> image_file_bytes(const Tensor& x, bool ppm, const std::string& origin = "image");
 bool png_writable(int64_t w, int64_t h);
 
 }  // namespace ntc

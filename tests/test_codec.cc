@@ -191,6 +191,40 @@ TEST(Image, ReadsPnmPngAndJpegOnly) {
   }
 }
 
+// Pipes: '-' is stdin or stdout for encode and decode (the summary line moves to stderr, the
+// format of a decoded image on stdout comes from --format), and `ntc info` reads a stream's header.
+TEST(Cli, PipesAndInfo) {
+  Bin b;
+  if (b.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
+  nn::save_model(b.dir + "/m.ntcm", *tiny(), nn::WeightFormat::F16);
+  write_image(b.dir + "/in.png", picture(40, 56));
+  const std::string M = " --model " + b.dir + "/m.ntcm";
+  ASSERT_EQ(b.run("encode " + b.dir + "/in.png -o " + b.dir + "/f.ntc" + M), 0) << b.err();
+  ASSERT_EQ(b.run("decode " + b.dir + "/f.ntc -o " + b.dir + "/f.ppm" + M), 0) << b.err();
+  const std::string pipe = "cat " + b.dir + "/in.png | " + b.bin + " encode - -o -" + M + " 2>" + b.dir + "/e1.txt | " + b.bin +
+                           " decode - -o - --format ppm" + M + " > " + b.dir + "/p.ppm 2>" + b.dir + "/e2.txt";
+  ASSERT_EQ(std::system(pipe.c_str()), 0);
+  EXPECT_EQ(read_file(b.dir + "/p.ppm"), read_file(b.dir + "/f.ppm"));
+  const auto e1 = read_file(b.dir + "/e1.txt");
+  EXPECT_NE(std::string(e1.begin(), e1.end()).find("bpp"), std::string::npos);  // the summary went to stderr
+  ASSERT_EQ(b.run("decode " + b.dir + "/f.ntc -o -" + M), 0) << b.err();  // stdout: PNG by default
+  const auto png = read_file(b.dir + "/out.txt");
+  ASSERT_GE(png.size(), 8u);
+  EXPECT_EQ(png[1], 'P');
+  EXPECT_EQ(read_image(png.data(), png.size(), "stdout").to_vector(), read_image(b.dir + "/f.ppm").to_vector());
+  EXPECT_EQ(b.run("decode " + b.dir + "/f.ntc -o " + b.dir + "/x.png --format ppm" + M), 2);  // format vs extension
+  EXPECT_EQ(b.run("decode " + b.dir + "/f.ntc -o " + b.dir + "/x.bmp" + M), 2);
+  EXPECT_EQ(b.run("info " + b.dir + "/f.ntc --json" + M), 0) << b.err();
+  const auto info = read_file(b.dir + "/out.txt");
+  const Json j = parse_json(std::string(info.begin(), info.end()), "info");
+  EXPECT_EQ(j.get("width")->num, 56);
+  EXPECT_EQ(j.get("height")->num, 40);
+  EXPECT_EQ(j.get("bytes")->num, double(read_file(b.dir + "/f.ntc").size()));
+  EXPECT_EQ(j.get("model")->str, b.dir + "/m.ntcm");
+  EXPECT_EQ(j.get("sections")->numbers().size(), 2u);
+  EXPECT_EQ(b.run("info " + b.dir + "/in.png"), 1);
+}
+
 // Help, version and exit statuses: help goes to stdout with status 0; usage errors (unknown command
 // or flag, missing arguments, bad flag values) exit 2; runtime errors (unreadable input) exit 1.
 TEST(Cli, HelpVersionAndExitStatuses) {
@@ -204,7 +238,7 @@ TEST(Cli, HelpVersionAndExitStatuses) {
     EXPECT_EQ(b.run(c), 0) << c;
     EXPECT_NE(out().find("commands:"), std::string::npos) << c;
   }
-  for (const std::string& cmd : std::vector<std::string>{"encode", "decode", "eval", "bdrate", "plot", "flops", "train", "bench", "demo"}) {
+  for (const std::string& cmd : std::vector<std::string>{"encode", "decode", "info", "eval", "bdrate", "plot", "flops", "train", "bench", "demo"}) {
     for (const std::string& c : {cmd + " --help", cmd + " -h", "help " + cmd, "--threads 1 " + cmd + " --help"}) {
       EXPECT_EQ(b.run(c), 0) << c << ": " << b.err();
       EXPECT_EQ(out().rfind("usage: ntc [global flags] " + cmd, 0), 0u) << c << ": " << out();
