@@ -21,9 +21,9 @@ ARCH     ?= -mavx2 -mfma -mf16c -mbmi -mbmi2 -mlzcnt -mpopcnt
 EXTRA    ?=
 BLAS_INC := $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas))
 CPPFLAGS := -I. $(if $(BLAS_INC),-I$(BLAS_INC)) -I/usr/include/stb
-CXXFLAGS := -std=c++20 $(OPT) $(ARCH) -g -fopenmp -ffp-contract=off -Wall -Wextra -Wno-unused-parameter -Wno-restrict -MMD -MP $(EXTRA)
+CXXFLAGS := -std=c++20 $(OPT) $(ARCH) -g -fPIC -fopenmp -ffp-contract=off -Wall -Wextra -Wno-unused-parameter -Wno-restrict -MMD -MP $(EXTRA)
 LDFLAGS  := -fopenmp $(EXTRA)
-LDLIBS   := -lopenblas -lhwy -lhwy_contrib -lstb -lpthread -lm
+LDLIBS   := -lopenblas -lhwy -lhwy_contrib -lstb -lz -lpthread -lm
 
 LIB_SRC   := $(wildcard lib/*.cc lib/ops/*.cc kernels/*.cc nn/*.cc codec/*.cc train/*.cc)
 CLI_SRC   := $(wildcard cli/*.cc bench/*.cc)
@@ -33,8 +33,20 @@ LIB_OBJ   := $(LIB_SRC:%.cc=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.cc=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.cc=$(BUILD)/%.o)
 
-.PHONY: all test bench asan scalar deps clean run fuzz fuzz-build fuzz-bins
-all: $(BUILD)/ntc
+# The shared library: the same objects (built -fPIC), soname libntc.so.$(SOVERSION) = the C API
+# version (nn/ntc.h), exporting the C API and the C++ internals.
+VERSION     := $(shell sed -n 's/^\#define NTC_VERSION_STRING "\(.*\)"/\1/p' nn/ntc.h)
+SOVERSION   := 0
+SONAME      := libntc.so.$(SOVERSION)
+SONAME_FULL := libntc.so.$(VERSION)
+
+.PHONY: all test bench asan scalar deps clean run fuzz fuzz-build fuzz-bins install uninstall
+all: $(BUILD)/ntc $(BUILD)/$(SONAME_FULL)
+
+$(BUILD)/$(SONAME_FULL): $(LIB_OBJ)
+	$(CXX) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
+	ln -sf $(SONAME_FULL) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libntc.so
 
 $(BUILD)/libntc.a: $(LIB_OBJ)
 	@rm -f $@
@@ -51,8 +63,8 @@ $(BUILD)/%.o: %.cc
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
 
 # The whole suite; prints 'tests: N passed, N failed, N skipped' as its last line.
-test: $(BUILD)/ntc_tests $(BUILD)/ntc
-	NTC_BIN=$(BUILD)/ntc $(BUILD)/ntc_tests $(TEST_ARGS)
+test: $(BUILD)/ntc_tests $(BUILD)/ntc $(BUILD)/$(SONAME_FULL)
+	NTC_BIN=$(BUILD)/ntc NTC_LIBRARY=$(BUILD)/libntc.so $(BUILD)/ntc_tests $(TEST_ARGS)
 
 bench: $(BUILD)/ntc
 
@@ -86,6 +98,33 @@ fuzz-bins: $(patsubst %,$(BUILD)/%,$(FUZZ_TARGETS))
 
 $(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/targets.o $(BUILD)/libntc.a
 	$(CXX) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+# make install PREFIX=/usr/local DESTDIR=: bin/ntc, lib/libntc.so.N (+ links) and libntc.a,
+# include/ntc/ntc.h, lib/pkgconfig/ntc.pc, share/ntc/{models,configs}, share/man/man1/ntc.1.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+INSTALL_ROOT := $(DESTDIR)$(PREFIX)
+
+install: all
+	install -d $(INSTALL_ROOT)/bin $(INSTALL_ROOT)/lib/pkgconfig $(INSTALL_ROOT)/include/ntc \
+	  $(INSTALL_ROOT)/share/ntc/models $(INSTALL_ROOT)/share/ntc/configs $(INSTALL_ROOT)/share/man/man1
+	install -m 755 $(BUILD)/ntc $(INSTALL_ROOT)/bin/ntc
+	install -m 755 $(BUILD)/$(SONAME_FULL) $(INSTALL_ROOT)/lib/$(SONAME_FULL)
+	ln -sf $(SONAME_FULL) $(INSTALL_ROOT)/lib/$(SONAME)
+	ln -sf $(SONAME) $(INSTALL_ROOT)/lib/libntc.so
+	install -m 644 $(BUILD)/libntc.a $(INSTALL_ROOT)/lib/libntc.a
+	install -m 644 nn/ntc.h $(INSTALL_ROOT)/include/ntc/ntc.h
+	install -m 644 data/models/*.ntcm $(INSTALL_ROOT)/share/ntc/models/
+	install -m 644 data/configs/*.cfg $(INSTALL_ROOT)/share/ntc/configs/
+	install -m 644 data/ntc.1 $(INSTALL_ROOT)/share/man/man1/ntc.1
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' data/ntc.pc.in > $(INSTALL_ROOT)/lib/pkgconfig/ntc.pc
+
+uninstall:
+	rm -f $(INSTALL_ROOT)/bin/ntc $(INSTALL_ROOT)/lib/$(SONAME_FULL) $(INSTALL_ROOT)/lib/$(SONAME) \
+	  $(INSTALL_ROOT)/lib/libntc.so $(INSTALL_ROOT)/lib/libntc.a $(INSTALL_ROOT)/include/ntc/ntc.h \
+	  $(INSTALL_ROOT)/lib/pkgconfig/ntc.pc $(INSTALL_ROOT)/share/man/man1/ntc.1
+	rm -rf $(INSTALL_ROOT)/share/ntc
+	-rmdir $(INSTALL_ROOT)/include/ntc 2>/dev/null
 
 deps:
 	@bash scripts/deps.sh

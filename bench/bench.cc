@@ -1,5 +1,5 @@
 #include "bench/bench.h"
-#include "cli/args.h"
+#include "lib/args.h"
 
 #include "lib/common.h"
 

@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "bench/bench.h"
-#include "cli/args.h"
+#include "lib/args.h"
 #include "kernels/kernels.h"
 #include "lib/alloc.h"
 #include "lib/blas.h"

@@ -25,7 +25,7 @@
 #include <numeric>
 
 #include "bench/bench.h"
-#include "cli/args.h"
+#include "lib/args.h"
 #include "codec/rans.h"
 #include "lib/common.h"
 #include "lib/json.h"

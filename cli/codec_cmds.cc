@@ -12,7 +12,7 @@
 #include <memory>
 #include <sstream>
 
-#include "cli/args.h"
+#include "lib/args.h"
 #include "cli/commands.h"
 #include "codec/container.h"
 #include "lib/alloc.h"
@@ -56,7 +56,7 @@ std::string resolve_model(const std::string& arg) {
   std::string names;
   for (const Family& f : kFamilies) {
     if (want == f.name) {
-      const std::string path = nn::data_dir() + "/models/" + f.file;
+      const std::string path = nn::model_dir() + "/" + f.file;
       if (!std::ifstream(path).good())
         fail("the model family '", f.name, "' is not in this build (", path, " missing; see data/MODELS.md); pass --model FILE");
       return path;
@@ -117,7 +117,7 @@ double rate_lambda(const nn::Model& m, const Args& a) {
   if (a.has("lambda")) return parse_positive(a, "lambda");
   const long q = a.integer("quality", 50);
   if (q < 0 || q > 100) fail("--quality wants 0..100");
-  return ls.front() * std::pow(ls.back() / ls.front(), double(q) / 100.0);
+  return nn::lambda_for_quality(m, double(q));
 }
 
 // λ of the SGA loss: the rate for a variable-rate model, else --lambda or the trained λ.
@@ -244,7 +244,7 @@ int cmd_info(const std::vector<std::string>& argv) {
   std::string model_name, model_path;
   std::vector<std::string> candidates;
   if (a.has("model")) candidates.push_back(resolve_model(a.str("model")));
-  for (const Family& f : kFamilies) candidates.push_back(nn::data_dir() + "/models/" + f.file);
+  for (const Family& f : kFamilies) candidates.push_back(nn::model_dir() + "/" + f.file);
   for (const std::string& path : candidates) {
     if (!std::ifstream(path).good()) continue;
     const std::vector<uint8_t> mb = read_file(path);

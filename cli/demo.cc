@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "cli/args.h"
+#include "lib/args.h"
 #include "cli/commands.h"
 #include "kernels/kernels.h"
 #include "lib/image.h"

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <memory>
 
-#include "cli/args.h"
+#include "lib/args.h"
 #include "cli/commands.h"
 #include "kernels/kernels.h"
 #include "lib/common.h"

@@ -10,17 +10,18 @@
 #include <vector>
 
 #include "bench/bench.h"
-#include "cli/args.h"
+#include "lib/args.h"
 #include "cli/commands.h"
 #include "kernels/kernels.h"
 #include "lib/common.h"
 #include "lib/blas.h"
 #include "lib/gemm.h"
 #include "lib/threads.h"
+#include "nn/ntc.h"
 
 namespace {
 
-const char* kVersion = "0.2.0";
+const char* kVersion = NTC_VERSION_STRING;
 
 const char* kUsage =
     "usage: ntc [--threads N] [--kernels simd|ref] [--target T] [--gemm auto|ntc|openblas] <command> [args]\n"

@@ -10,7 +10,7 @@
 #include <numeric>
 #include <sstream>
 
-#include "cli/args.h"
+#include "lib/args.h"
 #include "cli/commands.h"
 #include "lib/common.h"
 #include "lib/fileio.h"

@@ -2,7 +2,7 @@
 // paper's defaults (Keras Adam, additive-noise proxy, global clip-norm 1.0).
 #include <cstdio>
 
-#include "cli/args.h"
+#include "lib/args.h"
 #include "cli/commands.h"
 #include "lib/common.h"
 #include "lib/gemm.h"

@@ -37,6 +37,9 @@ struct Cache {
   void* get(size_t cls) {
     {
       std::lock_guard<std::mutex> lock(mu);
+      if (budget && st.in_use + cls > budget)
+        fail("out of memory budget: ", (st.in_use + cls) >> 20, " MiB of tensors needed, the budget is ",
+             budget >> 20, " MiB (--max-memory)");
       auto it = free.find(cls);
       if (it != free.end() && !it->second.empty()) {
         void* p = it->second.back();
@@ -47,9 +50,6 @@ struct Cache {
         return p;
       }
       if (budget && st.in_use + st.cached + cls > budget) release_locked();  // make room first
-      if (budget && st.in_use + cls > budget)
-        fail("out of memory budget: ", (st.in_use + cls) >> 20, " MiB of tensors needed, the budget is ",
-             budget >> 20, " MiB (--max-memory)");
       bump(cls);  // reserved before the system call, so that threads cannot overrun the budget together
     }
     void* p = nullptr;

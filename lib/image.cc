@@ -2,6 +2,7 @@
 
 #include <stb_image.h>
 #include <stb_image_write.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -70,6 +71,81 @@ Tensor read_pnm(const uint8_t* data, size_t size, const std::string& origin, int
 
 }  // namespace
 
+// stb_image's inflater (2022) reads zeros past the end of a truncated zlib stream and can grow its
+// output without bound (fuzzing found 2 GB from a 500-byte PNG: tests/fuzz/regressions/image/). So
+// a PNG's image data is inflated first with zlib, streaming, and the file is refused unless the
+// data ends properly with no more bytes than its header implies. Memory: a 64 KiB window.
+void check_png_data(const uint8_t* d, size_t n, const std::string& origin) {
+  auto bad = [&](const char* why) { fail("cannot read image ", origin, ": ", why); };
+  auto be32 = [](const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; };
+  uint64_t w = 0, h = 0, bpp = 0;  // bits per pixel
+  bool interlaced = false, have_header = false;
+  std::vector<std::pair<const uint8_t*, size_t>> idat;
+  for (size_t at = 8; at + 12 <= n;) {
+    const size_t len = be32(d + at);
+    if (len > n - at - 12) bad("truncated PNG chunk");
+    const uint8_t* type = d + at + 4;
+    const uint8_t* data = d + at + 8;
+    if (std::memcmp(type, "IHDR", 4) == 0 && len >= 13) {
+      w = be32(data);
+      h = be32(data + 4);
+      const int depth = data[8], color = data[9];
+      const int ch = color == 0 ? 1 : color == 2 ? 3 : color == 3 ? 1 : color == 4 ? 2 : color == 6 ? 4 : 0;
+      if (!ch || !(depth == 1 || depth == 2 || depth == 4 || depth == 8 || depth == 16)) bad("bad PNG header");
+      bpp = uint64_t(ch) * uint64_t(depth);
+      interlaced = data[12] != 0;
+      have_header = true;
+    } else if (std::memcmp(type, "IDAT", 4) == 0) {
+      idat.emplace_back(data, len);
+    } else if (std::memcmp(type, "IEND", 4) == 0) {
+      break;
+    }
+    at += 12 + len;
+  }
+  if (!have_header || w == 0 || h == 0 || idat.empty()) bad("PNG without a header or image data");
+  auto row_bytes = [&](uint64_t cols) { return cols ? 1 + (cols * bpp + 7) / 8 : 0; };
+  uint64_t expected = 0;
+  if (!interlaced) {
+    expected = h * row_bytes(w);
+  } else {  // Adam7: pass p covers columns x0 + k·dx and rows y0 + k·dy
+    const int x0[7] = {0, 4, 0, 2, 0, 1, 0}, y0[7] = {0, 0, 4, 0, 2, 0, 1}, dx[7] = {8, 8, 4, 4, 2, 2, 1},
+              dy[7] = {8, 8, 8, 4, 4, 2, 2};
+    for (int p = 0; p < 7; ++p) {
+      const uint64_t cols = w > uint64_t(x0[p]) ? (w - x0[p] + dx[p] - 1) / dx[p] : 0;
+      const uint64_t rows = h > uint64_t(y0[p]) ? (h - y0[p] + dy[p] - 1) / dy[p] : 0;
+      expected += rows * row_bytes(cols);
+    }
+  }
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) fail("cannot read image ", origin, ": zlib failed to start");
+  std::vector<uint8_t> window(1 << 16);
+  uint64_t produced = 0;
+  int rc = Z_OK;
+  for (size_t i = 0; i < idat.size() && rc != Z_STREAM_END; ++i) {
+    z.next_in = const_cast<Bytef*>(idat[i].first);
+    z.avail_in = uInt(idat[i].second);
+    while (z.avail_in > 0 && rc != Z_STREAM_END) {
+      z.next_out = window.data();
+      z.avail_out = uInt(window.size());
+      rc = inflate(&z, Z_NO_FLUSH);
+      produced += window.size() - z.avail_out;
+      if ((rc != Z_OK && rc != Z_STREAM_END) || produced > expected) break;
+    }
+    if ((rc != Z_OK && rc != Z_STREAM_END) || produced > expected) break;
+  }
+  // A stream may need a last call with no new input to flush.
+  while (rc == Z_OK && produced <= expected) {
+    z.next_out = window.data();
+    z.avail_out = uInt(window.size());
+    rc = inflate(&z, Z_NO_FLUSH);
+    produced += window.size() - z.avail_out;
+    if (window.size() == z.avail_out) break;
+  }
+  inflateEnd(&z);
+  if (produced > expected) bad("PNG image data larger than its header says");
+  if (rc != Z_STREAM_END) bad("corrupt or truncated PNG image data");
+}
+
 // Formats are sniffed from their magic: PNG and JPEG go to stb_image, binary PPM/PGM to read_pnm.
 // Everything else stb_image could read (BMP, TGA, GIF, PSD, HDR, PIC) is refused: ntc documents
 // PNG, JPEG and PPM, and fewer parsers mean fewer ways in.
@@ -80,6 +156,7 @@ Tensor read_image(const uint8_t* data, size_t size, const std::string& origin, i
   const bool pnm = size >= 2 && data[0] == 'P' && (data[1] == '5' || data[1] == '6');
   if (pnm) return read_pnm(data, size, origin, max_pixels);
   if (!png && !jpeg) fail("cannot read image ", origin, ": not a PNG, JPEG or binary PPM/PGM file");
+  if (png) check_png_data(data, size, origin);
   int w = 0, h = 0, c = 0;
   if (!stbi_info_from_memory(data, int(size), &w, &h, &c))
     fail("cannot read image ", origin, ": ", stbi_failure_reason());

@@ -89,6 +89,13 @@ Encoded encode_latents(Model& m, const Latents& l, int64_t H, int64_t W, uint64_
   return e;
 }
 
+double lambda_for_quality(const Model& m, double quality) {
+  const auto& ls = m.rate_lambdas();
+  if (ls.empty()) fail("this model has a fixed rate: a quality does not apply");
+  if (!(quality >= 0 && quality <= 100)) fail("quality wants 0..100");
+  return ls.front() * std::pow(ls.back() / ls.front(), quality / 100.0);
+}
+
 Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lambda) {
   return encode_latents(m, analyze(m, image, lambda), image.dim(2), image.dim(3), model_hash, lambda);
 }

@@ -32,6 +32,9 @@ struct Latents {
 Latents analyze(Model& m, const Tensor& image, double lambda = 0);
 Encoded encode_latents(Model& m, const Latents& l, int64_t height, int64_t width, uint64_t model_hash,
                        double lambda = 0);
+// λ for quality 0..100 on a variable-rate model: log-spaced from its smallest to its largest
+// trained λ (`ntc encode --quality`, the C API). Throws for a fixed-rate model or q out of range.
+double lambda_for_quality(const Model& m, double quality);
 // The gains a stream with this λ uses (empty for a fixed-rate model); throws on a bad λ.
 Model::Gains gains_for_stream(const Model& m, double lambda);
 // Throws ntc::Error for a malformed stream or one made with another model.

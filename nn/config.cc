@@ -1,5 +1,7 @@
 #include "nn/config.h"
 
+#include <dlfcn.h>
+
 #include <unistd.h>
 
 #include <fstream>
@@ -39,17 +41,32 @@ Config Config::parse(const std::string& text, const std::string& origin) {
   return c;
 }
 
+// $NTC_DATA; else ./data (a checkout); else next to this binary or library: ../data (a build
+// tree) or ../share/ntc (an installed prefix: bin/ntc or lib/libntc.so).
 std::string data_dir() {
   if (const char* e = std::getenv("NTC_DATA"); e && *e) return e;
   if (file_exists("data/configs/jpegl.cfg")) return "data";
+  std::vector<std::string> dirs;
   char buf[4096];
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
   if (n > 0) {
-    std::string exe(buf, size_t(n));
-    const std::string dir = exe.substr(0, exe.rfind('/'));
-    if (file_exists(dir + "/../data/configs/jpegl.cfg")) return dir + "/../data";
+    const std::string exe(buf, size_t(n));
+    dirs.push_back(exe.substr(0, exe.rfind('/')));
   }
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&data_dir), &info) && info.dli_fname) {
+    const std::string lib = info.dli_fname;
+    if (lib.find('/') != std::string::npos) dirs.push_back(lib.substr(0, lib.rfind('/')));
+  }
+  for (const std::string& d : dirs)
+    for (const char* rel : {"/../data", "/../share/ntc"})
+      if (file_exists(d + rel + "/configs/jpegl.cfg")) return d + rel;
   return "data";
+}
+
+std::string model_dir() {
+  if (const char* e = std::getenv("NTC_MODEL_DIR"); e && *e) return e;
+  return data_dir() + "/models";
 }
 
 Config Config::load(const std::string& name) {

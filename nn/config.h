@@ -36,5 +36,7 @@ class Config {
 
 // Where data/ lives: $NTC_DATA, else ./data, else the data/ next to the executable's folder.
 std::string data_dir();
+// Where the shipped models are: $NTC_MODEL_DIR, else data_dir() + "/models".
+std::string model_dir();
 
 }  // namespace ntc::nn

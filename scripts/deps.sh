@@ -3,7 +3,7 @@
 # otherwise it prints the exact command to run and exits non-zero.
 set -euo pipefail
 # clang, libomp-dev and libclang-rt-dev (libFuzzer) build only the fuzz targets (make fuzz).
-need=(g++ make libopenblas-openmp-dev libhwy-dev libstb-dev libgtest-dev nlohmann-json3-dev clang libomp-dev libclang-rt-dev)
+need=(g++ make libopenblas-openmp-dev libhwy-dev libstb-dev libgtest-dev zlib1g-dev nlohmann-json3-dev pkgconf python3-numpy clang libomp-dev libclang-rt-dev)
 missing=()
 for p in "${need[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

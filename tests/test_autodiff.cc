@@ -134,6 +134,7 @@ TEST(Memory, BudgetBoundsLiveTensorsOnly) {
     Buffer c(3u << 20);  // reuses a's block
     Buffer d(1u << 20);  // a fresh 4 MiB class: b's cached block goes back to the system first
     EXPECT_LE(mem_stats().in_use + mem_stats().cached, base + (16u << 20));
+    EXPECT_THROW(Buffer(512u << 10), Error);  // a cached class too: the budget bounds live bytes
   }
   set_memory_budget(0);
   Buffer big(5u << 20);  // no budget: anything the system gives

@@ -1,4 +1,5 @@
-// args — the small flag parser shared by every `ntc` subcommand.
+// args — the small flag parser shared by every `ntc` subcommand and benchmark (in lib/ so that
+// cli/ and bench/ both use it without depending on each other).
 // Flags are `--name value`, `--name=value` or boolean `--name`; single-letter flags may also be
 // written `-o value` / `-v` (cjpeg style); anything else (and `-` alone) is positional.
 // Unknown flags are usage errors (each subcommand lists what it accepts); `--help` or `-h` anywhere
