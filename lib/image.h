@@ -1,4 +1,5 @@
-// image — reading and writing 8-bit images (stb_image / stb_image_write); writes are atomic.
+// image — reading and writing 8-bit images: PNG/JPEG read by stb_image (PNG data pre-checked with
+// zlib), PPM/PGM by ntc; PNG written with zlib, PPM directly; writes are atomic.
 //
 // Images are returned as float tensors [1, 3, H, W] with values 0..255 (NCHW). Grayscale input
 // is replicated to three channels; an alpha channel is dropped (ntc codes RGB only).

@@ -16,6 +16,7 @@
 #include "lib/json.h"
 #include "lib/metrics.h"
 #include "lib/ops/ops.h"
+#include "lib/rng.h"
 #include "nn/compress.h"
 #include "nn/config.h"
 #include "nn/model.h"
@@ -181,13 +182,17 @@ TEST(Image, ReadsPnmPngAndJpegOnly) {
     EXPECT_THROW(read(bytes(badfile)), Error) << badfile;
   // The limit is checked from the header, before the data is needed.
   EXPECT_THROW(read_image(bytes("P6 3000 3000 255 ").data(), 17, "t", 1000), Error);
-  // Round trips through ntc's own writers.
-  Tensor x = Tensor::empty({1, 3, 3, 5});
-  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = float((i * 37) % 256);
+  // Round trips through ntc's own writers (PNG: zlib with per-row filter choice), odd sizes too.
   const std::string dir = ::testing::TempDir();
-  for (const char* ext : {".ppm", ".png"}) {
-    write_image(dir + "/rt" + ext, x);
-    EXPECT_EQ(read_image(dir + "/rt" + ext).to_vector(), x.to_vector()) << ext;
+  for (auto [h, w] : std::vector<std::pair<int, int>>{{3, 5}, {1, 1}, {1, 7}, {7, 1}, {33, 65}}) {
+    Tensor x = Tensor::empty({1, 3, h, w});
+    Rng rng(uint64_t(h * 100 + w));
+    for (int64_t i = 0; i < x.numel(); ++i)  // smooth areas and noise: every PNG filter gets chosen
+      x.data()[i] = float(i % 3 == 0 ? (i * 37) % 256 : (i / 7) % 252 + int64_t(rng.next_u64() % 4));
+    for (const char* ext : {".ppm", ".png"}) {
+      write_image(dir + "/rt" + ext, x);
+      EXPECT_EQ(read_image(dir + "/rt" + ext).to_vector(), x.to_vector()) << ext << " " << h << "x" << w;
+    }
   }
 }
 
