@@ -47,6 +47,7 @@ const char* kUsage =
     "  train --info (--out DIR | --from FILE)  a checkpoint's step, schedule and training hours (JSON)\n"
     "                                    train a model; checkpoints resume exactly\n"
     "  bench <name> [--json]             benchmarks: conv, rans, decode, train, sga\n"
+    "                                    (bench decode --model FILE --image PNG: per-stage and process times)\n"
     "model families (--model NAME): two-layer (default), jpeg-like; see data/MODELS.md\n"
     "  version (or --version)            print the version, the SIMD target and the GEMM back end\n"
     "  help [CMD] (or CMD --help)        this text, or one command's usage\n"

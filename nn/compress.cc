@@ -1,5 +1,6 @@
 #include "nn/compress.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -100,7 +101,16 @@ Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lamb
   return encode_latents(m, analyze(m, image, lambda), image.dim(2), image.dim(3), model_hash, lambda);
 }
 
-Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash, int64_t max_pixels) {
+Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash, int64_t max_pixels,
+                  DecodeStages* stages) {
+  auto clock = [] { return std::chrono::steady_clock::now(); };
+  auto t = clock();
+  auto lap = [&](double DecodeStages::*f) {
+    if (!stages) return;
+    const auto now = clock();
+    stages->*f += std::chrono::duration<double, std::milli>(now - t).count();
+    t = now;
+  };
   NTC_CHECK(m.finalized(), "decompress: the model has no entropy tables (finalize it)");
   const codec::Container c = codec::read_container(data, size);
   if (c.model_hash != model_hash)
@@ -142,22 +152,28 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
     codec::RansDecoder dz = decoder(c.sections[0]);
     const Tensor z_hat = m.entropy_bottleneck().decode(m.z_shape(Hp, Wp), dz);
     dz.finish();
+    lap(&DecodeStages::z_ms);
     const Tensor hs = (*m.h_s())(gain(z_hat, G.z_inv));
     const Tensor mu = slice_channels(hs, 0, M), r = slice_channels(hs, M, M);
     const std::vector<int32_t> idx = m.gaussian_conditional().indexes(r);
+    lap(&DecodeStages::hs_ms);
     double y_bits = 0;
     for (int32_t i : idx) y_bits += m.gaussian_conditional().tables()[size_t(i)].min_bits();
     need_room(c.sections[1], y_bits, "y");
     codec::RansDecoder dy = decoder(c.sections[1]);
     y_hat = m.gaussian_conditional().decode(mu, idx, dy);
     dy.finish();
+    lap(&DecodeStages::y_ms);
   } else {
     need_room(c.sections[0], eb_bits(m.y_shape(Hp, Wp)), "y");
     codec::RansDecoder dy = decoder(c.sections[0]);
     y_hat = m.entropy_bottleneck().decode(m.y_shape(Hp, Wp), dy);
     dy.finish();
+    lap(&DecodeStages::y_ms);
   }
-  return to_uint8_range(m.postprocess(m.g_s()(gain(y_hat, G.y_inv)), c.height, c.width));
+  Tensor x = to_uint8_range(m.postprocess(m.g_s()(gain(y_hat, G.y_inv)), c.height, c.width));
+  lap(&DecodeStages::gs_ms);
+  return x;
 }
 
 }  // namespace ntc::nn

@@ -44,8 +44,12 @@ Model::Gains gains_for_stream(const Model& m, double lambda);
 constexpr int64_t kDefaultMaxPixels = 100'000'000;
 // `ntc decode`'s default memory budget for tensors (lib/alloc.h, --max-memory), in MiB.
 constexpr int64_t kDefaultMaxMemoryMiB = 8192;
+// Wall-clock milliseconds of decompress()'s stages, when asked for (ntc bench decode --model).
+struct DecodeStages {
+  double z_ms = 0, hs_ms = 0, y_ms = 0, gs_ms = 0;
+};
 Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash,
-                  int64_t max_pixels = kDefaultMaxPixels);
+                  int64_t max_pixels = kDefaultMaxPixels, DecodeStages* stages = nullptr);
 
 // 8-bit reconstruction: clip(round_half_even(v), 0, 255) (SPEC §3.7).
 Tensor to_uint8_range(const Tensor& v);

@@ -509,7 +509,12 @@ TEST(Cli, BenchmarksPrintOneJsonObjectWithTheirFields) {
     std::string args;
     std::vector<std::string> fields;
   };
+  nn::save_model(b.dir + "/m.ntcm", *tiny(), nn::WeightFormat::F16);
+  write_image(b.dir + "/p.png", picture(48, 64));
   const std::vector<Case> cases = {
+      {"bench decode --model " + b.dir + "/m.ntcm --image " + b.dir + "/p.png --reps 1 --json",
+       {"load_ms", "z_ms", "hs_ms", "y_ms", "gs_ms", "decode_ms", "write_png_ms", "write_ppm_ms", "process_cpu_ms_ppm",
+        "process_cpu_ms_png", "dwebp_cpu_ms", "ratio_vs_dwebp"}},
       {"bench train --config ntc_two_layer --batch 1 --crop 64 --reps 1 --precision fp32 --json",
        {"step_s", "precision", "peak_rss_mb", "sgemm_gflops", "step_gflops", "fresh_mb_per_step", "forward_ms_by_layer_type",
         "backward_ms_by_op", "backward_ms_by_layer"}},
