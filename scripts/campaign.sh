@@ -131,6 +131,7 @@ ship() {
   echo "$(date -u +%F),$step,$((total - step)),$h,$bd_jpeg,$psnr_jpeg,$bd_webp,$(sha256sum "$model" | cut -c1-64)" >>"$csv"
   if [[ $FAMILY == two_layer && -x $ROOT/build/ntc_tests ]]; then  # the default family's golden streams
     NTC_REGENERATE_GOLDEN=1 "$ROOT/build/ntc_tests" --gtest_filter='Cli.GoldenStreams*' >/dev/null
+    (cd "$ROOT" && bash tests/fuzz/make_seeds.sh streams >/dev/null)  # the fuzzers' stream seeds
   fi
   echo "campaign: shipped $model ($(stat -c %s "$model") bytes); BD-rate $bd_jpeg% vs JPEG 4:2:0, $bd_webp% vs WebP; $h h"
 }

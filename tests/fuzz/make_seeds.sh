@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # Writes the seed corpus of the fuzz targets (tests/fuzz/corpus/, committed; a few hundred KB):
 # small valid inputs of every kind from ntc itself, so that fuzzing starts deep in each reader.
-#   usage: tests/fuzz/make_seeds.sh   (from the repository root, after `make`)
+#   usage: tests/fuzz/make_seeds.sh [streams]   (from the repository root, after `make`)
+#   `streams` rewrites only the streams of the shipped model (after it changes: scripts/campaign.sh
+#   ship does this), leaving the other seeds as they are.
 set -euo pipefail
+only_streams=${1:-}
 ntc=build/ntc
 c=tests/fuzz/corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-rm -rf "$c"
-mkdir -p "$c"/{container,decompress,rans,json,image,model,checkpoint}
+if [[ $only_streams == streams ]]; then
+  rm -rf "$c/decompress" "$c/container"
+  mkdir -p "$c/decompress" "$c/container"
+else
+  rm -rf "$c"
+  mkdir -p "$c"/{container,decompress,rans,json,image,model,checkpoint}
+fi
 
 # Images: small crops of the sample in every format stb reads that ntc may meet
 # (tests/fuzz/image_seeds.cc, built here with stb_image_write).
 g++ -std=c++20 -O1 -I/usr/include/stb -o "$tmp/image_seeds" tests/fuzz/image_seeds.cc -lstb
-"$tmp/image_seeds" data/samples/seeding.png 300 200 24 20 "$c/image"
+if [[ $only_streams != streams ]]; then "$tmp/image_seeds" data/samples/seeding.png 300 200 24 20 "$c/image"; fi
 
 # Streams of the shipped model: small images at three qualities (the decoder caps fuzz inputs at
 # 128x128 pixels), and the golden streams for the container reader.
@@ -25,6 +33,10 @@ for size in "16 16" "33 17" "64 48"; do
 done
 cp tests/golden/q20.ntc tests/golden/q80.ntc "$c/container/"
 cp "$c"/decompress/16x16_q50.ntc "$c/container/"
+if [[ $only_streams == streams ]]; then
+  du -sh "$c"
+  exit 0
+fi
 
 # rANS: byte 0 even = decode a stream, odd = round-trip values; byte 1 = table pattern.
 printf '\x00\x03' >"$c/rans/decode_empty"
