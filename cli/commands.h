@@ -13,6 +13,7 @@ int cmd_info(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
 int cmd_bdrate(const std::vector<std::string>& args);
 int cmd_plot(const std::vector<std::string>& args);
+int cmd_analyze(const std::vector<std::string>& args);
 // Progress bars (\r updates with an ETA) go to stderr only when it is a terminal, or everywhere
 // with the global flag --progress: a pipe or a log file gets no \r lines.
 void force_progress(bool on);

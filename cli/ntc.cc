@@ -34,6 +34,8 @@ const char* kUsage =
     "  eval --data DIR [--model NAME|FILE] [--sga ITERS] [--lambda L1,...] --json OUT.json [--csv OUT.csv] [--limit N]\n"
     "  bdrate REF.json TEST.json [--json]  Bjontegaard delta rate / PSNR of two RD curves\n"
     "  plot A.json B.json ... -o rd.svg|png  PSNR-vs-bpp curves\n"
+    "  analyze blocking --model F --data DIR --json OUT [--quality Q | --lambda L] [--block 16]\n"
+    "                                    blockiness of decoded images (boundary_ratio)\n"
     "  demo [--steps N] [--image FILE]   train a tiny autoencoder on one image (smoke test)\n"
     "  flops --config NAME|--model FILE [--size HxW] [--json] [--time]\n"
     "                                    FLOPs, parameters (and time) per layer and part\n"
@@ -155,6 +157,7 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return ntc::cli::cmd_eval(args);
     if (cmd == "bdrate") return ntc::cli::cmd_bdrate(args);
     if (cmd == "plot") return ntc::cli::cmd_plot(args);
+    if (cmd == "analyze") return ntc::cli::cmd_analyze(args);
     std::fprintf(stderr, "ntc: error: unknown command '%s'\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const ntc::cli::HelpRequested&) {

@@ -183,6 +183,31 @@ double psnr(const Tensor& a, const Tensor& b) {
   return mse > 0 ? 10 * std::log10(255.0 * 255.0 / mse) : INFINITY;
 }
 
+double boundary_ratio(const Tensor& img, int block) {
+  NTC_CHECK(img.ndim() == 4 && img.dim(0) == 1 && block >= 2, "boundary_ratio: ", shape_str(img.shape()));
+  const int64_t C = img.dim(1), H = img.dim(2), W = img.dim(3);
+  double across = 0, inside = 0;
+  int64_t n_across = 0, n_inside = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const float* p = img.data() + c * H * W;
+    for (int64_t b = block; b + 1 < W; b += block)  // vertical boundaries: columns b−1 | b; inside: b | b+1
+      for (int64_t y = 0; y < H; ++y) {
+        across += std::fabs(double(p[y * W + b]) - p[y * W + b - 1]);
+        inside += std::fabs(double(p[y * W + b + 1]) - p[y * W + b]);
+        ++n_across, ++n_inside;
+      }
+    for (int64_t b = block; b + 1 < H; b += block)  // horizontal boundaries
+      for (int64_t x = 0; x < W; ++x) {
+        across += std::fabs(double(p[b * W + x]) - p[(b - 1) * W + x]);
+        inside += std::fabs(double(p[(b + 1) * W + x]) - p[b * W + x]);
+        ++n_across, ++n_inside;
+      }
+  }
+  if (n_across == 0) return NAN;
+  const double eps = 1e-3;  // a flat interior (0) must not divide by zero
+  return (across / double(n_across) + eps) / (inside / double(n_inside) + eps);
+}
+
 double ssim(const Tensor& a, const Tensor& b) {
   check_pair(a, b);
   double s = 0;

@@ -18,6 +18,12 @@ namespace ntc {
 
 double psnr(const Tensor& a, const Tensor& b);     // [1,3,H,W] each
 double ms_ssim(const Tensor& a, const Tensor& b);  // [1,3,H,W] each, values 0..255
+// Blockiness (issue: ntc analyze blocking): the mean absolute difference between neighbouring
+// pixels across block boundaries (columns/rows block·k − 1 and block·k, k ≥ 1), over the same
+// statistic one pixel inside the blocks (block·k and block·k + 1), horizontal and vertical pooled,
+// all channels. About 1 for an image without blocking; large when blocks show. An image smaller
+// than block + 2 on both sides has no boundary: NaN.
+double boundary_ratio(const Tensor& img, int block = 16);
 double ssim(const Tensor& a, const Tensor& b);     // single scale
 
 struct RdCurve {

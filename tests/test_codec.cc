@@ -127,6 +127,31 @@ TEST(Metrics, MsSsimKnownValues) {
   EXPECT_NEAR(psnr(x, y), 10 * std::log10(255.0 * 255 / 400), 1e-9);
 }
 
+// boundary_ratio: about 1 on a smooth image and on noise, large on an image of flat 16×16 blocks,
+// and exactly the ratio of the two differences on a constructed case.
+TEST(Metrics, BoundaryRatioSeesBlocks) {
+  Rng rng(5);
+  Tensor smooth = Tensor::empty({1, 3, 64, 80}), blocks = smooth.clone(), noise = smooth.clone();
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < 64; ++y)
+      for (int x = 0; x < 80; ++x) {
+        const int64_t i = (int64_t(c) * 64 + y) * 80 + x;
+        smooth.data()[i] = float(100 + 2 * x + y + 10 * c);
+        blocks.data()[i] = float(((x / 16) * 37 + (y / 16) * 53 + c * 11) % 256);
+        noise.data()[i] = float(rng.next_u64() % 256);
+      }
+  EXPECT_NEAR(boundary_ratio(smooth), 1.0, 1e-3);
+  EXPECT_NEAR(boundary_ratio(noise), 1.0, 0.1);
+  EXPECT_GT(boundary_ratio(blocks), 1000.0);
+  // Columns only (H < 18): v(x) = 6·⌊x/16⌋ + 2·[x mod 16 ≥ 1], so |v(16k) − v(16k−1)| = 4 across each
+  // boundary and |v(16k+1) − v(16k)| = 2 one pixel inside.
+  Tensor t = Tensor::empty({1, 1, 4, 40});
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 40; ++x) t.data()[y * 40 + x] = float((x / 16) * 6 + (x % 16 >= 1 ? 2 : 0));
+  EXPECT_NEAR(boundary_ratio(t), (4.0 + 1e-3) / (2.0 + 1e-3), 1e-9);
+  EXPECT_TRUE(std::isnan(boundary_ratio(Tensor::zeros({1, 3, 10, 10}))));
+}
+
 TEST(Metrics, BdRateOfKnownShifts) {
   const RdCurve ref{{0.1, 0.25, 0.5, 1.0, 2.0}, {26, 29, 32, 35, 38.5}};
   EXPECT_NEAR(bd_rate(ref, ref), 0.0, 1e-9);
@@ -582,6 +607,13 @@ TEST(Cli, EveryJsonOutputIsValid) {
   const std::string M = " --model " + b.dir + "/m.ntcm";
   ASSERT_EQ(b.run("eval --data " + b.dir + "/imgs --json " + b.dir + "/ev.json --quiet" + M), 0) << b.err();
   strict(b.dir + "/ev.json");
+  ASSERT_EQ(b.run("analyze blocking --data " + b.dir + "/imgs --json " + b.dir + "/bl.json" + M), 0) << b.err();
+  strict(b.dir + "/bl.json");
+  const auto bl = read_file(b.dir + "/bl.json");
+  const Json blj = parse_json(std::string(bl.begin(), bl.end()), "bl.json");
+  ASSERT_NE(blj.get("boundary_ratio"), nullptr);
+  EXPECT_GT(blj.get("boundary_ratio")->num, 0.0);
+  EXPECT_EQ(blj.get("per_image")->arr.size(), 1u);
   std::ofstream(b.dir + "/r.json") << R"({"name": "r\"ef", "bpp": [0.2, 0.5, 1, 2], "psnr_rgb": [27, 30, 33, 36]})";
   std::ofstream(b.dir + "/t.json") << R"({"bpp": [0.18, 0.45, 0.9, 1.8], "psnr_rgb": [27, 30, 33, 36]})";
   ASSERT_EQ(b.run("bdrate " + b.dir + "/r.json " + b.dir + "/t.json --json"), 0) << b.err();
