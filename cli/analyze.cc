@@ -3,6 +3,10 @@
 //     decodes each image through a real stream and reports boundary_ratio (lib/metrics.h: the
 //     pixel differences across 16-pixel block boundaries over those one pixel inside), per image
 //     and on average, with the bpp and PSNR of the decode.
+//   gap --model F --data DIR --sga N --json OUT [--quality Q | --lambda L] [--limit N]
+//     the part of the inference gap SGA recovers (SPEC §6.1): the RD cost bpp + λ·MSE (MSE of the
+//     8-bit decode on the 0..255 scale, bpp of the real stream) with amortised encoding and after
+//     N SGA iterations, per image and on average, and gap_percent = 100·(amortised − sga)/amortised.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -18,14 +22,77 @@
 #include "nn/config.h"
 #include "nn/model_file.h"
 #include "train/data.h"
+#include "train/sga.h"
 
 namespace ntc::cli {
 
+namespace {
+
+double mse_of(const Tensor& a, const Tensor& b) {
+  double se = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) se += double(a.data()[i] - b.data()[i]) * double(a.data()[i] - b.data()[i]);
+  return se / double(a.numel());
+}
+
+int analyze_gap(const std::vector<std::string>& rest) {
+  Args a(rest, {"model", "data", "json", "quality", "lambda", "limit", "sga"}, {});
+  if (!a.has("data") || !a.has("json") || !a.has("sga"))
+    usage_fail("usage: ntc analyze gap --model F --data DIR --sga N --json OUT [--quality Q | --lambda L] [--limit N]");
+  const std::string path = a.str("model", nn::model_dir() + "/ntc_two_layer.ntcm");
+  const std::vector<uint8_t> mb = read_file(path);
+  auto m = nn::deserialize_model(mb.data(), mb.size(), path);
+  const uint64_t hash = nn::model_hash(mb.data(), mb.size());
+  const long iters = a.integer("sga", 0);
+  if (iters < 1 || iters > 1000000) usage_fail("--sga wants 1..1000000 iterations");
+  double rate = 0, lam = 0;
+  if (!m->rate_lambdas().empty()) {
+    rate = a.has("lambda") ? std::stod(a.str("lambda")) : nn::lambda_for_quality(*m, double(a.integer("quality", 50)));
+    lam = rate;
+  } else {
+    lam = a.has("lambda") ? std::stod(a.str("lambda")) : m->trained_lambda();
+    if (!(lam > 0)) fail("analyze gap: this model does not record its λ; pass --lambda");
+  }
+  std::vector<std::string> files = train::list_images(a.str("data"));
+  const long limit = a.integer("limit", 0);
+  if (limit > 0 && files.size() > size_t(limit)) files.resize(size_t(limit));
+  if (files.empty()) fail("analyze: no images in ", a.str("data"));
+  JsonOut per = JsonOut::array();
+  double s0 = 0, s1 = 0, sg = 0;
+  for (const std::string& f : files) {
+    const Tensor img = read_image(f);
+    const double px = double(img.dim(2) * img.dim(3));
+    const nn::Encoded e0 = nn::compress(*m, img, hash, rate);
+    train::SgaOptions o;
+    o.iters = int(iters);
+    const nn::Latents l = train::sga_refine(*m, img, lam, rate, o);
+    const nn::Encoded e1 = nn::encode_latents(*m, l, img.dim(2), img.dim(3), hash, rate);
+    const double b0 = 8.0 * double(e0.bytes.size()) / px, b1 = 8.0 * double(e1.bytes.size()) / px;
+    const double d0 = mse_of(e0.recon, img), d1 = mse_of(e1.recon, img);
+    const double rd0 = b0 + lam * d0, rd1 = b1 + lam * d1, gap = 100 * (rd0 - rd1) / rd0;
+    per.push_back({{"file", std::filesystem::path(f).filename().string()}, {"amortised_rd", rd0}, {"sga_rd", rd1},
+                   {"gap_percent", gap}, {"amortised_bpp", b0}, {"sga_bpp", b1}, {"amortised_psnr", psnr(e0.recon, img)},
+                   {"sga_psnr", psnr(e1.recon, img)}});
+    s0 += rd0, s1 += rd1, sg += gap;
+    std::fprintf(stderr, "%s: RD %.4f amortised, %.4f after %ld SGA iterations (%.2f%%)\n", f.c_str(), rd0, rd1, iters, gap);
+  }
+  const double n = double(files.size());
+  JsonOut j{{"analysis", "gap"}, {"model", path}, {"lambda", lam}, {"sga_iters", iters}, {"images", files.size()},
+            {"amortised_rd", s0 / n}, {"sga_rd", s1 / n}, {"gap_percent", sg / n}, {"per_image", per}};
+  const std::string text = json_line(j) + "\n";
+  write_file_atomic(a.str("json"), std::vector<uint8_t>(text.begin(), text.end()));
+  std::printf("inference gap of %s at λ %g over %zu images: RD %.4f amortised, %.4f after %ld SGA iterations: %.2f%%\n",
+              path.c_str(), lam, files.size(), s0 / n, s1 / n, iters, sg / n);
+  return 0;
+}
+
+}  // namespace
+
 int cmd_analyze(const std::vector<std::string>& argv) {
-  if (argv.empty()) usage_fail("usage: ntc analyze blocking --model F --data DIR --json OUT [--quality Q | --lambda L]");
+  if (argv.empty()) usage_fail("usage: ntc analyze blocking|gap --model F --data DIR --json OUT ...");
   const std::string what = argv[0];
   const std::vector<std::string> rest(argv.begin() + 1, argv.end());
-  if (what != "blocking") usage_fail("analyze: unknown analysis '", what, "' (blocking)");
+  if (what == "gap") return analyze_gap(rest);
+  if (what != "blocking") usage_fail("analyze: unknown analysis '", what, "' (blocking, gap)");
   Args a(rest, {"model", "data", "json", "quality", "lambda", "limit", "block"}, {});
   if (!a.has("data") || !a.has("json")) usage_fail("usage: ntc analyze blocking --model F --data DIR --json OUT [--quality Q | --lambda L]");
   const std::string path = a.str("model", nn::model_dir() + "/ntc_two_layer.ntcm");

@@ -36,6 +36,8 @@ const char* kUsage =
     "  plot A.json B.json ... -o rd.svg|png  PSNR-vs-bpp curves\n"
     "  analyze blocking --model F --data DIR --json OUT [--quality Q | --lambda L] [--block 16]\n"
     "                                    blockiness of decoded images (boundary_ratio)\n"
+    "  analyze gap --model F --data DIR --sga N --json OUT [--quality Q | --lambda L]\n"
+    "                                    the inference gap SGA recovers (amortised_rd, sga_rd, gap_percent)\n"
     "  demo [--steps N] [--image FILE]   train a tiny autoencoder on one image (smoke test)\n"
     "  flops --config NAME|--model FILE [--size HxW] [--json] [--time]\n"
     "                                    FLOPs, parameters (and time) per layer and part\n"

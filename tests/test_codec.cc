@@ -614,6 +614,26 @@ TEST(Cli, EveryJsonOutputIsValid) {
   ASSERT_NE(blj.get("boundary_ratio"), nullptr);
   EXPECT_GT(blj.get("boundary_ratio")->num, 0.0);
   EXPECT_EQ(blj.get("per_image")->arr.size(), 1u);
+  // analyze gap on a model whose amortised encoder is deliberately poor (its last analysis layer's
+  // bias shifted by 0.4, so y rounds to the wrong side often): SGA recovers part of the RD cost, so
+  // the gap is positive.
+  {
+    auto poor = tiny();
+    for (auto& [n, t] : poor->named_parameters())
+      if (n == "g_a.conv4.bias")
+        for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] += 0.4f;
+    poor->finalize();
+    nn::save_model(b.dir + "/poor.ntcm", *poor, nn::WeightFormat::F32);
+    fs::create_directories(b.dir + "/gapimgs");
+    write_image(b.dir + "/gapimgs/a.png", picture(64, 96));
+    ASSERT_EQ(b.run("analyze gap --model " + b.dir + "/poor.ntcm --data " + b.dir + "/gapimgs --sga 150 --json " + b.dir +
+                    "/gap.json"), 0) << b.err();
+    strict(b.dir + "/gap.json");
+    const auto g = read_file(b.dir + "/gap.json");
+    const Json gj = parse_json(std::string(g.begin(), g.end()), "gap.json");
+    EXPECT_GT(gj.get("gap_percent")->num, 0.0);
+    EXPECT_LT(gj.get("sga_rd")->num, gj.get("amortised_rd")->num);
+  }
   std::ofstream(b.dir + "/r.json") << R"({"name": "r\"ef", "bpp": [0.2, 0.5, 1, 2], "psnr_rgb": [27, 30, 33, 36]})";
   std::ofstream(b.dir + "/t.json") << R"({"bpp": [0.18, 0.45, 0.9, 1.8], "psnr_rgb": [27, 30, 33, 36]})";
   ASSERT_EQ(b.run("bdrate " + b.dir + "/r.json " + b.dir + "/t.json --json"), 0) << b.err();
