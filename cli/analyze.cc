@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 #include "cli/commands.h"
 #include "lib/args.h"
@@ -28,6 +29,39 @@ namespace ntc::cli {
 
 namespace {
 
+// The model (--model, default: the shipped default family), its stream identity, and the λ to code
+// at: a variable-rate model's --lambda or --quality (default 50); a fixed-rate model's --lambda or
+// its trained λ (needed only when `need_fixed_lambda`).
+struct Analysed {
+  std::string path;
+  std::unique_ptr<nn::Model> model;
+  uint64_t hash = 0;
+  double rate = 0, lambda = 0;
+};
+Analysed load_for_analysis(const Args& a, bool need_fixed_lambda) {
+  Analysed r;
+  r.path = a.str("model", nn::model_dir() + "/ntc_two_layer.ntcm");
+  const std::vector<uint8_t> mb = read_file(r.path);
+  r.model = nn::deserialize_model(mb.data(), mb.size(), r.path);
+  r.hash = nn::model_hash(mb.data(), mb.size());
+  if (!r.model->rate_lambdas().empty()) {
+    r.rate = a.has("lambda") ? a.numbers("lambda").front() : nn::lambda_for_quality(*r.model, double(a.integer("quality", 50)));
+    r.lambda = r.rate;
+  } else if (need_fixed_lambda) {
+    r.lambda = a.has("lambda") ? a.numbers("lambda").front() : r.model->trained_lambda();
+    if (!(r.lambda > 0)) fail("analyze: this model does not record its λ; pass --lambda");
+  }
+  return r;
+}
+
+std::vector<std::string> analysis_images(const Args& a) {
+  std::vector<std::string> files = train::list_images(a.str("data"));
+  const long limit = a.integer("limit", 0);
+  if (limit > 0 && files.size() > size_t(limit)) files.resize(size_t(limit));
+  if (files.empty()) fail("analyze: no images in ", a.str("data"));
+  return files;
+}
+
 double mse_of(const Tensor& a, const Tensor& b) {
   double se = 0;
   for (int64_t i = 0; i < a.numel(); ++i) se += double(a.data()[i] - b.data()[i]) * double(a.data()[i] - b.data()[i]);
@@ -38,24 +72,14 @@ int analyze_gap(const std::vector<std::string>& rest) {
   Args a(rest, {"model", "data", "json", "quality", "lambda", "limit", "sga"}, {});
   if (!a.has("data") || !a.has("json") || !a.has("sga"))
     usage_fail("usage: ntc analyze gap --model F --data DIR --sga N --json OUT [--quality Q | --lambda L] [--limit N]");
-  const std::string path = a.str("model", nn::model_dir() + "/ntc_two_layer.ntcm");
-  const std::vector<uint8_t> mb = read_file(path);
-  auto m = nn::deserialize_model(mb.data(), mb.size(), path);
-  const uint64_t hash = nn::model_hash(mb.data(), mb.size());
   const long iters = a.integer("sga", 0);
   if (iters < 1 || iters > 1000000) usage_fail("--sga wants 1..1000000 iterations");
-  double rate = 0, lam = 0;
-  if (!m->rate_lambdas().empty()) {
-    rate = a.has("lambda") ? std::stod(a.str("lambda")) : nn::lambda_for_quality(*m, double(a.integer("quality", 50)));
-    lam = rate;
-  } else {
-    lam = a.has("lambda") ? std::stod(a.str("lambda")) : m->trained_lambda();
-    if (!(lam > 0)) fail("analyze gap: this model does not record its λ; pass --lambda");
-  }
-  std::vector<std::string> files = train::list_images(a.str("data"));
-  const long limit = a.integer("limit", 0);
-  if (limit > 0 && files.size() > size_t(limit)) files.resize(size_t(limit));
-  if (files.empty()) fail("analyze: no images in ", a.str("data"));
+  Analysed an = load_for_analysis(a, true);
+  nn::Model* m = an.model.get();
+  const std::string& path = an.path;
+  const uint64_t hash = an.hash;
+  const double rate = an.rate, lam = an.lambda;
+  const std::vector<std::string> files = analysis_images(a);
   JsonOut per = JsonOut::array();
   double s0 = 0, s1 = 0, sg = 0;
   for (const std::string& f : files) {
@@ -95,19 +119,14 @@ int cmd_analyze(const std::vector<std::string>& argv) {
   if (what != "blocking") usage_fail("analyze: unknown analysis '", what, "' (blocking, gap)");
   Args a(rest, {"model", "data", "json", "quality", "lambda", "limit", "block"}, {});
   if (!a.has("data") || !a.has("json")) usage_fail("usage: ntc analyze blocking --model F --data DIR --json OUT [--quality Q | --lambda L]");
-  const std::string path = a.str("model", nn::model_dir() + "/ntc_two_layer.ntcm");
-  const std::vector<uint8_t> mb = read_file(path);
-  auto m = nn::deserialize_model(mb.data(), mb.size(), path);
-  const uint64_t hash = nn::model_hash(mb.data(), mb.size());
-  double lam = 0;
-  if (!m->rate_lambdas().empty())
-    lam = a.has("lambda") ? std::stod(a.str("lambda")) : nn::lambda_for_quality(*m, double(a.integer("quality", 50)));
+  Analysed an = load_for_analysis(a, false);
+  nn::Model* m = an.model.get();
+  const std::string& path = an.path;
+  const uint64_t hash = an.hash;
+  const double lam = an.rate;
   const int block = int(a.integer("block", 16));
   if (block < 2 || block > 4096) usage_fail("--block wants 2..4096");
-  std::vector<std::string> files = train::list_images(a.str("data"));
-  const long limit = a.integer("limit", 0);
-  if (limit > 0 && files.size() > size_t(limit)) files.resize(size_t(limit));
-  if (files.empty()) fail("analyze: no images in ", a.str("data"));
+  const std::vector<std::string> files = analysis_images(a);
   JsonOut per = JsonOut::array();
   double sum_ratio = 0, sum_ref = 0, sum_bpp = 0;
   int n = 0;

@@ -302,15 +302,24 @@ std::vector<float> run_decoder_side(Model& m, const Tensor& z_hat, const Tensor&
 }
 }  // namespace portable
 
-TEST(Compress, DecoderSideIsTheSameOnEveryTargetBackendAndThreadCount) {
+// A hyperprior model with a two-layer synthesis (M = 96, Z = 48), its weights moved off the
+// initialisation by ±10%; `rng` goes on to draw the test's latents.
+std::unique_ptr<Model> decoder_test_model(Rng& rng) {
   const char* cfg =
       "latent_channels = 96\nhyper_channels = 48\nanalysis = cnn\nanalysis.channels_base = 16\n"
-      "synthesis = two_layer\nsynthesis.channels = 24\nhyper_analysis = hyper\nhyper_synthesis = hyper\n";
-  Model m(Config::parse(cfg));
-  Rng rng(12);
-  m.init(rng);
-  for (auto& [n, t] : m.named_parameters())
+      "synthesis = two_layer\nsynthesis.channels = 24\nhyper_analysis = hyper\nhyper_synthesis = hyper\n"
+      "scale_mode = tf_index\n";
+  auto m = std::make_unique<Model>(Config::parse(cfg));
+  m->init(rng);
+  for (auto& [n, t] : m->named_parameters())
     for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] *= 1.f + 0.2f * (rng.uniform() - 0.5f);
+  return m;
+}
+
+TEST(Compress, DecoderSideIsTheSameOnEveryTargetBackendAndThreadCount) {
+  Rng rng(12);
+  const std::unique_ptr<Model> mp = decoder_test_model(rng);
+  Model& m = *mp;
   // A batch as wide as the threads: the work items run on OpenMP workers, which must keep the
   // calling thread's PortableProducts scope (lib/ops/items.h).
   Tensor z_hat = Tensor::empty({4, 48, 5, 7}), y_hat = Tensor::empty({4, 96, 20, 28});
@@ -348,15 +357,9 @@ TEST(Compress, DecoderSideIsTheSameOnEveryTargetBackendAndThreadCount) {
 // target, GEMM back end and thread count, and with the scalar twins. (OpenBLAS outside the
 // PortableProducts scope shows that the test can tell.)
 TEST(Compress, ScaleIndexesRightAtTheThresholdsAreTheSameEverywhere) {
-  const char* cfg =
-      "latent_channels = 96\nhyper_channels = 48\nanalysis = cnn\nanalysis.channels_base = 16\n"
-      "synthesis = two_layer\nsynthesis.channels = 24\nhyper_analysis = hyper\nhyper_synthesis = hyper\n"
-      "scale_mode = tf_index\n";
-  Model m(Config::parse(cfg));
   Rng rng(21);
-  m.init(rng);
-  for (auto& [n, t] : m.named_parameters())
-    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] *= 1.f + 0.2f * (rng.uniform() - 0.5f);
+  const std::unique_ptr<Model> mp = decoder_test_model(rng);
+  Model& m = *mp;
   const int64_t M = 96;
   Tensor z_hat = Tensor::empty({1, 48, 4, 5});
   for (int64_t i = 0; i < z_hat.numel(); ++i) z_hat.data()[i] = std::nearbyint(8 * (rng.uniform() - 0.5f));

@@ -54,37 +54,21 @@ printf '[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]' >"$c/json/deep.json"
 # with log gains), trained for 2 steps on the sample image.
 mkdir -p "$tmp/data"
 "$tmp/image_seeds" data/samples/seeding.png 200 100 96 64 "$tmp/crop" && cp "$tmp/crop/rgb.png" "$tmp/data/a.png"
-cat >"$tmp/fact.cfg" <<'CFG'
-name = fuzz_fact
-prior = factorized
-latent_channels = 3
-analysis = cnn
+common='analysis = cnn
 analysis.channels_base = 4
 synthesis = two_layer
 synthesis.channels = 3
 synthesis.kernels = 5,3
 synthesis.strides = 8,2
-eb.filters = 3
-CFG
-cat >"$tmp/hyper.cfg" <<'CFG'
-name = fuzz_hyper
-prior = hyperprior
-latent_channels = 4
-hyper_channels = 2
-analysis = cnn
-analysis.channels_base = 4
-synthesis = two_layer
-synthesis.channels = 3
-synthesis.kernels = 5,3
-synthesis.strides = 8,2
-synthesis.activation = igdn
+eb.filters = 3'
+printf 'name = fuzz_fact\nprior = factorized\nlatent_channels = 3\n%s\n' "$common" >"$tmp/fact.cfg"
+printf 'name = fuzz_hyper\nprior = hyperprior\nlatent_channels = 4\nhyper_channels = 2\n%s\n%s\n' "$common" \
+  'synthesis.activation = igdn
 hyper_analysis = hyper
 hyper_synthesis = hyper
 hyper_synthesis.channels = 3,4
-eb.filters = 3
 scale_mode = tf_index
-rate.gains = log
-CFG
+rate.gains = log' >"$tmp/hyper.cfg"
 for m in fact hyper; do
   lam=0.01
   [ $m = hyper ] && lam=0.001,0.01
