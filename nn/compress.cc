@@ -1,5 +1,6 @@
 #include "nn/compress.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -27,6 +28,44 @@ Tensor to_uint8_range(const Tensor& v) {
   Tensor r = Tensor::empty(v.shape());
   for (int64_t i = 0; i < v.numel(); ++i) r.data()[i] = std::clamp(std::nearbyint(v.data()[i]), 0.f, 255.f);
   return r;
+}
+
+namespace {
+// Latent rows of context a band of a shallow synthesis needs beyond its own rows, above and below:
+// the two-layer synthesis (k13 s8 then k5 s2) reaches 2 latent rows up and 1 down, the JPEG-like
+// one (k18 s16) 1 each way; 3 is a margin that band_rows = 1 in the tests checks.
+constexpr int64_t kHalo = 3;
+bool banded_synthesis(const Model& m) {
+  const std::string s = m.config().str("synthesis", "");
+  return s == "two_layer" || s == "two_layer_res" || s == "jpeg_like";
+}
+}  // namespace
+
+Tensor synthesize(Model& m, const Tensor& y, int64_t h, int64_t w, int64_t band_rows) {
+  NoGrad ng;
+  const int64_t Hy = y.dim(2), Wy = y.dim(3);
+  const int64_t pad = m.downsampling(), f = pad / m.y_shape(pad, pad)[2];  // pixels per latent row (16)
+  if (!banded_synthesis(m)) return to_uint8_range(m.postprocess(m.g_s()(y), h, w));
+  if (band_rows <= 0)  // about 190 bytes of tensors per output pixel (measured with ntc_two_layer)
+    band_rows = std::max<int64_t>(16, kSynthesisBandBytes / (Wy * f * f * 190));
+  if (band_rows >= Hy) return to_uint8_range(m.postprocess(m.g_s()(y), h, w));
+  Tensor out = Tensor::empty({1, 3, h, w});
+  const int64_t C = y.dim(1);
+  for (int64_t a = 0; a * f < h; a += band_rows) {
+    const int64_t b = std::min(Hy, a + band_rows), s0 = std::max<int64_t>(0, a - kHalo), s1 = std::min(Hy, b + kHalo);
+    Tensor yb = Tensor::empty({1, C, s1 - s0, Wy});
+    for (int64_t c = 0; c < C; ++c)
+      std::copy_n(y.data() + (c * Hy + s0) * Wy, (s1 - s0) * Wy, yb.data() + c * (s1 - s0) * Wy);
+    const Tensor xb = m.g_s()(yb);  // rows s0·f … s1·f of the whole image's x̂
+    const int64_t Hb = xb.dim(2), Wb = xb.dim(3), r0 = a * f, r1 = std::min(h, b * f);
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* src = xb.data() + (c * Hb + (r - s0 * f)) * Wb;
+        float* dst = out.data() + (c * h + r) * w;
+        for (int64_t j = 0; j < w; ++j) dst[j] = std::clamp(std::nearbyint((src[j] + 0.5f) * 255.f), 0.f, 255.f);
+      }
+  }
+  return out;
 }
 
 Model::Gains gains_for_stream(const Model& m, double lambda) {
@@ -86,7 +125,7 @@ Encoded encode_latents(Model& m, const Latents& l, int64_t H, int64_t W, uint64_
     c.sections.push_back(b);
   }
   e.bytes = codec::write_container(c);
-  e.recon = to_uint8_range(m.postprocess(m.g_s()(gain(y_hat, G.y_inv)), H, W));
+  e.recon = synthesize(m, gain(y_hat, G.y_inv), H, W);
   return e;
 }
 
@@ -171,7 +210,7 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
     dy.finish();
     lap(&DecodeStages::y_ms);
   }
-  Tensor x = to_uint8_range(m.postprocess(m.g_s()(gain(y_hat, G.y_inv)), c.height, c.width));
+  Tensor x = synthesize(m, gain(y_hat, G.y_inv), c.height, c.width);
   lap(&DecodeStages::gs_ms);
   return x;
 }

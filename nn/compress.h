@@ -51,6 +51,15 @@ struct DecodeStages {
 Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash,
                   int64_t max_pixels = kDefaultMaxPixels, DecodeStages* stages = nullptr);
 
+// The decoder's last step, shared by encoder and decoder: x̂ = g_s(ŷ) (ŷ with the gains applied),
+// to the 8-bit range and cropped to h × w. A shallow synthesis (two_layer, two_layer_res,
+// jpeg_like) runs in bands of latent rows with a halo, bit-identical to one pass over the whole
+// image (each output element gets the same products in the same order: tests/test_compress.cc), so
+// its memory grows with the width, not the area. band_rows: latent rows per band (0: automatic,
+// bands of about kSynthesisBandBytes of tensors; a Kodak image is one band).
+constexpr int64_t kSynthesisBandBytes = int64_t(384) << 20;
+Tensor synthesize(Model& m, const Tensor& y_hat_scaled, int64_t h, int64_t w, int64_t band_rows = 0);
+
 // 8-bit reconstruction: clip(round_half_even(v), 0, 255) (SPEC §3.7).
 Tensor to_uint8_range(const Tensor& v);
 

@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "codec/container.h"
+#include "lib/alloc.h"
 #include "codec/gaussian_conditional.h"
 #include "kernels/kernels.h"
 #include "lib/gemm.h"
@@ -135,6 +136,48 @@ TEST(Compress, BadStreamsAreErrors) {
 // Mutations behind a valid CRC (the container is rewritten, so the checksum passes and the deep
 // checks are reached): dimensions, λ, section lengths and contents, symbol data. Each decodes to
 // an image of the declared size or is a one-line ntc::Error, quickly and never with a crash.
+// Banded synthesis (nn::synthesize): bands of 1, 2, 3 and 5 latent rows give the very bytes of one
+// whole-image pass, for the shallow syntheses, on odd sizes; and the bands bound the memory.
+TEST(Compress, BandedSynthesisIsExactAndBoundsMemory) {
+  const char* syn[] = {"synthesis = two_layer\nsynthesis.channels = 12\nsynthesis.kernels = 13,5\nsynthesis.strides = 8,2\n"
+                       "synthesis.activation = igdn\n",
+                       "synthesis = two_layer_res\nsynthesis.channels = 6\n", "synthesis = jpeg_like\n"};
+  for (const char* sc : syn) {
+    Model m(Config::parse(std::string("latent_channels = 24\nanalysis = cnn\nanalysis.channels_base = 8\n") + sc +
+                          "hyper_analysis = hyper\nhyper_synthesis = hyper\n"));
+    Rng rng(31);
+    m.init(rng);
+    for (auto& [n, t] : m.named_parameters())
+      for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] *= 1.f + 0.2f * (rng.uniform() - 0.5f);
+    PortableProducts portable;
+    for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{17, 70}, {130, 33}, {100, 150}, {1, 1}, {64, 16}}) {
+      const int64_t Hy = (h + 15) / 16, Wy = (w + 15) / 16;
+      Tensor y = Tensor::empty({1, 24, Hy, Wy});
+      for (int64_t i = 0; i < y.numel(); ++i) y.data()[i] = std::nearbyint(6 * (rng.uniform() - 0.5f));
+      const std::vector<float> whole = synthesize(m, y, h, w, 1 << 30).to_vector();
+      ASSERT_EQ(whole.size(), size_t(3 * h * w));
+      for (int64_t band : {1, 2, 3, 5})
+        EXPECT_EQ(synthesize(m, y, h, w, band).to_vector(), whole) << sc << h << "x" << w << ", bands of " << band;
+    }
+  }
+  // Memory: bands of 2 latent rows of a 1024 × 256 image hold far less than the whole pass.
+  Model m(Config::parse(std::string("latent_channels = 24\nanalysis = cnn\nanalysis.channels_base = 8\n") + syn[0] +
+                        "hyper_analysis = hyper\nhyper_synthesis = hyper\n"));
+  Rng rng(32);
+  m.init(rng);
+  Tensor y = Tensor::empty({1, 24, 64, 16});
+  for (int64_t i = 0; i < y.numel(); ++i) y.data()[i] = std::nearbyint(6 * (rng.uniform() - 0.5f));
+  PortableProducts portable;
+  auto peak = [&](int64_t band) {
+    mem_reset_peak();
+    const size_t base = mem_stats().in_use;
+    (void)synthesize(m, y, 1024, 256, band);
+    return mem_stats().peak_in_use - base;
+  };
+  const size_t whole = peak(1 << 30), banded = peak(2);
+  EXPECT_LT(banded * 4, whole) << banded << " bytes in bands, " << whole << " whole";
+}
+
 // A few bytes cannot ask for a canvas of symbols: a valid stream whose header is made to declare a
 // much larger image (CRC recomputed) is refused before its sections are decoded, because they
 // cannot hold that many symbols (codec::stream_can_hold).
