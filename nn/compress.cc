@@ -46,13 +46,20 @@ Tensor synthesize(Model& m, const Tensor& y, int64_t h, int64_t w, int64_t band_
   const int64_t Hy = y.dim(2), Wy = y.dim(3);
   const int64_t pad = m.downsampling(), f = pad / m.y_shape(pad, pad)[2];  // pixels per latent row (16)
   if (!banded_synthesis(m)) return to_uint8_range(m.postprocess(m.g_s()(y), h, w));
-  if (band_rows <= 0)  // about 190 bytes of tensors per output pixel (measured with ntc_two_layer)
-    band_rows = std::max<int64_t>(16, kSynthesisBandBytes / (Wy * f * f * 190));
-  if (band_rows >= Hy) return to_uint8_range(m.postprocess(m.g_s()(y), h, w));
+  if (band_rows <= 0) {  // about 190 bytes of tensors per output pixel (measured with ntc_two_layer)
+    const int64_t most = std::max<int64_t>(16, kSynthesisBandBytes / (Wy * f * f * 190));
+    const int64_t bands = (Hy + most - 1) / most;
+    band_rows = (Hy + bands - 1) / bands;  // equal bands: the last one is not a sliver with full halos
+  }
+  // Every band runs on a window of the same height (band + 2 halos, shifted inward at the edges),
+  // so its buffers come back from the allocator's cache instead of fresh memory.
+  const int64_t window = band_rows + 2 * kHalo;
+  if (window >= Hy) return to_uint8_range(m.postprocess(m.g_s()(y), h, w));
   Tensor out = Tensor::empty({1, 3, h, w});
   const int64_t C = y.dim(1);
   for (int64_t a = 0; a * f < h; a += band_rows) {
-    const int64_t b = std::min(Hy, a + band_rows), s0 = std::max<int64_t>(0, a - kHalo), s1 = std::min(Hy, b + kHalo);
+    const int64_t b = std::min(Hy, a + band_rows);
+    const int64_t s0 = std::clamp<int64_t>(a - kHalo, 0, Hy - window), s1 = s0 + window;
     Tensor yb = Tensor::empty({1, C, s1 - s0, Wy});
     for (int64_t c = 0; c < C; ++c)
       std::copy_n(y.data() + (c * Hy + s0) * Wy, (s1 - s0) * Wy, yb.data() + c * (s1 - s0) * Wy);
