@@ -130,11 +130,15 @@ ntc_status ntc_encode(ntc_model* model, const uint8_t* rgb, int width, int heigh
     std::lock_guard<std::mutex> l(g_settings);
     budget = g_max_memory_mib;
   }
+  const bool variable = !model->model->rate_lambdas().empty();
+  if (variable && !(lambda > 0) && !(quality >= 0 && quality <= 100))
+    return set_error(NTC_ERROR_ARGUMENT, "ntc_encode: quality wants 0..100 (or pass lambda > 0)");
+  if (!variable && (lambda > 0 || quality >= 0))
+    return set_error(NTC_ERROR_ARGUMENT, "ntc_encode: this model has a fixed rate: pass quality < 0 and lambda 0");
   return guarded([&] {
     ntc::nn::Model& m = *model->model;
     double lam = 0;
-    if (!m.rate_lambdas().empty()) lam = lambda > 0 ? lambda : ntc::nn::lambda_for_quality(m, quality);
-    else if (lambda > 0 || quality >= 0) ntc::fail("this model has a fixed rate: pass quality < 0 and lambda 0");
+    if (variable) lam = lambda > 0 ? lambda : ntc::nn::lambda_for_quality(m, quality);
     BudgetScope scope(budget);
     ntc::Tensor img = ntc::Tensor::empty({1, 3, height, width});
     const size_t plane = size_t(width) * size_t(height);

@@ -92,7 +92,7 @@ def main():
     try:
         ntc.encode(img, quality=101)
     except ntc.Error as e:
-        assert "quality" in str(e)
+        assert "quality" in str(e) and e.status == 1, (e.status, str(e))
     else:
         raise AssertionError("accepted quality 101")
     try:

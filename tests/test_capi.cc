@@ -93,7 +93,8 @@ TEST(CApi, RoundTripStatusesAndThreads) {
   EXPECT_EQ(ntc_decode(nullptr, s1, n1, &junk, &a, &b), NTC_ERROR_ARGUMENT);
   EXPECT_EQ(ntc_encode(m, rgb.data(), w, h, size_t(w) * 3 - 1, 40, 0, &s2, &n2), NTC_ERROR_ARGUMENT);
   EXPECT_EQ(ntc_encode(m, rgb.data(), 0, h, size_t(w) * 3, 40, 0, &s2, &n2), NTC_ERROR_ARGUMENT);
-  EXPECT_EQ(ntc_encode(m, rgb.data(), w, h, size_t(w) * 3, 140, 0, &s2, &n2), NTC_ERROR_CORRUPT);  // bad quality
+  EXPECT_EQ(ntc_encode(m, rgb.data(), w, h, size_t(w) * 3, 140, 0, &s2, &n2), NTC_ERROR_ARGUMENT);  // bad quality
+  EXPECT_EQ(ntc_encode(m, rgb.data(), w, h, size_t(w) * 3, -1, 0, &s2, &n2), NTC_ERROR_ARGUMENT);  // no rate at all
   ntc_model* none = nullptr;
   EXPECT_EQ(ntc_model_load("/nonexistent/m.ntcm", &none), NTC_ERROR_IO);
   EXPECT_EQ(none, nullptr);
