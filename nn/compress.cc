@@ -75,6 +75,37 @@ Tensor synthesize(Model& m, const Tensor& y, int64_t h, int64_t w, int64_t band_
   return out;
 }
 
+Tensor hyper_synthesize(Model& m, const Tensor& z, int64_t band_rows) {
+  NoGrad ng;
+  const int64_t Hz = z.dim(2), Wz = z.dim(3), C = z.dim(1);
+  if (m.config().str("hyper_synthesis", "") != "hyper") return (*m.h_s())(z);
+  const int64_t pad = m.downsampling();
+  const int64_t up = m.y_shape(pad, pad)[2] / m.z_shape(pad, pad)[2];  // latent rows per hyper-latent row (4)
+  const int64_t out_c = 2 * int64_t(m.latent_channels());
+  if (band_rows <= 0) {  // the last layer's columns dominate: 9·2M floats per latent position
+    const int64_t per_row = Wz * up * up * out_c * 10 * 4;
+    const int64_t most = std::max<int64_t>(8, kSynthesisBandBytes / std::max<int64_t>(per_row, 1));
+    const int64_t bands = (Hz + most - 1) / most;
+    band_rows = (Hz + bands - 1) / bands;
+  }
+  const int64_t window = band_rows + 2 * kHalo;
+  if (window >= Hz) return (*m.h_s())(z);
+  Tensor out = Tensor::empty({1, out_c, Hz * up, Wz * up});
+  const int64_t Ho = Hz * up, Wo = Wz * up;
+  for (int64_t a = 0; a < Hz; a += band_rows) {
+    const int64_t b = std::min(Hz, a + band_rows);
+    const int64_t s0 = std::clamp<int64_t>(a - kHalo, 0, Hz - window), s1 = s0 + window;
+    Tensor zb = Tensor::empty({1, C, s1 - s0, Wz});
+    for (int64_t c = 0; c < C; ++c)
+      std::copy_n(z.data() + (c * Hz + s0) * Wz, (s1 - s0) * Wz, zb.data() + c * (s1 - s0) * Wz);
+    const Tensor hb = (*m.h_s())(zb);  // latent rows s0·up … s1·up of the whole h_s output
+    const int64_t Hb = hb.dim(2);
+    for (int64_t c = 0; c < out_c; ++c)
+      std::copy_n(hb.data() + (c * Hb + (a - s0) * up) * Wo, (b - a) * up * Wo, out.data() + (c * Ho + a * up) * Wo);
+  }
+  return out;
+}
+
 Model::Gains gains_for_stream(const Model& m, double lambda) {
   const bool vr = !m.rate_lambdas().empty();
   if (vr != (lambda > 0)) fail(vr ? "this variable-rate model needs a λ" : "this model has a fixed rate (no λ)");
@@ -110,7 +141,7 @@ Encoded encode_latents(Model& m, const Latents& l, int64_t H, int64_t W, uint64_
     c.sections.push_back(ez.finish());
     const Tensor z_hat = eb.quantize(l.z);
     e.est_bits += bits_of(eb.likelihood(z_hat));
-    const Tensor hs = (*m.h_s())(gain(z_hat, G.z_inv));
+    const Tensor hs = hyper_synthesize(m, gain(z_hat, G.z_inv));
     const Tensor mu = slice_channels(hs, 0, M), r = slice_channels(hs, M, M);
     const auto idx = m.gaussian_conditional().indexes(r);
     codec::RansEncoder ey;
@@ -199,7 +230,7 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
     const Tensor z_hat = m.entropy_bottleneck().decode(m.z_shape(Hp, Wp), dz);
     dz.finish();
     lap(&DecodeStages::z_ms);
-    const Tensor hs = (*m.h_s())(gain(z_hat, G.z_inv));
+    const Tensor hs = hyper_synthesize(m, gain(z_hat, G.z_inv));
     const Tensor mu = slice_channels(hs, 0, M), r = slice_channels(hs, M, M);
     const std::vector<int32_t> idx = m.gaussian_conditional().indexes(r);
     lap(&DecodeStages::hs_ms);

@@ -60,6 +60,11 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
 constexpr int64_t kSynthesisBandBytes = int64_t(384) << 20;
 Tensor synthesize(Model& m, const Tensor& y_hat_scaled, int64_t h, int64_t w, int64_t band_rows = 0);
 
+// (μ, r) = h_s(ẑ) (ẑ with the inverse gains applied), shared by encoder and decoder. The
+// hyper-synthesis of kind "hyper" (transposed convolutions k5 s2, k5 s2, k3 s1 with ReLUs) runs in
+// bands of hyper-latent rows with a halo, bit-identical to one pass, like synthesize().
+Tensor hyper_synthesize(Model& m, const Tensor& z_hat_scaled, int64_t band_rows = 0);
+
 // 8-bit reconstruction: clip(round_half_even(v), 0, 255) (SPEC §3.7).
 Tensor to_uint8_range(const Tensor& v);
 

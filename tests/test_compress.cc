@@ -160,6 +160,25 @@ TEST(Compress, BandedSynthesisIsExactAndBoundsMemory) {
         EXPECT_EQ(synthesize(m, y, h, w, band).to_vector(), whole) << sc << h << "x" << w << ", bands of " << band;
     }
   }
+  // The hyper-synthesis in bands of hyper-latent rows: the same (μ, r) as one pass.
+  {
+    Model m(Config::parse(std::string("latent_channels = 24\nhyper_channels = 12\nanalysis = cnn\nanalysis.channels_base = 8\n") +
+                          syn[0] + "hyper_analysis = hyper\nhyper_synthesis = hyper\n"));
+    Rng rng(33);
+    m.init(rng);
+    for (auto& [n, t] : m.named_parameters())
+      for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] *= 1.f + 0.2f * (rng.uniform() - 0.5f);
+    PortableProducts portable;
+    for (auto [hz, wz] : std::vector<std::pair<int64_t, int64_t>>{{9, 3}, {13, 5}, {17, 1}, {4, 4}}) {
+      Tensor z = Tensor::empty({1, 12, hz, wz});
+      for (int64_t i = 0; i < z.numel(); ++i) z.data()[i] = std::nearbyint(6 * (rng.uniform() - 0.5f));
+      const std::vector<float> whole = hyper_synthesize(m, z, 1 << 30).to_vector();
+      NoGrad ng;
+      ASSERT_EQ(whole, (*m.h_s())(z).to_vector());
+      for (int64_t band : {1, 2, 3})
+        EXPECT_EQ(hyper_synthesize(m, z, band).to_vector(), whole) << "h_s " << hz << "x" << wz << ", bands of " << band;
+    }
+  }
   // Memory: bands of 2 latent rows of a 1024 × 256 image hold far less than the whole pass.
   Model m(Config::parse(std::string("latent_channels = 24\nanalysis = cnn\nanalysis.channels_base = 8\n") + syn[0] +
                         "hyper_analysis = hyper\nhyper_synthesis = hyper\n"));
