@@ -39,6 +39,30 @@ bool banded_synthesis(const Model& m) {
   const std::string s = m.config().str("synthesis", "");
   return s == "two_layer" || s == "two_layer_res" || s == "jpeg_like";
 }
+
+// Equal bands of at most `most` rows over `rows` (the last band is not a sliver with full halos).
+int64_t equal_band_rows(int64_t rows, int64_t most) {
+  const int64_t bands = (rows + most - 1) / most;
+  return (rows + bands - 1) / bands;
+}
+
+// Whether one band's window would already cover all `rows` rows: then one whole pass instead.
+bool one_window(int64_t rows, int64_t band_rows) { return band_rows + 2 * kHalo >= rows; }
+
+// Calls f(a, b, s0, window) for bands [a, b) of `band_rows` rows covering rows [0, used) of x (not
+// one_window); window is the band's input: rows [s0, s0 + band + 2 halos), shifted inward at the
+// edges, so every band has the same shape and its buffers come back from the allocator's cache.
+template <class F>
+void for_each_band(const Tensor& x, int64_t band_rows, int64_t used, F&& f) {
+  const int64_t rows = x.dim(2), cols = x.dim(3), C = x.dim(1), height = band_rows + 2 * kHalo;
+  for (int64_t a = 0; a < used; a += band_rows) {
+    const int64_t s0 = std::clamp<int64_t>(a - kHalo, 0, rows - height);
+    Tensor window = Tensor::empty({1, C, height, cols});
+    for (int64_t c = 0; c < C; ++c)
+      std::copy_n(x.data() + (c * rows + s0) * cols, height * cols, window.data() + c * height * cols);
+    f(a, std::min(rows, a + band_rows), s0, window);
+  }
+}
 }  // namespace
 
 Tensor synthesize(Model& m, const Tensor& y, int64_t h, int64_t w, int64_t band_rows) {
@@ -46,63 +70,41 @@ Tensor synthesize(Model& m, const Tensor& y, int64_t h, int64_t w, int64_t band_
   const int64_t Hy = y.dim(2), Wy = y.dim(3);
   const int64_t pad = m.downsampling(), f = pad / m.y_shape(pad, pad)[2];  // pixels per latent row (16)
   if (!banded_synthesis(m)) return to_uint8_range(m.postprocess(m.g_s()(y), h, w));
-  if (band_rows <= 0) {  // about 190 bytes of tensors per output pixel (measured with ntc_two_layer)
-    const int64_t most = std::max<int64_t>(16, kSynthesisBandBytes / (Wy * f * f * 190));
-    const int64_t bands = (Hy + most - 1) / most;
-    band_rows = (Hy + bands - 1) / bands;  // equal bands: the last one is not a sliver with full halos
-  }
-  // Every band runs on a window of the same height (band + 2 halos, shifted inward at the edges),
-  // so its buffers come back from the allocator's cache instead of fresh memory.
-  const int64_t window = band_rows + 2 * kHalo;
-  if (window >= Hy) return to_uint8_range(m.postprocess(m.g_s()(y), h, w));
+  if (band_rows <= 0)  // about 190 bytes of tensors per output pixel (measured with ntc_two_layer)
+    band_rows = equal_band_rows(Hy, std::max<int64_t>(16, kSynthesisBandBytes / (Wy * f * f * 190)));
+  if (one_window(Hy, band_rows)) return to_uint8_range(m.postprocess(m.g_s()(y), h, w));
   Tensor out = Tensor::empty({1, 3, h, w});
-  const int64_t C = y.dim(1);
-  for (int64_t a = 0; a * f < h; a += band_rows) {
-    const int64_t b = std::min(Hy, a + band_rows);
-    const int64_t s0 = std::clamp<int64_t>(a - kHalo, 0, Hy - window), s1 = s0 + window;
-    Tensor yb = Tensor::empty({1, C, s1 - s0, Wy});
-    for (int64_t c = 0; c < C; ++c)
-      std::copy_n(y.data() + (c * Hy + s0) * Wy, (s1 - s0) * Wy, yb.data() + c * (s1 - s0) * Wy);
-    const Tensor xb = m.g_s()(yb);  // rows s0·f … s1·f of the whole image's x̂
-    const int64_t Hb = xb.dim(2), Wb = xb.dim(3), r0 = a * f, r1 = std::min(h, b * f);
+  for_each_band(y, band_rows, (h + f - 1) / f, [&](int64_t a, int64_t b, int64_t s0, const Tensor& yb) {
+    const Tensor xb = m.g_s()(yb);  // rows s0·f … of the whole image's x̂
+    const int64_t Hb = xb.dim(2), Wb = xb.dim(3), r1 = std::min(h, b * f);
     for (int64_t c = 0; c < 3; ++c)
-      for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t r = a * f; r < r1; ++r) {
         const float* src = xb.data() + (c * Hb + (r - s0 * f)) * Wb;
         float* dst = out.data() + (c * h + r) * w;
         for (int64_t j = 0; j < w; ++j) dst[j] = std::clamp(std::nearbyint((src[j] + 0.5f) * 255.f), 0.f, 255.f);
       }
-  }
+  });
   return out;
 }
 
 Tensor hyper_synthesize(Model& m, const Tensor& z, int64_t band_rows) {
   NoGrad ng;
-  const int64_t Hz = z.dim(2), Wz = z.dim(3), C = z.dim(1);
+  const int64_t Hz = z.dim(2), Wz = z.dim(3);
   if (m.config().str("hyper_synthesis", "") != "hyper") return (*m.h_s())(z);
   const int64_t pad = m.downsampling();
   const int64_t up = m.y_shape(pad, pad)[2] / m.z_shape(pad, pad)[2];  // latent rows per hyper-latent row (4)
   const int64_t out_c = 2 * int64_t(m.latent_channels());
-  if (band_rows <= 0) {  // the last layer's columns dominate: 9·2M floats per latent position
-    const int64_t per_row = Wz * up * up * out_c * 10 * 4;
-    const int64_t most = std::max<int64_t>(8, kSynthesisBandBytes / std::max<int64_t>(per_row, 1));
-    const int64_t bands = (Hz + most - 1) / most;
-    band_rows = (Hz + bands - 1) / bands;
-  }
-  const int64_t window = band_rows + 2 * kHalo;
-  if (window >= Hz) return (*m.h_s())(z);
-  Tensor out = Tensor::empty({1, out_c, Hz * up, Wz * up});
+  if (band_rows <= 0)  // the last layer's columns dominate: 9·2M floats per latent position
+    band_rows = equal_band_rows(Hz, std::max<int64_t>(8, kSynthesisBandBytes / (Wz * up * up * out_c * 10 * 4)));
+  if (one_window(Hz, band_rows)) return (*m.h_s())(z);
   const int64_t Ho = Hz * up, Wo = Wz * up;
-  for (int64_t a = 0; a < Hz; a += band_rows) {
-    const int64_t b = std::min(Hz, a + band_rows);
-    const int64_t s0 = std::clamp<int64_t>(a - kHalo, 0, Hz - window), s1 = s0 + window;
-    Tensor zb = Tensor::empty({1, C, s1 - s0, Wz});
-    for (int64_t c = 0; c < C; ++c)
-      std::copy_n(z.data() + (c * Hz + s0) * Wz, (s1 - s0) * Wz, zb.data() + c * (s1 - s0) * Wz);
-    const Tensor hb = (*m.h_s())(zb);  // latent rows s0·up … s1·up of the whole h_s output
+  Tensor out = Tensor::empty({1, out_c, Ho, Wo});
+  for_each_band(z, band_rows, Hz, [&](int64_t a, int64_t b, int64_t s0, const Tensor& zb) {
+    const Tensor hb = (*m.h_s())(zb);  // latent rows s0·up … of the whole h_s output
     const int64_t Hb = hb.dim(2);
     for (int64_t c = 0; c < out_c; ++c)
       std::copy_n(hb.data() + (c * Hb + (a - s0) * up) * Wo, (b - a) * up * Wo, out.data() + (c * Ho + a * up) * Wo);
-  }
+  });
   return out;
 }
 
