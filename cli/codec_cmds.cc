@@ -151,10 +151,11 @@ class Progress {  // a progress bar with ETA on stderr, updated at most 10 times
 };
 
 nn::Encoded encode_image(LoadedModel& lm, const Tensor& img, double rate, int sga_iters, double sga_lam, bool progress,
-                         const std::string& label) {
+                         const std::string& label, size_t sga_max_bytes = train::SgaOptions().max_bytes) {
   if (sga_iters <= 0) return nn::compress(*lm.model, img, lm.hash, rate);
   train::SgaOptions o;
   o.iters = sga_iters;
+  o.max_bytes = sga_max_bytes;
   Progress bar("SGA " + label, sga_iters, progress);
   const nn::Latents l = train::sga_refine(*lm.model, img, sga_lam, rate, o, [&](int t, double loss) {
     char b[48];
@@ -167,9 +168,10 @@ nn::Encoded encode_image(LoadedModel& lm, const Tensor& img, double rate, int sg
 }  // namespace
 
 int cmd_encode(const std::vector<std::string>& argv) {
-  Args a(argv, {"o", "model", "lambda", "quality", "sga"}, {"v", "psnr", "quiet"});
+  Args a(argv, {"o", "model", "lambda", "quality", "sga", "sga-max-memory"}, {"v", "psnr", "quiet"});
   if (a.positional().size() != 1)
-    usage_fail("usage: ntc encode IN.(png|jpg|ppm)|- -o OUT.ntc|- [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]");
+    usage_fail("usage: ntc encode IN.(png|jpg|ppm)|- -o OUT.ntc|- [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS] "
+               "[--sga-max-memory MIB] [--psnr] [-v]");
   if (!a.has("o")) usage_fail("encode: -o OUT.ntc is required");
   const std::string in = a.positional()[0], out = a.str("o");
   LoadedModel lm = load(a.str("model"));
@@ -177,11 +179,13 @@ int cmd_encode(const std::vector<std::string>& argv) {
   const long sga = a.integer("sga", 0);
   if (sga < 0 || sga > 1000000) fail("--sga wants 0..1000000 iterations");
   const double sga_lam = sga > 0 ? sga_lambda(*lm.model, a, rate) : 0;
+  const long sga_mib = a.integer("sga-max-memory", long(train::SgaOptions().max_bytes >> 20));
+  if (sga_mib < 1 || sga_mib > (1L << 30)) fail("--sga-max-memory wants a size in MiB (1 or more)");
   const std::vector<uint8_t> in_bytes = read_input(in);
   const Tensor img = read_image(in_bytes.data(), in_bytes.size(), in == "-" ? "stdin" : in);
   if (img.dim(2) > 65536 || img.dim(3) > 65536) fail(in, ": images up to 65536 pixels per side are supported");
   const double t0 = now_s();
-  nn::Encoded e = encode_image(lm, img, rate, int(sga), sga_lam, !a.has("quiet"), in);
+  nn::Encoded e = encode_image(lm, img, rate, int(sga), sga_lam, !a.has("quiet"), in, size_t(sga_mib) << 20);
   const double t1 = now_s();
   write_output(out, e.bytes);
   const double px = double(img.dim(2) * img.dim(3));

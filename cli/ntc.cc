@@ -26,7 +26,8 @@ const char* kVersion = NTC_VERSION_STRING;
 const char* kUsage =
     "usage: ntc [--threads N] [--kernels simd|ref] [--target T] [--gemm auto|ntc|openblas] <command> [args]\n"
     "commands:\n"
-    "  encode IN.(png|jpg|ppm) -o OUT.ntc [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS] [--psnr] [-v]\n"
+    "  encode IN.(png|jpg|ppm) -o OUT.ntc [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS]\n"
+    "         [--sga-max-memory MIB] [--psnr] [-v]\n"
     "                                    (IN or OUT '-': stdin or stdout)\n"
     "  decode IN.ntc -o OUT.(png|ppm) [--format png|ppm] [--model NAME|FILE] [--max-pixels N] [--max-memory MIB] [-v]\n"
     "                                    (IN or OUT '-': stdin or stdout; --format for stdout, default png)\n"

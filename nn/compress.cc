@@ -1,15 +1,18 @@
 #include "nn/compress.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 
 #include "codec/container.h"
 #include "codec/rans.h"
+#include "lib/alloc.h"
 #include "lib/common.h"
 #include "lib/gemm.h"
 #include "lib/ops/ops.h"
+#include "nn/transforms.h"
 
 namespace ntc::nn {
 namespace {
@@ -31,6 +34,16 @@ Tensor to_uint8_range(const Tensor& v) {
 }
 
 namespace {
+// Between the stages of coding a large image (at least kReleasePixels) the allocator's cache is
+// emptied: each stage's bands reuse their own buffers, but blocks cached by one stage rarely fit
+// the next one's sizes, and a 24-megapixel encode would otherwise hold twice its live tensors.
+constexpr int64_t kReleasePixels = int64_t(4) << 20;
+std::atomic<int64_t> g_budget_divisor{1};
+void end_of_stage(int64_t pixels) {
+  if (pixels * g_budget_divisor >= kReleasePixels) mem_release_cache();
+}
+int64_t budget(int64_t bytes) { return bytes / g_budget_divisor; }
+
 // Latent rows of context a band of a shallow synthesis needs beyond its own rows, above and below:
 // the two-layer synthesis (k13 s8 then k5 s2) reaches 2 latent rows up and 1 down, the JPEG-like
 // one (k18 s16) 1 each way; 3 is a margin that band_rows = 1 in the tests checks.
@@ -70,8 +83,8 @@ Tensor synthesize(Model& m, const Tensor& y, int64_t h, int64_t w, int64_t band_
   const int64_t Hy = y.dim(2), Wy = y.dim(3);
   const int64_t pad = m.downsampling(), f = pad / m.y_shape(pad, pad)[2];  // pixels per latent row (16)
   if (!banded_synthesis(m)) return to_uint8_range(m.postprocess(m.g_s()(y), h, w));
-  if (band_rows <= 0)  // about 190 bytes of tensors per output pixel (measured with ntc_two_layer)
-    band_rows = equal_band_rows(Hy, std::max<int64_t>(16, kSynthesisBandBytes / (Wy * f * f * 190)));
+  if (band_rows <= 0)  // about 150 bytes of tensors per window pixel (measured with ntc_two_layer)
+    band_rows = equal_band_rows(Hy, std::max<int64_t>(8, budget(kSynthesisBandBytes) / (Wy * f * f * 150) - 2 * kHalo));
   if (one_window(Hy, band_rows)) return to_uint8_range(m.postprocess(m.g_s()(y), h, w));
   Tensor out = Tensor::empty({1, 3, h, w});
   for_each_band(y, band_rows, (h + f - 1) / f, [&](int64_t a, int64_t b, int64_t s0, const Tensor& yb) {
@@ -94,8 +107,8 @@ Tensor hyper_synthesize(Model& m, const Tensor& z, int64_t band_rows) {
   const int64_t pad = m.downsampling();
   const int64_t up = m.y_shape(pad, pad)[2] / m.z_shape(pad, pad)[2];  // latent rows per hyper-latent row (4)
   const int64_t out_c = 2 * int64_t(m.latent_channels());
-  if (band_rows <= 0)  // the last layer's columns dominate: 9·2M floats per latent position
-    band_rows = equal_band_rows(Hz, std::max<int64_t>(8, kSynthesisBandBytes / (Wz * up * up * out_c * 10 * 4)));
+  if (band_rows <= 0)  // the last layer's columns dominate: about 16·2M floats per latent position of a window
+    band_rows = equal_band_rows(Hz, std::max<int64_t>(4, budget(kSynthesisBandBytes) / (Wz * up * up * out_c * 16 * 4) - 2 * kHalo));
   if (one_window(Hz, band_rows)) return (*m.h_s())(z);
   const int64_t Ho = Hz * up, Wo = Wz * up;
   Tensor out = Tensor::empty({1, out_c, Ho, Wo});
@@ -108,10 +121,77 @@ Tensor hyper_synthesize(Model& m, const Tensor& z, int64_t band_rows) {
   return out;
 }
 
+void set_band_budget_divisor(int64_t divisor) { g_budget_divisor = std::max<int64_t>(1, divisor); }
+
 Model::Gains gains_for_stream(const Model& m, double lambda) {
   const bool vr = !m.rate_lambdas().empty();
   if (vr != (lambda > 0)) fail(vr ? "this variable-rate model needs a λ" : "this model has a fixed rate (no λ)");
   return vr ? m.gains_for(float(lambda)) : Model::Gains{};  // float: what the stream stores
+}
+
+namespace {
+// Runs a purely convolutional transform t whose output row o reads input rows [F·o − up, F·o + down]
+// (reach) on windows of `height` output rows' worth of input, bands of band_rows output rows each
+// (windows shifted inward at the edges, so all are alike and reuse their buffers), and returns the
+// whole output. window(r0, rows) gives input rows [r0, r0 + rows). Every output element gets the
+// same products in the same order as in one pass (under PortableProducts: tests/test_compress.cc).
+template <class Window>
+Tensor run_in_bands(Module& t, int64_t out_rows, int64_t F, RowReach reach, int64_t band_rows, Window&& window) {
+  const int64_t above = (reach.up + F - 1) / F, below = std::max<int64_t>(0, (reach.down - (F - 1) + F - 1) / F);
+  const int64_t height = std::min(out_rows, band_rows + above + below);
+  Tensor out;
+  for (int64_t a = 0; a < out_rows; a += band_rows) {
+    const int64_t b = std::min(out_rows, a + band_rows), s0 = std::clamp<int64_t>(a - above, 0, out_rows - height);
+    const Tensor ob = t(window(s0 * F, height * F));  // output rows s0 … s0 + height
+    const int64_t C = ob.dim(1), W = ob.dim(3);
+    if (!out.defined()) out = Tensor::empty({1, C, out_rows, W});
+    for (int64_t c = 0; c < C; ++c)
+      std::copy_n(ob.data() + (c * height + (a - s0)) * W, (b - a) * W, out.data() + (c * out_rows + a) * W);
+  }
+  return out;
+}
+
+// Context rows a band needs beyond its own, in output rows.
+int64_t halo_rows(RowReach r, int64_t F) {
+  return (r.up + F - 1) / F + std::max<int64_t>(0, (r.down - (F - 1) + F - 1) / F);
+}
+}  // namespace
+
+Tensor analysis(Model& m, const Tensor& image, int64_t band_rows) {
+  NTC_CHECK(image.ndim() == 4 && image.dim(0) == 1 && image.dim(1) == 3, "compress: image ", shape_str(image.shape()));
+  NoGrad ng;
+  const RowReach reach = analysis_row_reach(m.config());
+  if (!reach.ok) return m.g_a()(m.preprocess(image));
+  // ntc's kernel whatever --gemm says (OpenBLAS's summation order can depend on the matrix sizes,
+  // so a window would not give the whole pass's bits): y is the same for every band size, back
+  // end, thread count and x86-64 target.
+  PortableProducts portable;
+  const int64_t f = m.downsampling(), F = m.latent_stride();
+  const int64_t Hp = (image.dim(2) + f - 1) / f * f, Wp = (image.dim(3) + f - 1) / f * f, Hy = Hp / F;
+  if (band_rows <= 0)
+    band_rows = equal_band_rows(Hy, std::max<int64_t>(4, budget(kAnalysisBandBytes) / (Wp * F * kAnalysisBytesPerPixel) -
+                                                            halo_rows(reach, F)));
+  if (band_rows + halo_rows(reach, F) >= Hy) return m.g_a()(m.preprocess(image));
+  Tensor y = run_in_bands(m.g_a(), Hy, F, reach, band_rows,
+                          [&](int64_t r0, int64_t rows) { return m.preprocess_rows(image, r0, rows); });
+  end_of_stage(image.dim(2) * image.dim(3));
+  return y;
+}
+
+Tensor hyper_analysis(Model& m, const Tensor& y, int64_t band_rows) {
+  NoGrad ng;
+  const RowReach reach = hyper_analysis_row_reach(m.config());
+  if (!reach.ok) return (*m.h_a())(y);
+  PortableProducts portable;  // as in analysis(): the same z for every band size and back end
+  const int64_t Hy = y.dim(2), Wy = y.dim(3), C = y.dim(1), F = m.downsampling() / m.latent_stride(), Hz = Hy / F;
+  if (band_rows <= 0)  // about 12 floats per latent channel and position (measured with ntc_two_layer)
+    band_rows = equal_band_rows(Hz, std::max<int64_t>(4, budget(kAnalysisBandBytes) / (Wy * F * C * 12 * 4) - halo_rows(reach, F)));
+  if (band_rows + halo_rows(reach, F) >= Hz) return (*m.h_a())(y);
+  return run_in_bands(*m.h_a(), Hz, F, reach, band_rows, [&](int64_t r0, int64_t rows) {
+    Tensor w = Tensor::empty({1, C, rows, Wy});
+    for (int64_t c = 0; c < C; ++c) std::copy_n(y.data() + (c * Hy + r0) * Wy, rows * Wy, w.data() + c * rows * Wy);
+    return w;
+  });
 }
 
 Latents analyze(Model& m, const Tensor& image, double lambda) {
@@ -119,8 +199,8 @@ Latents analyze(Model& m, const Tensor& image, double lambda) {
   NoGrad ng;
   const Model::Gains G = gains_for_stream(m, lambda);
   Latents l;
-  l.y = gain(m.g_a()(m.preprocess(image)), G.y);
-  if (m.hyperprior()) l.z = gain((*m.h_a())(l.y), G.z);
+  l.y = gain(analysis(m, image), G.y);
+  if (m.hyperprior()) l.z = gain(hyper_analysis(m, l.y), G.z);
   return l;
 }
 
@@ -143,14 +223,20 @@ Encoded encode_latents(Model& m, const Latents& l, int64_t H, int64_t W, uint64_
     c.sections.push_back(ez.finish());
     const Tensor z_hat = eb.quantize(l.z);
     e.est_bits += bits_of(eb.likelihood(z_hat));
-    const Tensor hs = hyper_synthesize(m, gain(z_hat, G.z_inv));
+    Tensor hs = hyper_synthesize(m, gain(z_hat, G.z_inv));
     const Tensor mu = slice_channels(hs, 0, M), r = slice_channels(hs, M, M);
+    hs = Tensor();
+    end_of_stage(H * W);
     const auto idx = m.gaussian_conditional().indexes(r);
     codec::RansEncoder ey;
     m.gaussian_conditional().encode(l.y, mu, idx, ey);
     c.sections.push_back(ey.finish());
     y_hat = add(round_ste(sub(l.y, mu)), mu);
-    e.est_bits += bits_of(codec::GaussianConditional::likelihood(y_hat, m.gaussian_conditional().scales(r), mu));
+    for (int c0 = 0; c0 < M; c0 += 16) {  // a few channels at a time: the same sum, in the same order
+      const int n = std::min(16, M - c0);
+      e.est_bits += bits_of(codec::GaussianConditional::likelihood(
+          slice_channels(y_hat, c0, n), m.gaussian_conditional().scales(slice_channels(r, c0, n)), slice_channels(mu, c0, n)));
+    }
   } else {
     codec::RansEncoder ey;
     eb.encode(l.y, ey);
@@ -165,7 +251,11 @@ Encoded encode_latents(Model& m, const Latents& l, int64_t H, int64_t W, uint64_
     c.sections.push_back(b);
   }
   e.bytes = codec::write_container(c);
-  e.recon = synthesize(m, gain(y_hat, G.y_inv), H, W);
+  const Tensor y_syn = gain(y_hat, G.y_inv);
+  y_hat = Tensor();
+  end_of_stage(H * W);
+  e.recon = synthesize(m, y_syn, H, W);
+  end_of_stage(H * W);
   return e;
 }
 
@@ -250,7 +340,11 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
     dy.finish();
     lap(&DecodeStages::y_ms);
   }
-  Tensor x = synthesize(m, gain(y_hat, G.y_inv), c.height, c.width);
+  const Tensor y_syn = gain(y_hat, G.y_inv);
+  y_hat = Tensor();
+  end_of_stage(int64_t(c.height) * c.width);
+  Tensor x = synthesize(m, y_syn, c.height, c.width);
+  end_of_stage(int64_t(c.height) * c.width);
   lap(&DecodeStages::gs_ms);
   return x;
 }

@@ -25,6 +25,25 @@ struct Encoded {
 // variable-rate model (any value within its range; stored in the stream) and must be 0 otherwise.
 Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lambda = 0);
 
+// y = g_a(preprocess(image)) (no gains). A purely convolutional analysis (cnn, mbt2018, bls2017:
+// nn/transforms.h analysis_row_reach) runs in bands of latent rows, each computed from a window of
+// image rows with a halo that covers its whole receptive field, bit-identical to one pass (the
+// same products in the same order for every element, under PortableProducts whatever --gemm says:
+// tests/test_compress.cc), so the encoder's
+// memory grows with the width, not the area. band_rows: latent rows per band (0: automatic, windows
+// of about kAnalysisBandBytes of tensors at kAnalysisBytesPerPixel; a Kodak image is one window).
+// The ELIC analysis (attention blocks) runs in one pass.
+constexpr int64_t kAnalysisBandBytes = int64_t(512) << 20;
+constexpr int64_t kAnalysisBytesPerPixel = 400;
+Tensor analysis(Model& m, const Tensor& image, int64_t band_rows = 0);
+// Divides the band budgets (kAnalysisBandBytes, kSynthesisBandBytes) and the size at which stages
+// empty the allocator's cache by `divisor`, so that tests exercise the automatic banding of large
+// images on small ones; 1 (the default) restores them.
+void set_band_budget_divisor(int64_t divisor);
+// z = h_a(y) (no gains), for h_a of kind hyper or hyper_small in bands of hyper-latent rows in the
+// same way (bit-identical to one pass under PortableProducts, which it runs under).
+Tensor hyper_analysis(Model& m, const Tensor& y, int64_t band_rows = 0);
+
 // The two halves of compress(), for encoders that refine the latents first (SGA, train/sga.h).
 struct Latents {
   Tensor y, z;  // continuous, gains applied; z undefined for a factorized model
@@ -57,7 +76,7 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
 // image (each output element gets the same products in the same order: tests/test_compress.cc), so
 // its memory grows with the width, not the area. band_rows: latent rows per band (0: automatic,
 // bands of about kSynthesisBandBytes of tensors; a Kodak image is one band).
-constexpr int64_t kSynthesisBandBytes = int64_t(384) << 20;
+constexpr int64_t kSynthesisBandBytes = int64_t(256) << 20;
 Tensor synthesize(Model& m, const Tensor& y_hat_scaled, int64_t h, int64_t w, int64_t band_rows = 0);
 
 // (μ, r) = h_s(ẑ) (ẑ with the inverse gains applied), shared by encoder and decoder. The

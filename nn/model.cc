@@ -160,16 +160,19 @@ void Model::finalize() {
   if (hyper_) gc_.finalize();
 }
 
+namespace {
+// Mirror without repeating the edge, periodically (period 2(n−1)) when the pad exceeds n − 1.
+int64_t mirror(int64_t i, int64_t n) {
+  if (n == 1) return 0;
+  const int64_t p = 2 * (n - 1), r = i % p;
+  return r < n ? r : p - r;
+}
+}  // namespace
+
 Tensor reflect_pad(const Tensor& x, int64_t h2, int64_t w2) {
   const int64_t N = x.dim(0), C = x.dim(1), h = x.dim(2), w = x.dim(3);
   NTC_CHECK(h2 >= h && w2 >= w, "reflect_pad to a smaller size");
   Tensor y = Tensor::empty({N, C, h2, w2});
-  // Mirror without repeating the edge, periodically (period 2(n−1)) when the pad exceeds n − 1.
-  auto mirror = [](int64_t i, int64_t n) {
-    if (n == 1) return int64_t(0);
-    const int64_t p = 2 * (n - 1), r = i % p;
-    return r < n ? r : p - r;
-  };
   for (int64_t q = 0; q < N * C; ++q)
     for (int64_t i = 0; i < h2; ++i)
       for (int64_t j = 0; j < w2; ++j)
@@ -179,10 +182,27 @@ Tensor reflect_pad(const Tensor& x, int64_t h2, int64_t w2) {
 
 Tensor Model::preprocess(const Tensor& image) const {
   NTC_CHECK(image.ndim() == 4 && image.dim(1) == 3, "preprocess: image ", shape_str(image.shape()));
+  const int64_t h = image.dim(2), f = factor_;
+  return preprocess_rows(image, 0, (h + f - 1) / f * f);
+}
+
+// x/255 − 1/2 (a product then a sum, each rounded: the same floats as the scale and shift ops),
+// reflect-padded to multiples of the downsampling factor. Images never need gradients.
+Tensor Model::preprocess_rows(const Tensor& image, int64_t r0, int64_t rows) const {
+  NTC_CHECK(image.ndim() == 4 && image.dim(0) == 1 && image.dim(1) == 3, "preprocess: image ", shape_str(image.shape()));
   const int64_t h = image.dim(2), w = image.dim(3), f = factor_;
-  Tensor x = add_scalar(mul_scalar(image, 1.f / 255.f), -0.5f);
   const int64_t h2 = (h + f - 1) / f * f, w2 = (w + f - 1) / f * f;
-  return h2 == h && w2 == w ? x : reflect_pad(x, h2, w2);
+  NTC_CHECK(r0 >= 0 && rows >= 0 && r0 + rows <= h2, "preprocess: rows ", r0, "+", rows, " of ", h2);
+  Tensor x = Tensor::empty({1, 3, rows, w2});
+  const float scale = 1.f / 255.f;
+  for (int64_t c = 0; c < 3; ++c)
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* src = image.data() + (c * h + mirror(r0 + i, h)) * w;
+      float* dst = x.data() + (c * rows + i) * w2;
+      for (int64_t j = 0; j < w; ++j) dst[j] = src[j] * scale + -0.5f;
+      for (int64_t j = w; j < w2; ++j) dst[j] = src[mirror(j, w)] * scale + -0.5f;
+    }
+  return x;
 }
 
 Tensor Model::postprocess(const Tensor& x_hat, int64_t h, int64_t w) const {

@@ -75,6 +75,8 @@ class Model {
 
   // 8-bit image [1,3,H,W] (0..255) -> network input [1,3,H',W'], H', W' multiples of downsampling().
   Tensor preprocess(const Tensor& image) const;
+  // Rows [r0, r0 + rows) of preprocess(image), the same values, without the rest (banded encoding).
+  Tensor preprocess_rows(const Tensor& image, int64_t r0, int64_t rows) const;
   // Network output -> 8-bit-range image cropped to h×w (not rounded).
   Tensor postprocess(const Tensor& x_hat, int64_t h, int64_t w) const;
 

@@ -1,5 +1,8 @@
 #include "nn/transforms.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "lib/common.h"
 #include "nn/layers.h"
 
@@ -202,6 +205,44 @@ std::unique_ptr<Module> hyper_synthesis(const Config& c, const std::string& r, c
 }
 
 }  // namespace
+
+namespace {
+struct Layer {
+  int k, s, pad_top;
+};
+// Input rows of output row 0, from the last layer back to the input.
+RowReach reach_of(const std::vector<Layer>& layers) {
+  int lo = 0, hi = 0;
+  for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+    lo = lo * it->s - it->pad_top;
+    hi = hi * it->s - it->pad_top + it->k - 1;
+  }
+  return {true, -lo, hi};
+}
+}  // namespace
+
+RowReach hyper_analysis_row_reach(const Config& c) {
+  const std::string kind = c.str("hyper_analysis", "");
+  if (kind == "hyper") return reach_of({{3, 1, 1}, {5, 2, 1}, {5, 2, 1}});  // "same": (k − s) / 2 above
+  if (kind == "hyper_small") return reach_of({{3, 1, 1}, {5, 2, 2}});      // SignalConv: k / 2 above
+  return {};
+}
+
+RowReach analysis_row_reach(const Config& c) {
+  std::vector<Layer> layers;  // in order, as the builders above make them
+  const std::string kind = c.str("analysis");
+  if (kind == "cnn") {  // "same" padding on inputs that are multiples of the stride: (k − s) / 2 above
+    const int k = c.integer("analysis.kernel", 5);
+    for (int i = 0; i < 4; ++i) layers.push_back({k, 2, std::max(k - 2, 0) / 2});
+  } else if (kind == "mbt2018") {  // SignalConv same_zeros: k / 2 above
+    for (int i = 0; i < 4; ++i) layers.push_back({5, 2, 2});
+  } else if (kind == "bls2017") {
+    layers = {{9, 4, 4}, {5, 2, 2}, {5, 2, 2}};
+  } else {
+    return {};
+  }
+  return reach_of(layers);
+}
 
 std::unique_ptr<Module> build_transform(const Config& c, const std::string& role, const std::string& name, int M, int Z) {
   if (Z <= 0) Z = M;

@@ -23,4 +23,17 @@ namespace ntc::nn {
 std::unique_ptr<Module> build_transform(const Config& cfg, const std::string& role, const std::string& name, int M,
                                         int Z = 0);
 
+// How far a latent row of a purely convolutional analysis (cnn, mbt2018, bls2017: strided convs
+// with pointwise GDN or activations between them) reaches into the image: latent row o of a
+// stride-F analysis reads image rows [F·o − up, F·o + down] (and columns likewise). Derived from
+// the builders' own layer lists (kernel, stride, top padding); banded encoding (nn/compress.h)
+// uses it for its halo. ok = false for the analyses with attention blocks (elic).
+struct RowReach {
+  bool ok = false;
+  int up = 0, down = 0;
+};
+RowReach analysis_row_reach(const Config& cfg);
+// The same for the hyper-analysis (hyper, hyper_small), in rows of y per hyper-latent row.
+RowReach hyper_analysis_row_reach(const Config& cfg);
+
 }  // namespace ntc::nn

@@ -93,6 +93,17 @@ TEST(Sga, LowersTheRdLossOfATestImage) {
   nn::Encoded e = nn::encode_latents(*m, refined, 64, 96, 5);
   EXPECT_EQ(nn::decompress(*m, e.bytes.data(), e.bytes.size(), 5).to_vector(), e.recon.to_vector());
   for (auto& [n, p] : m->named_parameters()) EXPECT_TRUE(p.requires_grad()) << n << " left frozen";
+  // An image whose SGA would need more than the limit is refused up front, saying what it needs.
+  o.max_bytes = size_t(64 * 96) * train::kSgaBytesPerPixel - 1;
+  try {
+    (void)train::sga_refine(*m, img, 0.01, 0, o);
+    ADD_FAILURE() << "SGA over its memory limit ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("MiB of memory"), std::string::npos) << e.what();
+  }
+  o.max_bytes = size_t(64 * 96) * train::kSgaBytesPerPixel;
+  o.iters = 1;
+  EXPECT_NO_THROW((void)train::sga_refine(*m, img, 0.01, 0, o));
 }
 
 TEST(Metrics, MsSsimKnownValues) {

@@ -22,6 +22,7 @@
 #include "lib/threads.h"
 #include "nn/compress.h"
 #include "nn/model.h"
+#include "nn/transforms.h"
 
 namespace ntc::nn {
 namespace {
@@ -195,6 +196,107 @@ TEST(Compress, BandedSynthesisIsExactAndBoundsMemory) {
   };
   const size_t whole = peak(1 << 30), banded = peak(2);
   EXPECT_LT(banded * 4, whole) << banded << " bytes in bands, " << whole << " whole";
+}
+
+// The analysis in bands of latent rows, each from a window of image rows with its receptive field:
+// the same y as one pass, for every purely convolutional analysis, band size and GEMM back end.
+TEST(Compress, BandedAnalysisIsExactAndBoundsMemory) {
+  const char* ana[] = {"analysis = cnn\nanalysis.channels_base = 8\nanalysis.activation = gdn\n",
+                       "analysis = cnn\nanalysis.channels_base = 8\nanalysis.kernel = 7\n",
+                       "analysis = mbt2018\nanalysis.channels_base = 8\n", "analysis = bls2017\n"};
+  for (const char* ac : ana) {
+    Model m(Config::parse(std::string("latent_channels = 16\n") + ac +
+                          "synthesis = jpeg_like\nhyper_analysis = hyper\nhyper_synthesis = hyper\n"));
+    ASSERT_TRUE(analysis_row_reach(m.config()).ok) << ac;
+    Rng rng(41);
+    m.init(rng);
+    for (auto& [n, t] : m.named_parameters())
+      for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] *= 1.f + 0.2f * (rng.uniform() - 0.5f);
+    for (GemmBackend gb : {GemmBackend::Ntc, GemmBackend::OpenBLAS}) {
+      set_gemm_backend(gb);
+      for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{130, 33}, {200, 70}, {17, 70}, {1, 1}, {4099, 17}}) {
+        const Tensor img = Tensor::uniform({1, 3, h, w}, 0, 255, rng);
+        NoGrad ng;
+        std::vector<float> whole;
+        {
+          PortableProducts portable;
+          whole = m.g_a()(m.preprocess(img)).to_vector();
+        }
+        ASSERT_EQ(analysis(m, img, 1 << 30).to_vector(), whole);
+        for (int64_t band : {1, 2, 3, 5}) {
+          if (h > 1000 && band != 3) continue;  // time
+          EXPECT_EQ(analysis(m, img, band).to_vector(), whole) << ac << h << "x" << w << ", bands of " << band;
+        }
+      }
+    }
+    set_gemm_backend(GemmBackend::Auto);
+  }
+  // The hyper-analysis in bands of hyper-latent rows: the same z as one pass.
+  for (const char* ha : {"hyper", "hyper_small"}) {
+    Model m(Config::parse(std::string("latent_channels = 16\nhyper_channels = 8\nanalysis = cnn\nanalysis.channels_base = 8\n"
+                                      "synthesis = jpeg_like\nhyper_synthesis = hyper\nhyper_analysis = ") + ha + "\n"));
+    ASSERT_TRUE(hyper_analysis_row_reach(m.config()).ok) << ha;
+    Rng rng(43);
+    m.init(rng);
+    for (GemmBackend gb : {GemmBackend::Ntc, GemmBackend::OpenBLAS}) {
+      set_gemm_backend(gb);
+      for (auto [hy, wy] : std::vector<std::pair<int64_t, int64_t>>{{36, 5}, {52, 12}, {4, 4}, {12, 1}}) {
+        const Tensor y = Tensor::uniform({1, 16, hy, wy}, -3, 3, rng);
+        NoGrad ng;
+        std::vector<float> whole;
+        {
+          PortableProducts portable;
+          whole = (*m.h_a())(y).to_vector();
+        }
+        ASSERT_EQ(hyper_analysis(m, y, 1 << 30).to_vector(), whole);
+        for (int64_t band : {1, 2, 3})
+          EXPECT_EQ(hyper_analysis(m, y, band).to_vector(), whole) << ha << " " << hy << "x" << wy << ", bands of " << band;
+      }
+    }
+    set_gemm_backend(GemmBackend::Auto);
+  }
+  // The ELIC analysis (attention) has no stated reach: it runs in one pass.
+  EXPECT_FALSE(analysis_row_reach(Config::parse("analysis = elic\n")).ok);
+  // Memory: bands of 2 latent rows of a 2048 × 128 image hold far less than the whole pass.
+  Model m(Config::parse(std::string("latent_channels = 16\n") + ana[0] +
+                        "synthesis = jpeg_like\nhyper_analysis = hyper\nhyper_synthesis = hyper\n"));
+  Rng rng(42);
+  m.init(rng);
+  const Tensor img = Tensor::uniform({1, 3, 2048, 128}, 0, 255, rng);
+  auto peak = [&](int64_t band) {
+    mem_reset_peak();
+    const size_t base = mem_stats().in_use;
+    (void)analysis(m, img, band);
+    return mem_stats().peak_in_use - base;
+  };
+  const size_t whole = peak(1 << 30), banded = peak(2);
+  EXPECT_LT(banded * 4, whole) << banded << " bytes in bands, " << whole << " whole";
+}
+
+// The automatic banding end to end: with the band budgets scaled down (as a 24-megapixel photo
+// meets the real ones), a tall image encodes to the same stream and decodes to the same image as
+// in one pass, in a fraction of the tensor memory.
+TEST(Compress, LargeImagesAreCodedInBandsWithinBoundedMemory) {
+  auto m = tiny();
+  const Tensor img = picture(2048, 320, 5);
+  auto run = [&](int64_t divisor, std::vector<uint8_t>* bytes, std::vector<float>* recon) {
+    set_band_budget_divisor(divisor);
+    mem_release_cache();
+    mem_reset_peak();
+    const size_t base = mem_stats().in_use;
+    const Encoded e = compress(*m, img, 7);
+    *bytes = e.bytes;
+    *recon = decompress(*m, e.bytes.data(), e.bytes.size(), 7).to_vector();
+    EXPECT_EQ(*recon, e.recon.to_vector());
+    set_band_budget_divisor(1);
+    return mem_stats().peak_in_use - base;
+  };
+  std::vector<uint8_t> b1, b2;
+  std::vector<float> r1, r2;
+  const size_t whole = run(1, &b1, &r1), banded = run(1 << 10, &b2, &r2);
+  EXPECT_EQ(b2, b1);
+  EXPECT_EQ(r2, r1);
+  EXPECT_LT(banded * 2, whole) << banded << " bytes in bands, " << whole << " in one pass";
 }
 
 // A few bytes cannot ask for a canvas of symbols: a valid stream whose header is made to declare a

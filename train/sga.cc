@@ -53,6 +53,11 @@ nn::Latents sga_refine(nn::Model& m, const Tensor& image, double lambda, double 
                        const std::function<void(int, double)>& progress) {
   NTC_CHECK(m.finalized(), "SGA needs a finalised model (medians)");
   if (o.iters < 1) return nn::analyze(m, image, rate_lambda);
+  const double need = double(image.dim(2)) * double(image.dim(3)) * double(kSgaBytesPerPixel);
+  if (o.max_bytes > 0 && need > double(o.max_bytes))
+    fail("SGA on a ", image.dim(3), "x", image.dim(2), " image would need about ", int64_t(std::ceil(need / (1 << 20))),
+         " MiB of memory (it differentiates through the decoder over the whole image), over the limit of ",
+         o.max_bytes >> 20, " MiB: encode without --sga, or raise the limit (ntc encode --sga-max-memory MIB)");
   const nn::Model::Gains G = nn::gains_for_stream(m, rate_lambda);
   nn::Latents l = nn::analyze(m, image, rate_lambda);
   Tensor y = l.y.clone().set_requires_grad(true);

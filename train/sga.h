@@ -21,7 +21,14 @@ struct SgaOptions {
   int iters = 3000;
   float lr = 5e-3f;
   uint64_t seed = 1;
+  // SGA differentiates through h_s and g_s over the whole image at once, so its memory grows with
+  // the area: about kSgaBytesPerPixel of tensors per pixel with the shipped model (524 measured,
+  // plus a margin). An image whose estimate exceeds max_bytes is refused before any work, with a
+  // message saying what it would need (0: no limit). The default keeps SGA within the 2 GB the
+  // plain encoder of a 24-megapixel photo stays under: about 3.5 megapixels.
+  size_t max_bytes = size_t(2) << 30;
 };
+constexpr int64_t kSgaBytesPerPixel = 600;
 
 // Refines the latents of `image` for rate–distortion weight `lambda` (the model's λ; for a
 // variable-rate model also its rate). progress(t, loss) is called every step when set.
