@@ -1,25 +1,18 @@
 #include "lib/framed.h"
 
-#include <array>
+#include <zlib.h>
+
 #include <cstring>
 
 #include "lib/common.h"
 
 namespace ntc {
 
+// zlib's CRC-32 (the same ISO-HDLC polynomial and conventions as the bitwise definition the tests
+// check against): several GB/s, where a byte-table loop took 14% of decoding a Kodak image, most of
+// it on the 7.6 MB model file.
 uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc) {
-  static const auto table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  crc = ~crc;
-  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
-  return ~crc;
+  return uint32_t(::crc32_z(crc, size ? data : Z_NULL, size));
 }
 
 BinWriter open_frame_writer(const FrameFormat& f) {

@@ -32,6 +32,24 @@ TEST(Container, RoundTrip) {
 TEST(Container, Crc32KnownValue) {
   const char* s = "123456789";  // the standard check value of CRC-32/ISO-HDLC
   EXPECT_EQ(crc32(reinterpret_cast<const uint8_t*>(s), 9), 0xCBF43926u);
+  // Against the bitwise definition (reflected polynomial 0xEDB88320, inverted in and out) on
+  // lengths around zlib's word and braid sizes, whole and in two chained pieces.
+  auto bitwise = [](const uint8_t* d, size_t n) {
+    uint32_t c = ~0u;
+    for (size_t i = 0; i < n; ++i) {
+      c ^= d[i];
+      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return ~c;
+  };
+  Rng rng(9);
+  std::vector<uint8_t> v(5000);
+  for (auto& b : v) b = uint8_t(rng.uniform() * 256);
+  for (size_t n : {0, 1, 7, 8, 31, 32, 33, 255, 1000, 4999, 5000}) {
+    EXPECT_EQ(crc32(v.data(), n), bitwise(v.data(), n)) << n;
+    EXPECT_EQ(crc32(v.data() + n / 3, n - n / 3, crc32(v.data(), n / 3)), bitwise(v.data(), n)) << n;
+  }
+  EXPECT_EQ(crc32(nullptr, 0), 0u);
 }
 
 TEST(Container, EveryTruncationIsAnError) {
