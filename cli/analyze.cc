@@ -7,6 +7,11 @@
 //     the part of the inference gap SGA recovers (SPEC §6.1): the RD cost bpp + λ·MSE (MSE of the
 //     8-bit decode on the 0..255 scale, bpp of the real stream) with amortised encoding and after
 //     N SGA iterations, per image and on average, and gap_percent = 100·(amortised − sga)/amortised.
+//   manifold --model F --data DIR --json OUT [--pairs N] [--crop 256] [--steps 11] [-o FIG.svg]
+//     the manifold-flatness experiment (SPEC §6.2, nn/analysis.h) on random pairs of crops:
+//     MSE of the decoded latent line to the pixel line and to the mixup on a t grid, curve length
+//     over endpoint distance (length_ratio_mean), Fig. 4a/4b as SVG, the Fig. 3 strip as PNG.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +24,7 @@
 #include "lib/image.h"
 #include "lib/json.h"
 #include "lib/metrics.h"
+#include "nn/analysis.h"
 #include "nn/compress.h"
 #include "nn/config.h"
 #include "nn/model_file.h"
@@ -109,14 +115,139 @@ int analyze_gap(const std::vector<std::string>& rest) {
   return 0;
 }
 
+// Fig. 4a (MSE of the decoded curve to the pixel line, solid, and to the mixup, dashed, against t)
+// and Fig. 4b (curve length against endpoint distance, with the diagonal) as one SVG.
+std::string manifold_svg(const std::vector<nn::ManifoldPair>& pairs, const std::string& title) {
+  const double W = 420, H = 320, L = 60, T = 40, pw = W - L - 20, ph = H - T - 50;
+  double ymax = 1e-12, dmax = 1e-12;
+  for (const auto& p : pairs) {
+    for (size_t i = 0; i < p.t.size(); ++i) ymax = std::max({ymax, p.mse_to_line[i], p.mse_to_mixup[i]});
+    dmax = std::max({dmax, p.length, p.endpoint_distance});
+  }
+  std::string o;
+  char b[512];
+  std::snprintf(b, sizeof b,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+                "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+                "<text x=\"%.0f\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">%s</text>\n",
+                2 * W, H + 10, W, xml_escape(title).c_str());
+  o += b;
+  auto axes = [&](double x0, const char* xl, const char* yl, double xmax, double ymax_) {
+    std::snprintf(b, sizeof b,
+                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"black\"/>\n"
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n"
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 %.1f %.1f)\">%s</text>\n"
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">0</text><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n"
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n",
+                  x0 + L, T, pw, ph, x0 + L + pw / 2, T + ph + 35, xl, x0 + 18, T + ph / 2, x0 + 18, T + ph / 2, yl, x0 + L - 4,
+                  T + ph + 4, x0 + L - 4, T + 4, ymax_, x0 + L + pw, T + ph + 16, xmax);
+    o += b;
+  };
+  axes(0, "t", "MSE (0..255 scale)", 1, ymax);
+  axes(W, "‖x̂⁰ − x̂¹‖₂", "curve length L(γ̂)", dmax, dmax);
+  std::snprintf(b, sizeof b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>\n",
+                W + L, T + ph, W + L + pw, T);
+  o += b;
+  const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
+  for (size_t k = 0; k < pairs.size(); ++k) {
+    const auto& p = pairs[k];
+    const char* c = colors[k % 8];
+    for (int dashed = 0; dashed < 2; ++dashed) {
+      o += "<polyline fill=\"none\" stroke=\"" + std::string(c) + "\"" + (dashed ? " stroke-dasharray=\"5 4\"" : "") + " points=\"";
+      for (size_t i = 0; i < p.t.size(); ++i) {
+        const double v = dashed ? p.mse_to_mixup[i] : p.mse_to_line[i];
+        std::snprintf(b, sizeof b, "%.1f,%.1f ", L + pw * p.t[i], T + ph * (1 - v / ymax));
+        o += b;
+      }
+      o += "\"/>\n";
+    }
+    std::snprintf(b, sizeof b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", W + L + pw * p.endpoint_distance / dmax,
+                  T + ph * (1 - p.length / dmax), c);
+    o += b;
+  }
+  std::snprintf(b, sizeof b, "<text x=\"%.1f\" y=\"%.1f\">a: solid MSE(γ̂(t), x̂(t)), dashed MSE(γ̂(t), x(t))</text>\n"
+                "<text x=\"%.1f\" y=\"%.1f\">b: points on the diagonal: straight decoded paths</text>\n</svg>\n",
+                L, H + 4, W + L, H + 4);
+  o += b;
+  return o;
+}
+
+int analyze_manifold(const std::vector<std::string>& rest) {
+  Args a(rest, {"model", "data", "json", "quality", "lambda", "pairs", "crop", "steps", "sub", "seed", "o", "strip"}, {});
+  if (!a.has("data") || !a.has("json"))
+    usage_fail("usage: ntc analyze manifold --model F --data DIR --json OUT [--pairs N] [--crop 256] [--steps 11] "
+               "[--sub 8] [--seed S] [--quality Q | --lambda L] [-o FIG.svg] [--strip STRIP.png]");
+  const long pairs = a.integer("pairs", 8), crop = a.integer("crop", 256), steps = a.integer("steps", 11);
+  const long sub = a.integer("sub", 8);
+  if (pairs < 1 || pairs > 10000) usage_fail("--pairs wants 1..10000");
+  if (crop < 16 || crop > 4096) usage_fail("--crop wants 16..4096 pixels");
+  if (steps < 2 || steps > 1001) usage_fail("--steps wants 2..1001");
+  if (sub < 2 || sub > 64 || sub % 2) usage_fail("--sub wants an even count 2..64");
+  Analysed an = load_for_analysis(a, false);
+  nn::Model& m = *an.model;
+  std::vector<std::string> files = train::list_images(a.str("data"));
+  if (files.size() < 2) fail("analyze manifold: ", a.str("data"), " needs at least two images");
+  Rng rng(uint64_t(a.integer("seed", 1)));
+  auto pick = [&](size_t n) { return size_t(rng.next_u64() % n); };
+  std::vector<nn::ManifoldPair> results;
+  JsonOut per = JsonOut::array();
+  std::vector<double> mean_line, mean_mix;
+  double ratio = 0, length = 0, dist = 0;
+  for (long k = 0; k < pairs; ++k) {
+    const size_t i = pick(files.size()), j = (i + 1 + pick(files.size() - 1)) % files.size();
+    Tensor xs[2];
+    JsonOut where = JsonOut::array();
+    for (int e = 0; e < 2; ++e) {
+      const std::string& f = files[e ? j : i];
+      const Tensor img = read_image(f);
+      const int64_t H = img.dim(2), Wd = img.dim(3);
+      if (H < crop || Wd < crop) fail("analyze manifold: ", f, " is ", Wd, "x", H, ", smaller than --crop ", crop);
+      const int64_t y0 = int64_t(pick(size_t(H - crop + 1))), x0 = int64_t(pick(size_t(Wd - crop + 1)));
+      xs[e] = Tensor::empty({1, 3, crop, crop});
+      for (int64_t c = 0; c < 3; ++c)
+        for (int64_t y = 0; y < crop; ++y)
+          std::copy_n(img.data() + (c * H + y0 + y) * Wd + x0, crop, xs[e].data() + (c * crop + y) * crop);
+      where.push_back({{"file", std::filesystem::path(f).filename().string()}, {"y", y0}, {"x", x0}});
+    }
+    Tensor strip;
+    const bool want_strip = k == 0 && a.has("strip");
+    nn::ManifoldPair p = nn::manifold_pair(m, xs[0], xs[1], an.rate, int(steps), int(sub), want_strip ? &strip : nullptr);
+    if (want_strip) write_image(a.str("strip"), strip);
+    if (mean_line.empty()) mean_line.assign(p.t.size(), 0), mean_mix.assign(p.t.size(), 0);
+    for (size_t q = 0; q < p.t.size(); ++q) mean_line[q] += p.mse_to_line[q] / double(pairs), mean_mix[q] += p.mse_to_mixup[q] / double(pairs);
+    ratio += p.length_ratio() / double(pairs), length += p.length / double(pairs), dist += p.endpoint_distance / double(pairs);
+    per.push_back({{"crops", where}, {"mse_to_line", p.mse_to_line}, {"mse_to_mixup", p.mse_to_mixup}, {"length", p.length},
+                   {"length_coarse", p.length_coarse}, {"endpoint_distance", p.endpoint_distance},
+                   {"length_ratio", p.length_ratio()}});
+    std::fprintf(stderr, "pair %ld/%ld: length ratio %.4f, largest MSE to the pixel line %.2f\n", k + 1, pairs,
+                 p.length_ratio(), *std::max_element(p.mse_to_line.begin(), p.mse_to_line.end()));
+    results.push_back(std::move(p));
+  }
+  JsonOut j{{"analysis", "manifold"}, {"model", an.path}, {"lambda", an.rate}, {"crop", crop}, {"pairs", pairs},
+            {"steps", steps}, {"sub", sub}, {"t", results[0].t}, {"mse_to_line_mean", mean_line},
+            {"mse_to_mixup_mean", mean_mix}, {"length_ratio_mean", ratio}, {"length_mean", length},
+            {"endpoint_distance_mean", dist}, {"per_pair", per}};
+  const std::string text = json_line(j) + "\n";
+  write_file_atomic(a.str("json"), std::vector<uint8_t>(text.begin(), text.end()));
+  if (a.has("o")) {
+    const std::string svg = manifold_svg(results, "manifold flatness: " + std::filesystem::path(an.path).filename().string());
+    write_file_atomic(a.str("o"), std::vector<uint8_t>(svg.begin(), svg.end()));
+  }
+  std::printf("manifold of %s over %ld pairs of %ldx%ld crops: length_ratio_mean %.4f, MSE to the pixel line at t = 0.5: %.3f "
+              "(to the mixup: %.3f)\n",
+              an.path.c_str(), pairs, crop, crop, ratio, mean_line[mean_line.size() / 2], mean_mix[mean_mix.size() / 2]);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_analyze(const std::vector<std::string>& argv) {
-  if (argv.empty()) usage_fail("usage: ntc analyze blocking|gap --model F --data DIR --json OUT ...");
+  if (argv.empty()) usage_fail("usage: ntc analyze blocking|gap|manifold --model F --data DIR --json OUT ...");
   const std::string what = argv[0];
   const std::vector<std::string> rest(argv.begin() + 1, argv.end());
   if (what == "gap") return analyze_gap(rest);
-  if (what != "blocking") usage_fail("analyze: unknown analysis '", what, "' (blocking, gap)");
+  if (what == "manifold") return analyze_manifold(rest);
+  if (what != "blocking") usage_fail("analyze: unknown analysis '", what, "' (blocking, gap, manifold)");
   Args a(rest, {"model", "data", "json", "quality", "lambda", "limit", "block"}, {});
   if (!a.has("data") || !a.has("json")) usage_fail("usage: ntc analyze blocking --model F --data DIR --json OUT [--quality Q | --lambda L]");
   Analysed an = load_for_analysis(a, false);

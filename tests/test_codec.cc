@@ -625,6 +625,26 @@ TEST(Cli, EveryJsonOutputIsValid) {
   ASSERT_NE(blj.get("boundary_ratio"), nullptr);
   EXPECT_GT(blj.get("boundary_ratio")->num, 0.0);
   EXPECT_EQ(blj.get("per_image")->arr.size(), 1u);
+  // analyze manifold: JSON, the Fig. 4 SVG (well-formed enough to hold its panels) and the strip.
+  write_image(b.dir + "/imgs/b.png", picture(40, 56));
+  ASSERT_EQ(b.run("analyze manifold --data " + b.dir + "/imgs --crop 32 --pairs 2 --steps 5 --sub 2 --json " + b.dir +
+                  "/mf.json -o " + b.dir + "/mf.svg --strip " + b.dir + "/mf.png" + M), 0) << b.err();
+  strict(b.dir + "/mf.json");
+  {
+    const auto mf = read_file(b.dir + "/mf.json");
+    const Json mj = parse_json(std::string(mf.begin(), mf.end()), "mf.json");
+    ASSERT_NE(mj.get("length_ratio_mean"), nullptr);
+    EXPECT_GE(mj.get("length_ratio_mean")->num, 1.0 - 1e-9);  // a path is never shorter than its chord
+    EXPECT_EQ(mj.get("per_pair")->arr.size(), 2u);
+    EXPECT_EQ(mj.get("t")->arr.size(), 5u);
+    const auto svg = read_file(b.dir + "/mf.svg");
+    EXPECT_NE(std::string(svg.begin(), svg.end()).find("</svg>"), std::string::npos);
+    const Tensor strip = read_image(b.dir + "/mf.png");
+    EXPECT_EQ(strip.dim(2), 64);
+    EXPECT_EQ(strip.dim(3), 6 * 32);
+  }
+  EXPECT_EQ(b.run("analyze manifold --data " + b.dir + "/imgs --crop 64 --json " + b.dir + "/x.json" + M), 1);
+  EXPECT_NE(b.err().find("smaller than --crop"), std::string::npos) << b.err();
   // analyze gap on a model whose amortised encoder is deliberately poor (its last analysis layer's
   // bias shifted by 0.4, so y rounds to the wrong side often): SGA recovers part of the RD cost, so
   // the gap is positive.
