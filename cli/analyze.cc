@@ -11,6 +11,10 @@
 //     the manifold-flatness experiment (SPEC §6.2, nn/analysis.h) on random pairs of crops:
 //     MSE of the decoded latent line to the pixel line and to the mixup on a t grid, curve length
 //     over endpoint distance (length_ratio_mean), Fig. 4a/4b as SVG, the Fig. 3 strip as PNG.
+//   filters --model F -o BASIS.png [--images DIR] [--json OUT] [--overlap PNG]
+//     the synthesis basis functions (SPEC §6.3): g(v·e_c) − g(0) per channel, ordered by mean ŷ²
+//     over the images, tiled with the active latent's block in the middle of each tile; the share
+//     of each response's energy outside its own block; the overlap of the 2×2 blocks it reaches.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -239,15 +243,106 @@ int analyze_manifold(const std::vector<std::string>& rest) {
   return 0;
 }
 
+// The synthesis basis functions (SPEC §6.3; nn/analysis.h basis_response), tiled by energy.
+int analyze_filters(const std::vector<std::string>& rest) {
+  Args a(rest, {"model", "images", "limit", "channels", "value", "quality", "lambda", "o", "json", "overlap"}, {});
+  if (!a.has("o"))
+    usage_fail("usage: ntc analyze filters --model F -o BASIS.png [--images DIR [--limit 4]] [--channels N] [--value V] "
+               "[--quality Q | --lambda L] [--json OUT] [--overlap PNG]");
+  Analysed an = load_for_analysis(a, false);
+  nn::Model& m = *an.model;
+  const int M = m.latent_channels(), s = m.latent_stride();
+  const long channels = a.integer("channels", M);
+  if (channels < 1 || channels > M) usage_fail("--channels wants 1..", M);
+  const double value = a.numbers("value").empty() ? 1.0 : a.numbers("value").front();
+  if (!std::isfinite(value) || value == 0 || std::fabs(value) > 1000) usage_fail("--value wants a non-zero latent value up to 1000");
+  std::vector<std::pair<int, double>> order;
+  if (a.has("images")) {
+    std::vector<std::string> files = train::list_images(a.str("images"));
+    const long limit = a.integer("limit", 4);
+    if (limit > 0 && files.size() > size_t(limit)) files.resize(size_t(limit));
+    if (files.empty()) fail("analyze filters: no images in ", a.str("images"));
+    std::vector<Tensor> imgs;
+    for (const auto& f : files) imgs.push_back(read_image(f));
+    order = nn::channels_by_energy(m, imgs, an.rate);
+  } else {
+    for (int c = 0; c < M; ++c) order.push_back({c, 0.0});
+  }
+  order.resize(size_t(channels));
+  const int S = 3 * s, gap = 2, cols = int(std::ceil(std::sqrt(double(channels)))), rows = int((channels + cols - 1) / cols);
+  const int64_t PW = int64_t(cols) * (S + gap) + gap, PH = int64_t(rows) * (S + gap) + gap;
+  Tensor pic = Tensor::empty({1, 3, PH, PW});
+  std::fill(pic.data(), pic.data() + pic.numel(), 64.f);
+  std::vector<Tensor> responses;
+  JsonOut per = JsonOut::array();
+  for (size_t k = 0; k < order.size(); ++k) {
+    const Tensor r = nn::basis_response(m, order[k].first, value, an.rate, 1);
+    double peak = 0, all = 0, own = 0;
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t y = 0; y < S; ++y)
+        for (int64_t x = 0; x < S; ++x) {
+          const double v = r.data()[(c * S + y) * S + x];
+          peak = std::max(peak, std::fabs(v));
+          all += v * v;
+          if (y >= s && y < 2 * s && x >= s && x < 2 * s) own += v * v;
+        }
+    const int64_t oy = gap + int64_t(k / size_t(cols)) * (S + gap), ox = gap + int64_t(k % size_t(cols)) * (S + gap);
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t y = 0; y < S; ++y)
+        for (int64_t x = 0; x < S; ++x)
+          pic.data()[(c * PH + oy + y) * PW + ox + x] =
+              float(std::nearbyint(128 + (peak > 0 ? 127 * r.data()[(c * S + y) * S + x] / peak : 0)));
+    per.push_back({{"channel", order[k].first}, {"mean_y_hat_squared", order[k].second}, {"peak", peak},
+                   {"outside_energy_fraction", all > 0 ? (all - own) / all : 0.0}});
+    responses.push_back(r);
+  }
+  write_image(a.str("o"), pic);
+  // The overlap picture: the 2×2 latent blocks right and below the active one (top left), 4× larger,
+  // with the block boundaries drawn, for the 8 strongest channels.
+  if (a.has("overlap")) {
+    const int n = int(std::min<size_t>(8, responses.size())), Z = 4, T = 2 * s * Z;
+    const int64_t OW = int64_t(n) * (T + gap) + gap, OH = T + 2 * gap;
+    Tensor o = Tensor::empty({1, 3, OH, OW});
+    std::fill(o.data(), o.data() + o.numel(), 64.f);
+    for (int k = 0; k < n; ++k) {
+      const Tensor& r = responses[size_t(k)];
+      double peak = 0;
+      for (int64_t i = 0; i < r.numel(); ++i) peak = std::max(peak, double(std::fabs(r.data()[i])));
+      for (int64_t c = 0; c < 3; ++c)
+        for (int64_t y = 0; y < T; ++y)
+          for (int64_t x = 0; x < T; ++x) {
+            const bool edge = y % (s * Z) == 0 || x % (s * Z) == 0;
+            const double v = r.data()[(c * S + s + y / Z) * S + s + x / Z];
+            o.data()[(c * OH + gap + y) * OW + gap + k * (T + gap) + x] =
+                edge ? 255.f : float(std::nearbyint(128 + (peak > 0 ? 127 * v / peak : 0)));
+          }
+    }
+    write_image(a.str("overlap"), o);
+  }
+  double outside = 0;
+  for (auto& p : per) outside += p["outside_energy_fraction"].get<double>() / double(per.size());
+  if (a.has("json")) {
+    JsonOut j{{"analysis", "filters"}, {"model", an.path}, {"lambda", an.rate}, {"value", value}, {"stride", s},
+              {"tile", S}, {"ordered_by_energy", a.has("images")}, {"outside_energy_fraction_mean", outside}, {"channels", per}};
+    const std::string text = json_line(j) + "\n";
+    write_file_atomic(a.str("json"), std::vector<uint8_t>(text.begin(), text.end()));
+  }
+  std::printf("basis functions of %s: %ld channels, %dx%d tiles (the active latent's block in the middle) in %s; "
+              "mean share of the response energy outside its own %dx%d block: %.4f\n",
+              an.path.c_str(), channels, S, S, a.str("o").c_str(), s, s, outside);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_analyze(const std::vector<std::string>& argv) {
-  if (argv.empty()) usage_fail("usage: ntc analyze blocking|gap|manifold --model F --data DIR --json OUT ...");
+  if (argv.empty()) usage_fail("usage: ntc analyze blocking|gap|manifold|filters --model F ...");
   const std::string what = argv[0];
   const std::vector<std::string> rest(argv.begin() + 1, argv.end());
   if (what == "gap") return analyze_gap(rest);
   if (what == "manifold") return analyze_manifold(rest);
-  if (what != "blocking") usage_fail("analyze: unknown analysis '", what, "' (blocking, gap, manifold)");
+  if (what == "filters") return analyze_filters(rest);
+  if (what != "blocking") usage_fail("analyze: unknown analysis '", what, "' (blocking, gap, manifold, filters)");
   Args a(rest, {"model", "data", "json", "quality", "lambda", "limit", "block"}, {});
   if (!a.has("data") || !a.has("json")) usage_fail("usage: ntc analyze blocking --model F --data DIR --json OUT [--quality Q | --lambda L]");
   Analysed an = load_for_analysis(a, false);

@@ -77,4 +77,42 @@ ManifoldPair manifold_pair(Model& m, const Tensor& x0, const Tensor& x1, double 
   return r;
 }
 
+Tensor basis_response(Model& m, int channel, double value, double lambda, int margin) {
+  NTC_CHECK(channel >= 0 && channel < m.latent_channels() && margin >= 0 && margin <= 8, "basis: channel ", channel,
+            " of ", m.latent_channels(), ", margin ", margin);
+  NoGrad ng;
+  const Model::Gains G = gains_for_stream(m, lambda);
+  const int64_t n = 2 * margin + 1, s = m.latent_stride();
+  Tensor y = Tensor::zeros({1, m.latent_channels(), n, n});
+  auto g = [&](const Tensor& v) {
+    return m.postprocess(m.g_s()(G.y_inv.defined() ? mul(v, G.y_inv) : v), n * s, n * s);
+  };
+  const Tensor g0 = g(y);
+  y.data()[(int64_t(channel) * n + margin) * n + margin] = float(value);
+  return sub(g(y), g0);
+}
+
+std::vector<std::pair<int, double>> channels_by_energy(Model& m, const std::vector<Tensor>& images, double lambda) {
+  NoGrad ng;
+  const Model::Gains G = gains_for_stream(m, lambda);
+  const int M = m.latent_channels();
+  std::vector<std::pair<int, double>> e(static_cast<size_t>(M));
+  for (int c = 0; c < M; ++c) e[size_t(c)] = {c, 0.0};
+  double positions = 0;
+  for (const Tensor& x : images) {
+    Tensor y = m.g_a()(m.preprocess(x));
+    if (G.y.defined()) y = mul(y, G.y);
+    const int64_t P = y.dim(2) * y.dim(3);
+    for (int c = 0; c < M; ++c)
+      for (int64_t i = 0; i < P; ++i) {
+        const double v = std::nearbyint(double(y.data()[c * P + i]));
+        e[size_t(c)].second += v * v;
+      }
+    positions += double(P);
+  }
+  for (auto& [c, v] : e) v = positions > 0 ? v / positions : 0;
+  std::stable_sort(e.begin(), e.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  return e;
+}
+
 }  // namespace ntc::nn

@@ -1,5 +1,5 @@
-// analysis — the paper's manifold-flatness experiment (PAPER §3.1, Fig. 3–4; SPEC §6.2) on an
-// ntc model, for `ntc analyze manifold`.
+// analysis — the paper's manifold-flatness experiment (PAPER §3.1, Fig. 3–4; SPEC §6.2) and the
+// synthesis basis functions (SPEC §6.3) on an ntc model, for `ntc analyze manifold|filters`.
 //
 // For two images x⁰, x¹ (8-bit, the same size): z⁰ = f(x⁰), z¹ = f(x¹) (the analysis with the
 // rate's gains, unquantised), the latent line γ(t) = (1−t)z⁰ + t z¹, the decoded curve
@@ -35,5 +35,16 @@ struct ManifoldPair {
 // bottom row, clipped to 0..255, as one [1,3,2H,strip_points·W] image (the Fig. 3 analogue).
 ManifoldPair manifold_pair(Model& m, const Tensor& x0, const Tensor& x1, double lambda, int steps, int sub,
                            Tensor* strip = nullptr, int strip_points = 6);
+
+// The synthesis basis functions (SPEC §6.3): the response g(v·e_c) − g(0) to one latent of channel
+// c set to v (in the coded domain, ŷ, before the inverse gains of rate λ) at the centre of a
+// (2·margin + 1)² latent canvas, so the whole support shows, not only the latent's own block:
+// [1, 3, S, S] with S = (2·margin + 1)·stride, on the 0..255 scale, not clipped; the active latent's
+// own block is rows and columns [margin·stride, (margin + 1)·stride).
+Tensor basis_response(Model& m, int channel, double value, double lambda, int margin = 1);
+
+// Channels of the coded latents ŷ (the analysis with the rate's gains, rounded) by mean ŷ² over the
+// given images, largest first, with those means.
+std::vector<std::pair<int, double>> channels_by_energy(Model& m, const std::vector<Tensor>& images, double lambda);
 
 }  // namespace ntc::nn

@@ -64,6 +64,44 @@ TEST(Manifold, NonlinearSynthesisBends) {
         EXPECT_EQ(strip.data()[(c * 64 + y) * 192 + x], strip.data()[(c * 64 + 32 + y) * 192 + x]);
 }
 
+// A JPEG-like synthesis with kernel 16 is a block transform: the basis function of a channel is
+// its kernel, v·255·w[c] on the 0..255 scale, exactly in the latent's own block and zero around it.
+// With kernel 18 the kernel overlaps the neighbouring blocks by one pixel on each side.
+TEST(Filters, BasisResponseIsTheKernel) {
+  for (int k : {16, 18}) {
+    auto m = model_with("synthesis = jpeg_like\nsynthesis.kernel = " + std::to_string(k) + "\n", 8);
+    Tensor w;
+    for (auto& [n, t] : m->named_parameters())
+      if (n == "g_s.deconv.weight") w = t;  // [M, 3, k, k]
+    ASSERT_TRUE(w.defined());
+    const int c = 5, pad = (k - 16) / 2;
+    const Tensor r = basis_response(*m, c, 2.0, 0, 1);
+    ASSERT_EQ(r.shape(), (Shape{1, 3, 48, 48}));
+    for (int o = 0; o < 3; ++o)
+      for (int y = 0; y < 48; ++y)
+        for (int x = 0; x < 48; ++x) {
+          const int ky = y - 16 + pad, kx = x - 16 + pad;  // the kernel tap that lands on (y, x)
+          const bool in = ky >= 0 && ky < k && kx >= 0 && kx < k;
+          const double want = in ? 2.0 * 255.0 * w.data()[((int64_t(c) * 3 + o) * k + ky) * k + kx] : 0.0;
+          ASSERT_NEAR(r.data()[(o * 48 + y) * 48 + x], want, 1e-3) << "k" << k << " " << o << "," << y << "," << x;
+        }
+  }
+}
+
+TEST(Filters, ChannelsOrderedByEnergy) {
+  auto m = model_with("synthesis = jpeg_like\n", 9);
+  const auto e = channels_by_energy(*m, {image(64, 64, 1), image(32, 48, 2)}, 0);
+  ASSERT_EQ(e.size(), 12u);
+  std::vector<int> seen;
+  for (size_t i = 0; i < e.size(); ++i) {
+    seen.push_back(e[i].first);
+    if (i) EXPECT_GE(e[i - 1].second, e[i].second);
+  }
+  std::sort(seen.begin(), seen.end());
+  for (int c = 0; c < 12; ++c) EXPECT_EQ(seen[size_t(c)], c);
+  EXPECT_GT(e.front().second, 0);
+}
+
 TEST(Manifold, BadArgumentsAreErrors) {
   auto m = model_with("synthesis = jpeg_like\n", 7);
   EXPECT_THROW(manifold_pair(*m, image(16, 16, 1), image(16, 20, 2), 0, 5, 4), Error);

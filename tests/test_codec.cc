@@ -643,6 +643,17 @@ TEST(Cli, EveryJsonOutputIsValid) {
     EXPECT_EQ(strip.dim(2), 64);
     EXPECT_EQ(strip.dim(3), 6 * 32);
   }
+  ASSERT_EQ(b.run("analyze filters --images " + b.dir + "/imgs -o " + b.dir + "/basis.png --json " + b.dir +
+                  "/basis.json --overlap " + b.dir + "/ov.png" + M), 0) << b.err();
+  strict(b.dir + "/basis.json");
+  {
+    const Tensor basis = read_image(b.dir + "/basis.png");  // 16 channels of 48² tiles, 4 × 4 with 2-pixel gaps
+    EXPECT_EQ(basis.dim(2), 4 * 50 + 2);
+    EXPECT_EQ(basis.dim(3), 4 * 50 + 2);
+    const auto bj = read_file(b.dir + "/basis.json");
+    EXPECT_EQ(parse_json(std::string(bj.begin(), bj.end()), "basis.json").get("channels")->arr.size(), 16u);
+  }
+  EXPECT_EQ(b.run("analyze filters -o " + b.dir + "/basis.png --channels 999" + M), 2);
   EXPECT_EQ(b.run("analyze manifold --data " + b.dir + "/imgs --crop 64 --json " + b.dir + "/x.json" + M), 1);
   EXPECT_NE(b.err().find("smaller than --crop"), std::string::npos) << b.err();
   // analyze gap on a model whose amortised encoder is deliberately poor (its last analysis layer's
