@@ -514,6 +514,34 @@ TEST(Compress, DecoderSideIsTheSameOnEveryTargetBackendAndThreadCount) {
   EXPECT_NE(blas, want);
 }
 
+// The encoder of a purely convolutional model (the analysis in bands, under PortableProducts)
+// writes the same stream on every target, back end, thread count and band budget.
+TEST(Compress, EncoderWritesTheSameStreamEverywhere) {
+  auto m = tiny();
+  const Tensor img = picture(150, 70, 9);
+  const std::vector<uint8_t> want = compress(*m, img, 3).bytes;
+  const int saved = num_threads();
+  for (const int64_t target : test::simd_targets()) {
+    if (target & (HWY_SSSE3 | HWY_SSE4)) continue;
+    test::ForceTarget force(target);
+    for (GemmBackend backend : {GemmBackend::Ntc, GemmBackend::OpenBLAS})
+      for (int threads : {1, 3})
+        for (int64_t divisor : {1, 1 << 14}) {
+          set_gemm_backend(backend);
+          set_num_threads(threads);
+          set_band_budget_divisor(divisor);
+          EXPECT_EQ(compress(*m, img, 3).bytes, want) << hwy::TargetName(target) << ", " << gemm_backend_name() << ", "
+                                                      << threads << " threads, budget / " << divisor;
+        }
+  }
+  set_band_budget_divisor(1);
+  k::set_reference_kernels(true);
+  set_gemm_backend(GemmBackend::Auto);
+  EXPECT_EQ(compress(*m, img, 3).bytes, want) << "scalar twins";
+  k::set_reference_kernels(false);
+  set_num_threads(saved);
+}
+
 // Scale indexes right at the thresholds. The last h_s bias is tuned, channel by channel, until one
 // r of every scale channel lies exactly on an index threshold (even channels) or on the float just
 // below one (odd channels). A decoder side that is one ulp off there, in either direction, changes
