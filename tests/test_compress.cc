@@ -520,6 +520,8 @@ TEST(Compress, EncoderWritesTheSameStreamEverywhere) {
   auto m = tiny();
   const Tensor img = picture(150, 70, 9);
   const std::vector<uint8_t> want = compress(*m, img, 3).bytes;
+  const Latents l0 = analyze(*m, img);
+  const std::vector<float> want_y = l0.y.to_vector(), want_z = l0.z.to_vector();
   const int saved = num_threads();
   for (const int64_t target : test::simd_targets()) {
     if (target & (HWY_SSSE3 | HWY_SSE4)) continue;
@@ -530,8 +532,12 @@ TEST(Compress, EncoderWritesTheSameStreamEverywhere) {
           set_gemm_backend(backend);
           set_num_threads(threads);
           set_band_budget_divisor(divisor);
-          EXPECT_EQ(compress(*m, img, 3).bytes, want) << hwy::TargetName(target) << ", " << gemm_backend_name() << ", "
-                                                      << threads << " threads, budget / " << divisor;
+          const std::string what = std::string(hwy::TargetName(target)) + ", " + gemm_backend_name() + ", " +
+                                   std::to_string(threads) + " threads, budget / " + std::to_string(divisor);
+          const Latents l = analyze(*m, img);  // the continuous latents, to the last bit
+          EXPECT_EQ(l.y.to_vector(), want_y) << what;
+          EXPECT_EQ(l.z.to_vector(), want_z) << what;
+          EXPECT_EQ(compress(*m, img, 3).bytes, want) << what;
         }
   }
   set_band_budget_divisor(1);
