@@ -15,7 +15,7 @@ for cfg in light_k16 light; do
   if [ ! -f "$out/model.ntcm" ]; then
     args=(--config "$cfg" --data "$shared/data/train" --lambda 0.01 --steps "$steps" --out "$out" --lr 5e-4
           --quant mixed --flips --seed 7)
-    [ -f "$out/checkpoint.ntck" ] && args=(--resume --out "$out")
+    [ -f "$out/checkpoint.ntck" ] && args=(--resume --out "$out" --steps "$steps")
     build/ntc --threads 1 train "${args[@]}" 2> "$out.stderr" || { tail -3 "$out.stderr"; exit 1; }
   fi
   build/ntc --threads 1 eval --model "$out/model.ntcm" --data "$shared/data/kodak" --limit "$limit" --quiet \
