@@ -135,10 +135,19 @@ namespace {
 // (windows shifted inward at the edges, so all are alike and reuse their buffers), and returns the
 // whole output. window(r0, rows) gives input rows [r0, r0 + rows). Every output element gets the
 // same products in the same order as in one pass (under PortableProducts: tests/test_compress.cc).
+// Output rows of context a band needs above and below its own: the window of output rows
+// [a − above, b + below) reads input rows from F·(a − above) ≤ F·a − up to F·(b + below) − 1 ≥
+// F·(b − 1) + down.
+struct Halo {
+  int64_t above, below;
+  Halo(RowReach r, int64_t F) : above((r.up + F - 1) / F), below(std::max(r.down, 0) / F) {}
+  int64_t rows() const { return above + below; }
+};
+
 template <class Window>
 Tensor run_in_bands(Module& t, int64_t out_rows, int64_t F, RowReach reach, int64_t band_rows, Window&& window) {
-  const int64_t above = (reach.up + F - 1) / F, below = std::max<int64_t>(0, (reach.down - (F - 1) + F - 1) / F);
-  const int64_t height = std::min(out_rows, band_rows + above + below);
+  const Halo halo(reach, F);
+  const int64_t above = halo.above, height = std::min(out_rows, band_rows + halo.rows());
   Tensor out;
   for (int64_t a = 0; a < out_rows; a += band_rows) {
     const int64_t b = std::min(out_rows, a + band_rows), s0 = std::clamp<int64_t>(a - above, 0, out_rows - height);
@@ -151,10 +160,6 @@ Tensor run_in_bands(Module& t, int64_t out_rows, int64_t F, RowReach reach, int6
   return out;
 }
 
-// Context rows a band needs beyond its own, in output rows.
-int64_t halo_rows(RowReach r, int64_t F) {
-  return (r.up + F - 1) / F + std::max<int64_t>(0, (r.down - (F - 1) + F - 1) / F);
-}
 }  // namespace
 
 Tensor analysis(Model& m, const Tensor& image, int64_t band_rows) {
@@ -170,8 +175,8 @@ Tensor analysis(Model& m, const Tensor& image, int64_t band_rows) {
   const int64_t Hp = (image.dim(2) + f - 1) / f * f, Wp = (image.dim(3) + f - 1) / f * f, Hy = Hp / F;
   if (band_rows <= 0)
     band_rows = equal_band_rows(Hy, std::max<int64_t>(4, budget(kAnalysisBandBytes) / (Wp * F * kAnalysisBytesPerPixel) -
-                                                            halo_rows(reach, F)));
-  if (band_rows + halo_rows(reach, F) >= Hy) return m.g_a()(m.preprocess(image));
+                                                            Halo(reach, F).rows()));
+  if (band_rows + Halo(reach, F).rows() >= Hy) return m.g_a()(m.preprocess(image));
   Tensor y = run_in_bands(m.g_a(), Hy, F, reach, band_rows,
                           [&](int64_t r0, int64_t rows) { return m.preprocess_rows(image, r0, rows); });
   end_of_stage(image.dim(2) * image.dim(3));
@@ -185,8 +190,8 @@ Tensor hyper_analysis(Model& m, const Tensor& y, int64_t band_rows) {
   PortableProducts portable;  // as in analysis(): the same z for every band size and back end
   const int64_t Hy = y.dim(2), Wy = y.dim(3), C = y.dim(1), F = m.downsampling() / m.latent_stride(), Hz = Hy / F;
   if (band_rows <= 0)  // about 12 floats per latent channel and position (measured with ntc_two_layer)
-    band_rows = equal_band_rows(Hz, std::max<int64_t>(4, budget(kAnalysisBandBytes) / (Wy * F * C * 12 * 4) - halo_rows(reach, F)));
-  if (band_rows + halo_rows(reach, F) >= Hz) return (*m.h_a())(y);
+    band_rows = equal_band_rows(Hz, std::max<int64_t>(4, budget(kAnalysisBandBytes) / (Wy * F * C * 12 * 4) - Halo(reach, F).rows()));
+  if (band_rows + Halo(reach, F).rows() >= Hz) return (*m.h_a())(y);
   return run_in_bands(*m.h_a(), Hz, F, reach, band_rows, [&](int64_t r0, int64_t rows) {
     Tensor w = Tensor::empty({1, C, rows, Wy});
     for (int64_t c = 0; c < C; ++c) std::copy_n(y.data() + (c * Hy + r0) * Wy, rows * Wy, w.data() + c * rows * Wy);
@@ -232,7 +237,7 @@ Encoded encode_latents(Model& m, const Latents& l, int64_t H, int64_t W, uint64_
     m.gaussian_conditional().encode(l.y, mu, idx, ey);
     c.sections.push_back(ey.finish());
     y_hat = add(round_ste(sub(l.y, mu)), mu);
-    for (int c0 = 0; c0 < M; c0 += 16) {  // a few channels at a time: the same sum, in the same order
+    for (int c0 = 0; c0 < M; c0 += 16) {  // a few channels at a time, not 8 tensors of y's size
       const int n = std::min(16, M - c0);
       e.est_bits += bits_of(codec::GaussianConditional::likelihood(
           slice_channels(y_hat, c0, n), m.gaussian_conditional().scales(slice_channels(r, c0, n)), slice_channels(mu, c0, n)));
