@@ -465,8 +465,18 @@ TEST(Cli, OutOfMemoryIsAOneLineError) {
                               (sga ? " --sga 2 --lambda 0.01 --sga-max-memory 100000 --quiet" : "") + "'";
       const int st = std::system((cmd + " >" + b.dir + "/out.txt 2>" + b.dir + "/err.txt").c_str());
       ASSERT_TRUE(WIFEXITED(st)) << threads << " threads: " << b.err();
-      EXPECT_EQ(WEXITSTATUS(st), sga ? 1 : 0) << threads << " threads, SGA " << sga << ": " << b.err();
-      if (sga) {
+#if defined(NTC_SCALAR_DEFAULT) && NTC_SCALAR_DEFAULT
+      // The scalar twins take no implicit column panels: their whole column matrices may not fit.
+      const bool must_fit = false;
+#else
+      const bool must_fit = true;
+#endif
+      if (sga || !must_fit) {
+        EXPECT_TRUE(WEXITSTATUS(st) == 1 || (!sga && WEXITSTATUS(st) == 0)) << threads << " threads: " << b.err();
+      } else {
+        EXPECT_EQ(WEXITSTATUS(st), 0) << threads << " threads: " << b.err();
+      }
+      if (WEXITSTATUS(st) != 0) {
         const std::string err = b.err();
         EXPECT_NE(err.find("ntc: error: out of memory"), std::string::npos) << err;
         EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
