@@ -72,12 +72,6 @@ std::vector<std::string> analysis_images(const Args& a) {
   return files;
 }
 
-double mse_of(const Tensor& a, const Tensor& b) {
-  double se = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) se += double(a.data()[i] - b.data()[i]) * double(a.data()[i] - b.data()[i]);
-  return se / double(a.numel());
-}
-
 int analyze_gap(const std::vector<std::string>& rest) {
   Args a(rest, {"model", "data", "json", "quality", "lambda", "limit", "sga"}, {});
   if (!a.has("data") || !a.has("json") || !a.has("sga"))
@@ -101,7 +95,7 @@ int analyze_gap(const std::vector<std::string>& rest) {
     const nn::Latents l = train::sga_refine(*m, img, lam, rate, o);
     const nn::Encoded e1 = nn::encode_latents(*m, l, img.dim(2), img.dim(3), hash, rate);
     const double b0 = 8.0 * double(e0.bytes.size()) / px, b1 = 8.0 * double(e1.bytes.size()) / px;
-    const double d0 = mse_of(e0.recon, img), d1 = mse_of(e1.recon, img);
+    const double d0 = mse(e0.recon, img), d1 = mse(e1.recon, img);
     const double rd0 = b0 + lam * d0, rd1 = b1 + lam * d1, gap = 100 * (rd0 - rd1) / rd0;
     per.push_back({{"file", std::filesystem::path(f).filename().string()}, {"amortised_rd", rd0}, {"sga_rd", rd1},
                    {"gap_percent", gap}, {"amortised_bpp", b0}, {"sga_bpp", b1}, {"amortised_psnr", psnr(e0.recon, img)},
@@ -274,6 +268,7 @@ int analyze_filters(const std::vector<std::string>& rest) {
   Tensor pic = Tensor::empty({1, 3, PH, PW});
   std::fill(pic.data(), pic.data() + pic.numel(), 64.f);
   std::vector<Tensor> responses;
+  std::vector<double> peaks;
   JsonOut per = JsonOut::array();
   for (size_t k = 0; k < order.size(); ++k) {
     const Tensor r = nn::basis_response(m, order[k].first, value, an.rate, 1);
@@ -295,6 +290,7 @@ int analyze_filters(const std::vector<std::string>& rest) {
     per.push_back({{"channel", order[k].first}, {"mean_y_hat_squared", order[k].second}, {"peak", peak},
                    {"outside_energy_fraction", all > 0 ? (all - own) / all : 0.0}});
     responses.push_back(r);
+    peaks.push_back(peak);
   }
   write_image(a.str("o"), pic);
   // The overlap picture: the 2×2 latent blocks right and below the active one (top left), 4× larger,
@@ -306,8 +302,7 @@ int analyze_filters(const std::vector<std::string>& rest) {
     std::fill(o.data(), o.data() + o.numel(), 64.f);
     for (int k = 0; k < n; ++k) {
       const Tensor& r = responses[size_t(k)];
-      double peak = 0;
-      for (int64_t i = 0; i < r.numel(); ++i) peak = std::max(peak, double(std::fabs(r.data()[i])));
+      const double peak = peaks[size_t(k)];
       for (int64_t c = 0; c < 3; ++c)
         for (int64_t y = 0; y < T; ++y)
           for (int64_t x = 0; x < T; ++x) {

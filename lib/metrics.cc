@@ -175,12 +175,16 @@ std::vector<double> logs(const std::vector<double>& v) {
 
 }  // namespace
 
-double psnr(const Tensor& a, const Tensor& b) {
+double mse(const Tensor& a, const Tensor& b) {
   check_pair(a, b);
   double se = 0;
   for (int64_t i = 0; i < a.numel(); ++i) se += double(a.data()[i] - b.data()[i]) * double(a.data()[i] - b.data()[i]);
-  const double mse = se / double(a.numel());
-  return mse > 0 ? 10 * std::log10(255.0 * 255.0 / mse) : INFINITY;
+  return se / double(a.numel());
+}
+
+double psnr(const Tensor& a, const Tensor& b) {
+  const double e = mse(a, b);
+  return e > 0 ? 10 * std::log10(255.0 * 255.0 / e) : INFINITY;
 }
 
 double boundary_ratio(const Tensor& img, int block) {

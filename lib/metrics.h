@@ -16,6 +16,7 @@
 
 namespace ntc {
 
+double mse(const Tensor& a, const Tensor& b);      // mean squared difference, [1,3,H,W] each
 double psnr(const Tensor& a, const Tensor& b);     // [1,3,H,W] each
 double ms_ssim(const Tensor& a, const Tensor& b);  // [1,3,H,W] each, values 0..255
 // Blockiness (issue: ntc analyze blocking): the mean absolute difference between neighbouring

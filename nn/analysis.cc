@@ -4,20 +4,15 @@
 #include <cmath>
 
 #include "lib/common.h"
+#include "lib/metrics.h"
 #include "lib/ops/ops.h"
 #include "nn/compress.h"
 
 namespace ntc::nn {
 namespace {
 
-double squared_distance(const Tensor& a, const Tensor& b) {
-  double s = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double d = double(a.data()[i]) - double(b.data()[i]);
-    s += d * d;
-  }
-  return s;
-}
+// ‖a − b‖₂² over all elements (lib/metrics mse, times the count).
+double squared_distance(const Tensor& a, const Tensor& b) { return mse(a, b) * double(a.numel()); }
 
 // (1 − t)·a + t·b, elementwise in double then rounded (t = 0 and 1 give a and b exactly).
 Tensor lerp(const Tensor& a, const Tensor& b, double t) {

@@ -173,10 +173,10 @@ Tensor analysis(Model& m, const Tensor& image, int64_t band_rows) {
   PortableProducts portable;
   const int64_t f = m.downsampling(), F = m.latent_stride();
   const int64_t Hp = (image.dim(2) + f - 1) / f * f, Wp = (image.dim(3) + f - 1) / f * f, Hy = Hp / F;
+  const int64_t halo = Halo(reach, F).rows();
   if (band_rows <= 0)
-    band_rows = equal_band_rows(Hy, std::max<int64_t>(4, budget(kAnalysisBandBytes) / (Wp * F * kAnalysisBytesPerPixel) -
-                                                            Halo(reach, F).rows()));
-  if (band_rows + Halo(reach, F).rows() >= Hy) return m.g_a()(m.preprocess(image));
+    band_rows = equal_band_rows(Hy, std::max<int64_t>(4, budget(kAnalysisBandBytes) / (Wp * F * kAnalysisBytesPerPixel) - halo));
+  if (band_rows + halo >= Hy) return m.g_a()(m.preprocess(image));
   Tensor y = run_in_bands(m.g_a(), Hy, F, reach, band_rows,
                           [&](int64_t r0, int64_t rows) { return m.preprocess_rows(image, r0, rows); });
   end_of_stage(image.dim(2) * image.dim(3));
@@ -189,9 +189,10 @@ Tensor hyper_analysis(Model& m, const Tensor& y, int64_t band_rows) {
   if (!reach.ok) return (*m.h_a())(y);
   PortableProducts portable;  // as in analysis(): the same z for every band size and back end
   const int64_t Hy = y.dim(2), Wy = y.dim(3), C = y.dim(1), F = m.downsampling() / m.latent_stride(), Hz = Hy / F;
-  if (band_rows <= 0)  // about 12 floats per latent channel and position (measured with ntc_two_layer)
-    band_rows = equal_band_rows(Hz, std::max<int64_t>(4, budget(kAnalysisBandBytes) / (Wy * F * C * 12 * 4) - Halo(reach, F).rows()));
-  if (band_rows + Halo(reach, F).rows() >= Hz) return (*m.h_a())(y);
+  const int64_t halo = Halo(reach, F).rows();
+  if (band_rows <= 0)  // an estimate, not measured: about 12 floats per latent channel and position of a window
+    band_rows = equal_band_rows(Hz, std::max<int64_t>(4, budget(kAnalysisBandBytes) / (Wy * F * C * 12 * 4) - halo));
+  if (band_rows + halo >= Hz) return (*m.h_a())(y);
   return run_in_bands(*m.h_a(), Hz, F, reach, band_rows, [&](int64_t r0, int64_t rows) {
     Tensor w = Tensor::empty({1, C, rows, Wy});
     for (int64_t c = 0; c < C; ++c) std::copy_n(y.data() + (c * Hy + r0) * Wy, rows * Wy, w.data() + c * rows * Wy);
