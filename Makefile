@@ -25,6 +25,14 @@ CXXFLAGS := -std=c++20 $(OPT) $(ARCH) -g -fPIC -fopenmp -ffp-contract=off -Wall 
 LDFLAGS  := -fopenmp $(EXTRA)
 LDLIBS   := -lopenblas -lhwy -lhwy_contrib -lstb -lz -lpthread -lm
 
+# Open MPI (data-parallel `mpirun -np N ntc train`, train/dist.h): only cli/mpi_comm.cc sees
+# <mpi.h>, and only the ntc binary links libmpi; without mpicxx that file builds without MPI.
+MPICXX    := $(shell command -v mpicxx 2>/dev/null)
+ifneq ($(MPICXX),)
+MPI_CPPFLAGS := $(shell $(MPICXX) --showme:compile) -DNTC_HAVE_MPI=1 -DOMPI_SKIP_MPICXX=1
+MPI_LDLIBS   := $(filter-out -lmpi_cxx,$(shell $(MPICXX) --showme:link))
+endif
+
 LIB_SRC   := $(wildcard lib/*.cc lib/ops/*.cc kernels/*.cc nn/*.cc codec/*.cc train/*.cc)
 CLI_SRC   := $(wildcard cli/*.cc bench/*.cc)
 TEST_SRC  := $(wildcard tests/*.cc) tests/fuzz/targets.cc
@@ -53,7 +61,9 @@ $(BUILD)/libntc.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/ntc: $(CLI_OBJ) $(BUILD)/libntc.a
-	$(CXX) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libntc.a $(LDLIBS)
+	$(CXX) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libntc.a $(LDLIBS) $(MPI_LDLIBS)
+
+$(BUILD)/cli/mpi_comm.o: CPPFLAGS += $(MPI_CPPFLAGS)
 
 $(BUILD)/ntc_tests: $(TEST_OBJ) $(BUILD)/libntc.a
 	$(CXX) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libntc.a -lgtest $(LDLIBS)

@@ -4,6 +4,7 @@
 
 #include "lib/args.h"
 #include "cli/commands.h"
+#include "cli/launch.h"
 #include "lib/common.h"
 #include "lib/gemm.h"
 #include "train/trainer.h"
@@ -13,8 +14,9 @@ namespace ntc::cli {
 int cmd_train(const std::vector<std::string>& argv) {
   Args a(argv,
          {"config", "data", "lambda", "steps", "out", "crop", "batch", "lr", "val", "seed", "quant", "adam",
-          "checkpoint-every", "val-every", "val-images", "min-scale", "log-every", "clipnorm", "decay-from", "warmup", "from", "snapshot", "precision"},
-         {"resume", "flips", "quiet", "no-lambda-boost", "info"});
+          "checkpoint-every", "val-every", "val-images", "min-scale", "log-every", "clipnorm", "decay-from", "warmup", "from", "snapshot", "precision",
+          "reduce", "rank-timeout"},
+         {"resume", "flips", "quiet", "no-lambda-boost", "info", "no-overlap"});
   if (!a.positional().empty()) fail("train: unexpected argument '", a.positional()[0], "'");
   train::TrainOptions o;
   o.out = a.str("out");
@@ -79,7 +81,17 @@ int cmd_train(const std::vector<std::string>& argv) {
   over.precision = a.has("precision") && a.str("precision") != "auto";
   over.lambdas = resume && a.has("lambda");
   if (resume && a.has("no-lambda-boost")) fail("train: --no-lambda-boost applies to a new run (the checkpoint keeps its own)");
-  return train::run_training(o, resume, over);
+  // Data-parallel runs (train/dist.h): under mpirun every rank runs this command; --reduce exact
+  // gives one process the same per-image fixed-point sums (and so the same weights) as N ranks.
+  o.reduce = a.str("reduce", o.reduce);
+  if (o.reduce != "batch" && o.reduce != "exact") usage_fail("train: --reduce wants batch or exact, got '", o.reduce, "'");
+  over.reduce = a.has("reduce");
+  o.overlap = !a.has("no-overlap");
+  const double timeout = a.has("rank-timeout") ? number("rank-timeout", 0) : 600.0;
+  return run_as_rank(timeout, [&](train::Comm* comm) {
+    o.comm = comm;
+    return train::run_training(o, resume, over);
+  });
 }
 
 }  // namespace ntc::cli

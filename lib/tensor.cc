@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "kernels/kernels.h"
@@ -198,7 +199,9 @@ void record(Tensor& out, const char* op, const std::vector<Tensor>& inputs,
   out.impl()->requires_grad = true;
 }
 
-void Tensor::backward() {
+void Tensor::backward() { backward(nullptr); }
+
+void Tensor::backward(const std::function<void(TensorImpl*)>& leaf_done) {
   NTC_CHECK(numel() == 1, "backward() needs a one-element tensor, got ", shape_str(shape()));
   NTC_CHECK(requires_grad(), "backward() on a tensor that does not require grad");
   // Iterative post-order DFS: every tensor comes after all tensors it was computed from.
@@ -216,9 +219,32 @@ void Tensor::backward() {
       stack.pop_back();
     }
   }
+  // For leaf_done: the leaves whose last reader is the node at reverse position k.
+  std::vector<std::vector<TensorImpl*>> done_after;
+  if (leaf_done) {
+    std::unordered_map<TensorImpl*, size_t> last;
+    for (size_t k = 0; k < order.size(); ++k) {
+      const TensorImpl* t = order[order.size() - 1 - k].get();
+      if (!t->node) continue;
+      for (const auto& in : t->node->inputs)
+        if (!in->node && in->requires_grad) last[in.get()] = k;
+    }
+    done_after.resize(order.size());
+    for (size_t k = 0; k < order.size(); ++k) {  // in each node's input order: the same on every run
+      const TensorImpl* t = order[order.size() - 1 - k].get();
+      if (!t->node) continue;
+      for (const auto& in : t->node->inputs) {
+        auto it = last.find(in.get());
+        if (it != last.end() && it->second == k) {
+          done_after[k].push_back(in.get());
+          last.erase(it);
+        }
+      }
+    }
+  }
   grad_acc()[0] += 1.f;
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    TensorImpl* t = it->get();
+  for (size_t k = 0; k < order.size(); ++k) {
+    TensorImpl* t = order[order.size() - 1 - k].get();
     if (!t->node) continue;  // leaf: keeps its accumulated gradient
     if (t->grad) {
       if (!g_bprof) {
@@ -233,6 +259,8 @@ void Tensor::backward() {
     }
     t->grad = Buffer();  // intermediate gradient consumed
     t->node.reset();     // release the graph as we go
+    if (leaf_done)
+      for (TensorImpl* leaf : done_after[k]) leaf_done(leaf);
   }
 }
 

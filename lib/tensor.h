@@ -102,6 +102,9 @@ class Tensor {
   Tensor grad_tensor() const;                       // copy of the gradient (zeros if none)
   void zero_grad();
   void backward();                                  // from a one-element tensor, seed 1
+  // The same, calling leaf_done(leaf) as soon as a leaf's gradient is final (after the last op
+  // that reads it has run): lets gradients leave while backward goes on (train/dist.h).
+  void backward(const std::function<void(TensorImpl*)>& leaf_done);
   Tensor detach() const;                            // shares data, no graph, no grad
   Tensor clone() const;                             // deep copy of data, no graph
   Tensor reshape(const Shape& s) const;             // view; one dim may be -1

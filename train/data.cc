@@ -31,6 +31,8 @@ std::vector<std::string> list_images(const std::string& dir) {
 
 BatchLoader::BatchLoader(DataOptions o) : o_(std::move(o)) {
   if (o_.crop < 1 || o_.batch < 1) fail("training data: crop and batch must be positive");
+  if (o_.shard_first < 0 || o_.shard_count < 0 || o_.shard_first + o_.shard_count > o_.batch)
+    fail("training data: shard [", o_.shard_first, ", +", o_.shard_count, ") outside a batch of ", o_.batch);
   if (!(o_.min_scale > 0 && o_.min_scale <= 1)) fail("training data: min_scale must be in (0, 1]");
   size_t small = 0;
   for (const std::string& f : list_images(o_.dir)) {
@@ -85,9 +87,10 @@ std::shared_ptr<const BatchLoader::Image> BatchLoader::load(size_t file) {
 
 Tensor BatchLoader::make(uint64_t k) {
   const int B = o_.batch, S = o_.crop;
+  const int lo = o_.shard_count ? o_.shard_first : 0, n = o_.shard_count ? o_.shard_count : B;
   const uint64_t F = files_.size();
-  Tensor t = Tensor::empty({B, 3, S, S});
-  for (int i = 0; i < B; ++i) {
+  Tensor t = Tensor::empty({n, 3, S, S});
+  for (int i = lo; i < lo + n; ++i) {
     const uint64_t s = k * uint64_t(B) + uint64_t(i), epoch = s / F;
     // perm_epoch[s mod F]: a Fisher–Yates shuffle seeded by (seed, epoch), computed on demand.
     std::vector<uint32_t> perm(F);
@@ -102,7 +105,7 @@ Tensor BatchLoader::make(uint64_t k) {
     const double src = S / scale;  // source window side in pixels
     const double x0 = r.uniform() * (img->w - src), y0 = r.uniform() * (img->h - src);
     const bool flip = o_.flips && r.uniform() < 0.5f;
-    float* out = t.data() + int64_t(i) * 3 * S * S;
+    float* out = t.data() + int64_t(i - lo) * 3 * S * S;
     for (int yy = 0; yy < S; ++yy)
       for (int xx = 0; xx < S; ++xx) {
         const int xo = flip ? S - 1 - xx : xx;

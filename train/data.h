@@ -31,6 +31,9 @@ struct DataOptions {
   uint64_t seed = 0;
   size_t cache_bytes = size_t(4) << 30;
   int prefetch = 2;  // batches decoded ahead (0: no background thread)
+  // A share of every batch (data-parallel training, train/dist.h): samples [shard_first,
+  // shard_first + shard_count) of each batch of `batch`; shard_count 0 = the whole batch.
+  int shard_first = 0, shard_count = 0;
 };
 
 class BatchLoader {
@@ -41,6 +44,7 @@ class BatchLoader {
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   Tensor next();                    // batch position(), then advances: [B, 3, crop, crop], 0..255
+                                    // (B = shard_count when sharded)
   uint64_t position() const { return pos_; }
   void seek(uint64_t k);            // the next call to next() returns batch k
   size_t files() const { return files_.size(); }

@@ -29,6 +29,7 @@
 #include "nn/model.h"
 #include "nn/model_file.h"
 #include "train/data.h"
+#include "train/dist.h"
 #include "train/loss.h"
 #include "train/optim.h"
 
@@ -46,7 +47,7 @@ std::string options_text(const TrainOptions& o) {
   s << "data=" << o.data << "\nval=" << o.val << "\nsteps=" << o.steps << "\ncrop=" << o.crop << "\nbatch=" << o.batch
     << "\nlr=" << o.lr << "\ndecay_from=" << o.decay_from << "\nwarmup=" << o.warmup << "\nwarm_from=" << o.warm_from
     << "\nlambda_boost=" << o.lambda_boost << "\nclipnorm=" << o.clipnorm << "\nmin_scale=" << o.min_scale << "\nflips=" << o.flips
-    << "\nseed=" << o.seed << "\nprecision=" << o.precision << "\nquant=" << o.quant << "\nadam=" << o.adam << "\ncheckpoint_every=" << o.checkpoint_every
+    << "\nseed=" << o.seed << "\nprecision=" << o.precision << "\nreduce=" << o.reduce << "\nquant=" << o.quant << "\nadam=" << o.adam << "\ncheckpoint_every=" << o.checkpoint_every
     << "\nval_every=" << o.val_every << "\nlog_every=" << o.log_every << "\nval_images=" << o.val_images << "\nlambdas=";
   for (size_t i = 0; i < o.lambdas.size(); ++i) s << (i ? "," : "") << o.lambdas[i];
   s << "\n";
@@ -96,6 +97,7 @@ void parse_options(const std::string& text, TrainOptions& o, const std::string& 
       if (ec != std::errc() || end != v.data() + v.size()) bad(k, v);
     } else if (k == "quant") o.quant = v;
     else if (k == "precision") o.precision = v;
+    else if (k == "reduce") o.reduce = v;
     else if (k == "adam") o.adam = v;
     else if (k == "checkpoint_every") o.checkpoint_every = integer(k, v, 0, kBig);
     else if (k == "val_every") o.val_every = integer(k, v, 0, kBig);
@@ -361,9 +363,13 @@ std::string checkpoint_path(const std::string& out) { return out + "/checkpoint.
 std::string model_path(const std::string& out) { return out + "/model.ntcm"; }
 
 int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
+  Comm& comm = o.comm ? *o.comm : single_process_comm();
+  const int ranks = comm.size();
+  const bool lead = comm.rank() == 0;  // rank 0: checkpoints, log, validation, model, progress
+  if (!lead) o.quiet = true;
   if (o.out.empty()) fail("train: --out DIR is required");
   std::error_code ec;
-  std::filesystem::create_directories(o.out, ec);
+  if (lead) std::filesystem::create_directories(o.out, ec);
   if (ec) fail("train: cannot create '", o.out, "': ", ec.message());
   const std::string ckpt = checkpoint_path(o.out);
   const std::string src = o.from.empty() ? ckpt : o.from;  // what a resume reads
@@ -372,9 +378,12 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   std::string old_cfg_text;  // set when a resume re-anchors the rate points
   nn::Config cfg = nn::Config::parse("");
   if (resume) {
-    if (!o.from.empty() && std::filesystem::exists(ckpt))
-      fail("train: ", o.out, " already has a checkpoint; resume from it (without --from) or pick another --out");
-    ckbytes = read_file(src);
+    if (lead) {
+      if (!o.from.empty() && std::filesystem::exists(ckpt))
+        fail("train: ", o.out, " already has a checkpoint; resume from it (without --from) or pick another --out");
+      ckbytes = read_file(src);
+    }
+    comm.broadcast(ckbytes);  // the other ranks need not see rank 0's files
     const Loaded l = read_checkpoint_header(ckbytes, src);
     const TrainOptions cli = o;
     // Checkpoints from before the schedule keys had the paper's schedule.
@@ -382,7 +391,9 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     o.warm_from = 0;
     o.lambda_boost = true;
     o.precision = "fp32";
+    o.reduce = "batch";
     parse_options(l.options_text, o, src);
+    if (over.reduce) o.reduce = cli.reduce;
     if (over.steps) o.steps = cli.steps;  // longer or shorter: the schedule follows
     if (over.decay_from) o.decay_from = cli.decay_from;
     if (over.warmup) o.warmup = cli.warmup;
@@ -441,6 +452,11 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   const QuantMode quant = parse_quant_mode(o.quant);
   if (o.precision != "fp32" && o.precision != "bf16") fail("train: --precision must be fp32 or bf16, got '", o.precision, "'");
   const Precision analysis = o.precision == "bf16" ? Precision::Bf16 : Precision::F32;
+  if (ranks > 1) o.reduce = "exact";  // the only summation that does not depend on the ranks
+  if (o.reduce != "batch" && o.reduce != "exact") fail("train: --reduce must be batch or exact, got '", o.reduce, "'");
+  const bool exact = o.reduce == "exact";
+  if (o.batch % ranks)
+    fail("train: the global batch (", o.batch, ") must divide among the ", ranks, " ranks");
   if (analysis == Precision::Bf16) check_bf16_available();
   const AdamForm form = parse_adam_form(o.adam);
 
@@ -467,7 +483,7 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
       Adam old_adam(old_params, form);
       moments = read_checkpoint_body(ckbytes, src, *old, st, old_adam);
       reanchor_gains(*old, old_adam, model, adam);
-      save_checkpoint(ckpt, model, o, st, adam);  // the new rate points hold from now on
+      if (lead) save_checkpoint(ckpt, model, o, st, adam);  // the new rate points hold from now on
       if (!o.quiet) {
         std::fprintf(stderr, "ntc train: rate points re-anchored from");
         for (double v : old->rate_lambdas()) std::fprintf(stderr, " %g", v);
@@ -497,18 +513,52 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   dopt.flips = o.flips;
   dopt.min_scale = o.min_scale;
   dopt.seed = o.seed;
+  const int share = o.batch / ranks, first_image = comm.rank() * share;
+  if (ranks > 1) {
+    dopt.shard_first = first_image;
+    dopt.shard_count = share;
+  }
   BatchLoader loader(dopt);
   loader.seek(st.data_pos);
 
-  FILE* log = std::fopen((o.out + "/log.jsonl").c_str(), "a");
-  if (!log) fail("train: cannot write ", o.out, "/log.jsonl");
+  if (ranks > 1) {
+    // Every rank must hold the same weights, options and data list, or the run would silently
+    // diverge (another build, another data folder): compare a fingerprint of each.
+    uint64_t h = 1469598103934665603ull;
+    auto mixin = [&](const void* p, size_t n) {
+      for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
+    };
+    const std::string ot = options_text(o);
+    mixin(ot.data(), ot.size());
+    for (const Tensor& p : params) mixin(p.data(), size_t(p.numel()) * sizeof(float));
+    const uint64_t nf = loader.files();
+    mixin(&nf, sizeof nf);
+    const double mine[2] = {double(h >> 32), double(h & 0xFFFFFFFFu)};
+    std::vector<double> all(size_t(2 * ranks));
+    comm.gather(mine, 2, all.data());
+    for (int r = 1; r < ranks; ++r)
+      if (all[size_t(2 * r)] != all[0] || all[size_t(2 * r + 1)] != all[1])
+        fail("train: rank ", r, " does not hold the same model, options or training images as rank 0 "
+             "(the same ntc build and data on every node?)");
+  }
+  FILE* log = nullptr;
+  if (lead) {
+    log = std::fopen((o.out + "/log.jsonl").c_str(), "a");
+    if (!log) fail("train: cannot write ", o.out, "/log.jsonl");
+  }
   g_stop = 0;
   auto prev_int = std::signal(SIGINT, on_signal);
   auto prev_term = std::signal(SIGTERM, on_signal);
+  auto prev_usr1 = std::signal(SIGUSR1, on_signal);  // what mpirun forwards to every rank
   if (!o.quiet)
-    std::fprintf(stderr, "ntc train: %s, %ld steps from %ld, batch %d×%d², λ %g, %s proxy, %s Adam, %s analysis, %d threads, %zu images\n",
+    std::fprintf(stderr, "ntc train: %s, %ld steps from %ld, batch %d×%d², λ %g, %s proxy, %s Adam, %s analysis, %s sums, %d rank%s × %d threads, %zu images\n",
                  cfg.origin().c_str(), long(o.steps), long(st.step), o.batch, o.crop, double(o.lambdas[0]),
-                 o.quant.c_str(), o.adam.c_str(), o.precision.c_str(), num_threads(), loader.files());
+                 o.quant.c_str(), o.adam.c_str(), o.precision.c_str(), o.reduce.c_str(), ranks, ranks > 1 ? "s" : "",
+                 num_threads(), loader.files());
+  std::unique_ptr<ExactGradSum> exact_sum;
+  if (exact) exact_sum = std::make_unique<ExactGradSum>(params, o.batch);
+  int64_t skipped = 0;
+  double comm_s = 0;
 
   const auto t0 = std::chrono::steady_clock::now();
   const double train_s0 = st.train_s;
@@ -529,15 +579,38 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     const float lam = lambda_schedule(st.step, sched, o.lambdas[size_t(std::max(rate, 0))]);
     const float lr = learning_rate(st.step, sched, o.lr);
     const Tensor batch = loader.next();
-    RdTerms terms = rd_loss(model, batch, lam, quant, st.noise, rate, analysis);
-    terms.loss.backward();
-    const double gnorm = clip_grad_global_norm(params, o.clipnorm);
-    adam.step(lr);
+    StepTerms terms;
+    if (exact) {
+      // Per image, in fixed point, summed across ranks (train/dist.h); the stop request travels
+      // with the sums, so every rank stops after the same step.
+      terms = exact_step(model, params, *exact_sum, comm, batch, first_image, o.batch, lam, quant, st.noise, rate,
+                         analysis, o.overlap, g_stop != 0);
+      st.noise.set_counter(st.noise.counter() + (uint64_t(o.batch) << 32));
+      comm_s += comm.take_comm_seconds();
+    } else {
+      RdTerms t = rd_loss(model, batch, lam, quant, st.noise, rate, analysis);
+      t.loss.backward();
+      terms.loss = t.loss.item();
+      terms.bpp_y = t.bpp_y;
+      terms.bpp_z = t.bpp_z;
+      terms.mse = t.mse;
+      terms.stop = g_stop != 0;
+    }
+    double gnorm = 0;
+    if (!terms.skipped) {
+      gnorm = clip_grad_global_norm(params, o.clipnorm);
+      adam.step(lr);
+    } else {
+      ++skipped;
+      if (!o.quiet)
+        std::fprintf(stderr, "ntc train: step %ld skipped: an image's gradient is not finite or beyond the exact sum's range\n",
+                     long(st.step));
+    }
     for (Tensor& p : params) p.zero_grad();
     ++st.step;
     st.data_pos = loader.position();
     st.train_s = train_s0 + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    acc_loss += terms.loss.item();
+    acc_loss += terms.loss;
     acc_bpp += terms.bpp_y + terms.bpp_z;
     acc_mse += terms.mse;
     ++acc_n;
@@ -564,8 +637,15 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
                    {"lr", json_round(lr, 10)}, {"grad_norm", json_round(gnorm, 4)}, {"steps_per_s", json_round(rate, 4)},
                    {"train_h", json_round(st.train_s / 3600, 4)}};
       if (!rates.empty()) line["per_rate"] = rates;
-      std::fprintf(log, "%s\n", json_line(line).c_str());
-      std::fflush(log);
+      line["ranks"] = ranks;
+      if (exact) {
+        line["skipped"] = skipped;
+        if (ranks > 1) line["comm_share"] = json_round(comm_s / std::max(el, 1e-9), 4);
+      }
+      if (log) {
+        std::fprintf(log, "%s\n", json_line(line).c_str());
+        std::fflush(log);
+      }
       if (!o.quiet)
         std::fprintf(stderr, "step %ld/%ld  %.2f steps/s  ETA %s  loss %.4f  bpp %.4f  PSNR %.2f dB\n", long(st.step),
                      long(o.steps), rate, fmt_time(double(o.steps - st.step) / rate).c_str(), acc_loss / acc_n,
@@ -573,7 +653,7 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
       acc_loss = acc_bpp = acc_mse = 0;
       acc_n = 0;
     }
-    if (o.val_every > 0 && !o.val.empty() && st.step % o.val_every == 0) {
+    if (lead && o.val_every > 0 && !o.val.empty() && st.step % o.val_every == 0) {
       const bool vr = !model.rate_lambdas().empty();
       for (size_t l = 0; l < (vr ? o.lambdas.size() : 1); ++l) {
         const double lam_v = vr ? o.lambdas[l] : 0.0;
@@ -581,7 +661,7 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
         std::fprintf(log, "%s\n",
                      json_line(JsonOut{{"step", st.step}, {"val_lambda", json_round(vr ? lam_v : double(o.lambdas[0]), 8)},
                                        {"val_bpp", json_round(v.bpp, 5)}, {"val_est_bpp", json_round(v.est_bpp, 5)},
-                                       {"val_psnr", json_round(v.psnr, 3)}, {"val_images", v.images}})
+                                       {"val_psnr", json_round(v.psnr, 3)}, {"val_images", v.images}, {"ranks", ranks}})
                          .c_str());
         std::fflush(log);
         if (!o.quiet)
@@ -590,22 +670,26 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
       }
     }
     const bool limit = g_step_limit > 0 && st.step - first >= g_step_limit;
-    if (g_stop || limit || st.step % o.checkpoint_every == 0 || st.step == o.steps)
+    const bool stop = terms.stop || limit;  // exact: some rank's request, the same on every rank
+    if (lead && (stop || st.step % o.checkpoint_every == 0 || st.step == o.steps))
       save_checkpoint(ckpt, model, o, st, adam);
-    if ((g_stop || limit) && st.step < o.steps) {
+    if (stop && st.step < o.steps) {
+      comm.barrier();  // no rank leaves (mpirun would end the job) before rank 0's checkpoint is written
       if (!o.quiet) std::fprintf(stderr, "ntc train: stopped at step %ld; checkpoint %s (resume with --resume)\n", long(st.step), ckpt.c_str());
       rc = 130;
       break;
     }
   }
-  std::fclose(log);
+  if (log) std::fclose(log);
   std::signal(SIGINT, prev_int);
   std::signal(SIGTERM, prev_term);
-  if (rc == 0) {
+  std::signal(SIGUSR1, prev_usr1);
+  if (rc == 0 && lead) {
     model.finalize();
     nn::save_model(model_path(o.out), model, nn::WeightFormat::F16);
     if (!o.quiet) std::fprintf(stderr, "ntc train: done; model %s\n", model_path(o.out).c_str());
   }
+  if (rc == 0) comm.barrier();
   return rc;
 }
 

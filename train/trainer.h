@@ -13,6 +13,8 @@
 
 namespace ntc::train {
 
+class Comm;  // train/dist.h
+
 struct TrainOptions {
   std::string config;                    // name or path; its text is stored in checkpoints
   std::string data, val, out;            // training folder, validation folder (optional), output dir
@@ -32,6 +34,12 @@ struct TrainOptions {
   int val_images = 0;                    // 0: all images in --val
   bool quiet = false;                    // no progress lines (tests)
   std::string from;                      // resume from this checkpoint or snapshot (into an empty out)
+  // How a step's gradient is summed (train/dist.h): "batch" (one backward over the whole batch,
+  // the fast default of one process) or "exact" (per image, in fixed point: the same bits for any
+  // number of ranks). Under mpirun (comm with more than one rank) it is always "exact".
+  std::string reduce = "batch";
+  bool overlap = true;                   // exact, several ranks: reduce buckets during backward
+  Comm* comm = nullptr;                  // null: one process. Not stored in checkpoints.
 };
 
 // Options a resume takes from the command line rather than from the checkpoint (each only when
@@ -39,7 +47,7 @@ struct TrainOptions {
 // data folder and the precision (a run may switch between fp32 and bf16; the resume stays exact
 // within one precision).
 struct ResumeOverrides {
-  bool steps = false, decay_from = false, warmup = false, data = false, precision = false;
+  bool steps = false, decay_from = false, warmup = false, data = false, precision = false, reduce = false;
   // --lambda on a resume of a variable-rate run with log gains: new rate points, their gains read
   // off the trained ones (interpolated or extrapolated in log λ); everything else carries over.
   bool lambdas = false;
@@ -47,8 +55,11 @@ struct ResumeOverrides {
 
 // Trains from scratch, or resumes from out/checkpoint.ntck when `resume` (the options stored in the
 // checkpoint win, except those named in `over`). A resume whose planned steps are already done
-// writes the model and returns. Returns 0 when done, 130 when stopped by a signal (after writing a
-// checkpoint).
+// writes the model and returns. Returns 0 when done, 130 when stopped by a signal (SIGINT, SIGTERM
+// or SIGUSR1, the one mpirun forwards; after writing a checkpoint).
+// With several ranks (o.comm): every rank runs this; rank 0 alone reads the checkpoint (and sends
+// it to the others), writes checkpoints, the log, the model and validates. A resume may use another
+// number of ranks than the run that wrote the checkpoint; the global batch must divide among them.
 int run_training(TrainOptions opts, bool resume, ResumeOverrides over = {});
 
 // For tests: stop after this many steps of the current invocation (0 = no limit) as if signalled.

@@ -1,0 +1,176 @@
+#include "train/dist.h"
+
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+#include "lib/common.h"
+#include "lib/ops/ops.h"
+
+namespace ntc::train {
+
+Comm& single_process_comm() {
+  static Comm c;
+  return c;
+}
+
+ExactGradSum::ExactGradSum(const std::vector<Tensor>& params, int batch) : params_(params), batch_(batch) {
+  NTC_CHECK(batch >= 1, "ExactGradSum: batch ", batch);
+  size_t n = 0;
+  for (const Tensor& p : params_) {
+    offset_.push_back(n);
+    n += size_t(p.numel());
+  }
+  offset_.push_back(n);
+  acc_.assign(n + 1, 0);  // + the bad-value count
+  // Σ over B images of values below `limit_`·2^k stays below 2^62.
+  limit_ = std::ldexp(1.0, 62 - kFracBits) / batch;
+  size_t first = 0, values = 0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    values += size_t(params_[i].numel());
+    if (values >= kBucketValues || i + 1 == params_.size()) {
+      buckets_.push_back({first, i + 1});
+      first = i + 1;
+      values = 0;
+    }
+  }
+  is_ready_.assign(params_.size(), 0);
+  touched_.assign(params_.size(), 0);
+}
+
+void ExactGradSum::clear() {
+  std::memset(acc_.data(), 0, acc_.size() * sizeof(int64_t));
+  std::fill(is_ready_.begin(), is_ready_.end(), 0);
+  std::fill(touched_.begin(), touched_.end(), 0);
+  next_bucket_ = 0;
+}
+
+void ExactGradSum::add(size_t i) {
+  const Tensor& p = params_[i];
+  if (!p.has_grad()) return;
+  touched_[i] = 1;
+  const float* g = p.grad();
+  int64_t* a = acc_.data() + offset_[i];
+  const int64_t n = p.numel();
+  const double scale = std::ldexp(1.0, kFracBits), limit = limit_;
+  int64_t bad = 0;
+  // Element-wise, so the same values for any thread count. x·2^k is exact in double (x is fp32);
+  // llrint rounds it to nearest, ties to even.
+#pragma omp parallel for reduction(+ : bad) schedule(static) if (n >= (1 << 16))
+  for (int64_t j = 0; j < n; ++j) {
+    const double x = double(g[j]);
+    if (!(std::fabs(x) < limit)) {  // also NaN
+      ++bad;
+      continue;
+    }
+    a[j] += std::llrint(x * scale);
+  }
+  acc_.back() += bad;
+}
+
+void ExactGradSum::add_all() {
+  for (size_t i = 0; i < params_.size(); ++i) add(i);
+}
+
+void ExactGradSum::start_all(Comm& c) {
+  std::fill(is_ready_.begin(), is_ready_.end(), 1);
+  launch_ready(c);
+}
+
+void ExactGradSum::ready(size_t i, Comm& c) {
+  is_ready_[i] = 1;
+  launch_ready(c);
+}
+
+void ExactGradSum::launch_ready(Comm& c) {
+  if (c.size() == 1) return;
+  while (next_bucket_ < buckets_.size()) {
+    const auto [lo, hi] = buckets_[next_bucket_];
+    for (size_t i = lo; i < hi; ++i)
+      if (!is_ready_[i]) return;
+    c.start_sum(acc_.data() + offset_[lo], offset_[hi] - offset_[lo]);
+    ++next_bucket_;
+  }
+}
+
+void ExactGradSum::finish(Comm& c) {
+  start_all(c);  // whatever was not launched yet
+  if (c.size() > 1) c.start_sum(&acc_.back(), 1);
+  c.wait_sums();
+}
+
+bool ExactGradSum::to_grads() {
+  if (acc_.back() != 0) return false;
+  const double denom = std::ldexp(1.0, kFracBits) * batch_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i];
+    if (!touched_[i]) continue;  // no image reached it: no gradient, as in a batched step
+    float* g = p.grad_acc();
+    const int64_t* a = acc_.data() + offset_[i];
+    const int64_t n = p.numel();
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+    for (int64_t j = 0; j < n; ++j) g[j] = float(double(a[j]) / denom);
+  }
+  return true;
+}
+
+StepTerms exact_step(nn::Model& m, const std::vector<Tensor>& params, ExactGradSum& sum, Comm& comm,
+                     const Tensor& local, int first, int batch, float lambda, QuantMode q, const Rng& noise,
+                     int rate_index, Precision analysis, bool overlap, bool stop_request) {
+  NTC_CHECK(local.ndim() == 4 && local.dim(0) * comm.size() == batch, "exact_step: a share of ", local.dim(0),
+            " images for ", comm.size(), " ranks and batch ", batch);
+  const int64_t per = local.dim(0), img_numel = local.numel() / per;
+  std::unordered_map<TensorImpl*, size_t> index;
+  if (overlap)
+    for (size_t i = 0; i < params.size(); ++i) index[params[i].impl()] = i;
+  sum.clear();
+  // Per image: loss, bpp_y, bpp_z, mse, then (last slot) this rank's stop request.
+  std::vector<double> mine(size_t(per) * 4 + 1, 0.0);
+  for (int64_t j = 0; j < per; ++j) {
+    Tensor img = Tensor::empty({1, local.dim(1), local.dim(2), local.dim(3)});
+    std::memcpy(img.data(), local.data() + j * img_numel, size_t(img_numel) * sizeof(float));
+    Rng r = noise;
+    r.set_counter(noise.counter() + (uint64_t(first + j) << 32));
+    RdTerms t = rd_loss(m, img, lambda, q, r, rate_index, analysis);
+    mine[size_t(j) * 4 + 0] = t.loss.item();
+    mine[size_t(j) * 4 + 1] = t.bpp_y;
+    mine[size_t(j) * 4 + 2] = t.bpp_z;
+    mine[size_t(j) * 4 + 3] = t.mse;
+    if (overlap && j + 1 == per && comm.size() > 1) {
+      t.loss.backward([&](TensorImpl* leaf) {
+        auto it = index.find(leaf);
+        if (it == index.end()) return;
+        sum.add(it->second);
+        sum.ready(it->second, comm);
+      });
+    } else {
+      t.loss.backward();
+      sum.add_all();
+    }
+    for (Tensor p : params) p.zero_grad();
+  }
+  mine.back() = stop_request ? 1.0 : 0.0;
+  sum.finish(comm);
+  std::vector<double> all(mine.size() * size_t(comm.size()));
+  comm.gather(mine.data(), mine.size(), all.data());
+  StepTerms s;
+  // Global image order: rank by rank, image by image (a fixed order, whatever N is).
+  for (int rk = 0; rk < comm.size(); ++rk) {
+    const double* v = all.data() + size_t(rk) * mine.size();
+    for (int64_t j = 0; j < per; ++j) {
+      s.loss += v[j * 4 + 0];
+      s.bpp_y += v[j * 4 + 1];
+      s.bpp_z += v[j * 4 + 2];
+      s.mse += v[j * 4 + 3];
+    }
+    if (v[mine.size() - 1] != 0) s.stop = true;
+  }
+  s.loss /= batch;
+  s.bpp_y /= batch;
+  s.bpp_z /= batch;
+  s.mse /= batch;
+  s.skipped = !sum.to_grads();
+  return s;
+}
+
+}  // namespace ntc::train
