@@ -17,13 +17,81 @@
 #include "lib/flops.h"
 #include "lib/threads.h"
 #include "nn/model.h"
+#include "cli/launch.h"
+#include "train/dist.h"
 #include "train/loss.h"
 #include "train/optim.h"
 
 namespace ntc::bench {
+namespace {
+
+// `--reduce exact`, and every run under mpirun: the data-parallel step of train/dist.h. Each of N
+// ranks computes batch/N images; the JSON (rank 0) adds ranks, reduce, overlap and the share of the
+// step spent waiting for communication (comm_s: median seconds per step in the sums and gathers).
+int bench_train_exact(const std::string& cfg, int batch, int crop, int reps, train::QuantMode q, Precision analysis,
+                      const std::string& precision, bool overlap, bool json, int unit) {
+  return cli::run_as_rank(600, [&](train::Comm* c) {
+    train::Comm& comm = c ? *c : train::single_process_comm();
+    if (batch % comm.size()) fail("bench train: the batch (", batch, ") must divide among the ", comm.size(), " ranks");
+    nn::Model model(nn::Config::load(cfg));
+    if (crop % model.downsampling()) fail("bench train: --crop must be a multiple of ", model.downsampling());
+    Rng rng(1);
+    model.init(rng);
+    std::vector<Tensor> params;
+    for (auto& [n, t] : model.named_parameters()) params.push_back(t);
+    train::Adam adam(params, train::AdamForm::Keras);
+    const int share = batch / comm.size();
+    Rng data(100 + uint64_t(comm.rank()));
+    const Tensor x = Tensor::uniform({share, 3, crop, crop}, 0, 255, data);
+    train::ExactGradSum sum(params, batch);
+    Rng noise(5);
+    auto step = [&] {
+      const train::StepTerms t = train::exact_step(model, params, sum, comm, x, comm.rank() * share, batch, 0.01f, q,
+                                                   noise, -1, analysis, overlap, false, unit);
+      noise.set_counter(noise.counter() + (uint64_t(batch) << 32));
+      if (!t.skipped) {
+        train::clip_grad_global_norm(params, 1.0);
+        adam.step(1e-4f);
+      }
+      for (Tensor& p : params) p.zero_grad();
+    };
+    step();  // warm-up
+    comm.take_comm_seconds();
+    std::vector<double> t, cs;
+    for (int i = 0; i < reps; ++i) {
+      comm.barrier();
+      comm.take_comm_seconds();
+      const auto t0 = std::chrono::steady_clock::now();
+      step();
+      t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      cs.push_back(comm.take_comm_seconds());
+    }
+    std::sort(t.begin(), t.end());
+    std::sort(cs.begin(), cs.end());
+    const double step_s = t[t.size() / 2], comm_s = cs[cs.size() / 2];
+    if (comm.rank() != 0) return 0;
+    if (json) {
+      std::printf("%s\n", json_line(JsonOut{{"bench", "train"}, {"config", cfg}, {"precision", precision}, {"batch", batch},
+                                            {"crop", crop}, {"threads", num_threads()}, {"ranks", comm.size()},
+                                            {"reduce", "exact"}, {"unit", unit}, {"overlap", overlap}, {"kernels", k::kernel_target_name()},
+                                            {"gemm", gemm_backend_name()}, {"step_s", step_s}, {"min_step_s", t[0]},
+                                            {"reps", reps}, {"comm_s", comm_s}, {"comm_share", comm_s / step_s},
+                                            {"peak_rss_mb", double(peak_rss_bytes()) / 1e6}})
+                                   .c_str());
+    } else {
+      std::printf("train step of %s (%s analysis, exact sums), batch %d of %dx%d over %d rank%s × %d threads%s: median %.3f s "
+                  "(min %.3f), waiting for communication %.3f s (%.0f%%)\n",
+                  cfg.c_str(), precision.c_str(), batch, crop, crop, comm.size(), comm.size() > 1 ? "s" : "", num_threads(),
+                  overlap ? ", overlapped" : "", step_s, t[0], comm_s, 100 * comm_s / step_s);
+    }
+    return 0;
+  });
+}
+
+}  // namespace
 
 int bench_train(const std::vector<std::string>& argv) {
-  cli::Args args(argv, {"config", "batch", "crop", "reps", "quant", "precision"}, {"json"});
+  cli::Args args(argv, {"config", "batch", "crop", "reps", "quant", "precision", "reduce", "unit"}, {"json", "no-overlap"});
   const std::string precision = args.str("precision", "fp32");
   if (precision != "fp32" && precision != "bf16") fail("bench train: --precision must be fp32 or bf16");
   const Precision analysis = precision == "bf16" ? Precision::Bf16 : Precision::F32;
@@ -32,6 +100,11 @@ int bench_train(const std::vector<std::string>& argv) {
   const int batch = int(args.integer("batch", 8)), crop = int(args.integer("crop", 128)), reps = int(args.integer("reps", 5));
   if (batch < 1 || crop < 1 || reps < 1) fail("bench train: batch, crop and reps must be positive");
   const train::QuantMode q = train::parse_quant_mode(args.str("quant", "noise"));
+  const std::string reduce = args.str("reduce", cli::launched_by_mpirun() ? "exact" : "batch");
+  if (reduce != "batch" && reduce != "exact") fail("bench train: --reduce must be batch or exact");
+  if (reduce == "exact" || cli::launched_by_mpirun())
+    return bench_train_exact(cfg, batch, crop, reps, q, analysis, precision, !args.has("no-overlap"), args.has("json"),
+                             int(args.integer("unit", 1)));
   nn::Model model(nn::Config::load(cfg));
   if (crop % model.downsampling()) fail("bench train: --crop must be a multiple of ", model.downsampling());
   Rng rng(1);
@@ -99,7 +172,7 @@ int bench_train(const std::vector<std::string>& argv) {
 
   if (args.has("json")) {
     JsonOut j{{"bench", "train"}, {"config", cfg}, {"precision", precision}, {"batch", batch}, {"crop", crop},
-              {"threads", num_threads()}, {"kernels", k::kernel_target_name()}, {"blas", blas_kernel_name()},
+              {"threads", num_threads()}, {"ranks", 1}, {"reduce", "batch"}, {"kernels", k::kernel_target_name()}, {"blas", blas_kernel_name()},
               {"gemm", gemm_backend_name()}, {"step_s", step_s}, {"min_step_s", t[0]}, {"reps", reps},
               {"peak_rss_mb", double(peak_rss_bytes()) / 1e6}, {"peak_tensor_mb", double(mem_stats().peak_in_use) / 1e6},
               {"forward_layers_ms", fwd_total}, {"backward_ms", bwd_total}, {"forward_gflop", double(fwd_flops) * 1e-9},

@@ -15,7 +15,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   Args a(argv,
          {"config", "data", "lambda", "steps", "out", "crop", "batch", "lr", "val", "seed", "quant", "adam",
           "checkpoint-every", "val-every", "val-images", "min-scale", "log-every", "clipnorm", "decay-from", "warmup", "from", "snapshot", "precision",
-          "reduce", "rank-timeout"},
+          "reduce", "rank-timeout", "unit"},
          {"resume", "flips", "quiet", "no-lambda-boost", "info", "no-overlap"});
   if (!a.positional().empty()) fail("train: unexpected argument '", a.positional()[0], "'");
   train::TrainOptions o;
@@ -86,6 +86,8 @@ int cmd_train(const std::vector<std::string>& argv) {
   o.reduce = a.str("reduce", o.reduce);
   if (o.reduce != "batch" && o.reduce != "exact") usage_fail("train: --reduce wants batch or exact, got '", o.reduce, "'");
   over.reduce = a.has("reduce");
+  o.unit = int(a.integer("unit", o.unit));
+  over.unit = a.has("unit");
   o.overlap = !a.has("no-overlap");
   const double timeout = a.has("rank-timeout") ? number("rank-timeout", 0) : 600.0;
   return run_as_rank(timeout, [&](train::Comm* comm) {

@@ -1,5 +1,6 @@
 #include "train/dist.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
@@ -23,8 +24,8 @@ ExactGradSum::ExactGradSum(const std::vector<Tensor>& params, int batch) : param
   }
   offset_.push_back(n);
   acc_.assign(n + 1, 0);  // + the bad-value count
-  // Σ over B images of values below `limit_`·2^k stays below 2^62.
-  limit_ = std::ldexp(1.0, 62 - kFracBits) / batch;
+  // Each value below 2^51 after scaling (the rounding trick in add), and Σ over B images below 2^62.
+  limit_ = std::min(std::ldexp(1.0, 51 - kFracBits), std::ldexp(1.0, 62 - kFracBits) / batch);
   size_t first = 0, values = 0;
   for (size_t i = 0; i < params_.size(); ++i) {
     values += size_t(params_[i].numel());
@@ -53,17 +54,23 @@ void ExactGradSum::add(size_t i) {
   int64_t* a = acc_.data() + offset_[i];
   const int64_t n = p.numel();
   const double scale = std::ldexp(1.0, kFracBits), limit = limit_;
+  // Round to nearest (ties to even) by the 1.5·2⁵² trick: x·2^k is exact in double (x is fp32),
+  // adding the magic number rounds it to an integer held in the low mantissa bits (|x·2^k| < 2⁵¹),
+  // and subtracting the magic's bit pattern leaves that integer. Element-wise and exact, so the
+  // same values with any vector width or thread count; GCC vectorises the loop.
+  constexpr double kMagic = 6755399441055744.0;  // 1.5·2⁵²
+  int64_t magic_bits;
+  std::memcpy(&magic_bits, &kMagic, 8);
   int64_t bad = 0;
-  // Element-wise, so the same values for any thread count. x·2^k is exact in double (x is fp32);
-  // llrint rounds it to nearest, ties to even.
 #pragma omp parallel for reduction(+ : bad) schedule(static) if (n >= (1 << 16))
   for (int64_t j = 0; j < n; ++j) {
     const double x = double(g[j]);
-    if (!(std::fabs(x) < limit)) {  // also NaN
-      ++bad;
-      continue;
-    }
-    a[j] += std::llrint(x * scale);
+    const bool ok = std::fabs(x) < limit;  // false for NaN too
+    bad += ok ? 0 : 1;
+    const double v = (ok ? x : 0.0) * scale + kMagic;
+    int64_t bits;
+    std::memcpy(&bits, &v, 8);
+    a[j] += bits - magic_bits;
   }
   acc_.back() += bad;
 }
@@ -99,9 +106,10 @@ void ExactGradSum::finish(Comm& c) {
   c.wait_sums();
 }
 
-bool ExactGradSum::to_grads() {
+bool ExactGradSum::to_grads(int unit) {
   if (acc_.back() != 0) return false;
-  const double denom = std::ldexp(1.0, kFracBits) * batch_;
+  // Each unit's gradient is that of its mean loss: Σ over units · unit / B is the batch mean.
+  const double denom = std::ldexp(1.0, kFracBits) * batch_ / unit;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i];
     if (!touched_[i]) continue;  // no image reached it: no gradient, as in a batched step
@@ -116,27 +124,30 @@ bool ExactGradSum::to_grads() {
 
 StepTerms exact_step(nn::Model& m, const std::vector<Tensor>& params, ExactGradSum& sum, Comm& comm,
                      const Tensor& local, int first, int batch, float lambda, QuantMode q, const Rng& noise,
-                     int rate_index, Precision analysis, bool overlap, bool stop_request) {
+                     int rate_index, Precision analysis, bool overlap, bool stop_request, int unit) {
   NTC_CHECK(local.ndim() == 4 && local.dim(0) * comm.size() == batch, "exact_step: a share of ", local.dim(0),
             " images for ", comm.size(), " ranks and batch ", batch);
   const int64_t per = local.dim(0), img_numel = local.numel() / per;
+  if (unit < 1 || per % unit || first % unit)
+    fail("exact sums: a rank's share of ", per, " images does not divide into units of ", unit);
   std::unordered_map<TensorImpl*, size_t> index;
   if (overlap)
     for (size_t i = 0; i < params.size(); ++i) index[params[i].impl()] = i;
   sum.clear();
-  // Per image: loss, bpp_y, bpp_z, mse, then (last slot) this rank's stop request.
-  std::vector<double> mine(size_t(per) * 4 + 1, 0.0);
-  for (int64_t j = 0; j < per; ++j) {
-    Tensor img = Tensor::empty({1, local.dim(1), local.dim(2), local.dim(3)});
-    std::memcpy(img.data(), local.data() + j * img_numel, size_t(img_numel) * sizeof(float));
+  // Per unit: loss, bpp_y, bpp_z, mse, then (last slot) this rank's stop request.
+  const int64_t units = per / unit;
+  std::vector<double> mine(size_t(units) * 4 + 1, 0.0);
+  for (int64_t j = 0; j < units; ++j) {
+    Tensor img = Tensor::empty({unit, local.dim(1), local.dim(2), local.dim(3)});
+    std::memcpy(img.data(), local.data() + j * unit * img_numel, size_t(unit * img_numel) * sizeof(float));
     Rng r = noise;
-    r.set_counter(noise.counter() + (uint64_t(first + j) << 32));
+    r.set_counter(noise.counter() + (uint64_t(first + j * unit) << 32));
     RdTerms t = rd_loss(m, img, lambda, q, r, rate_index, analysis);
-    mine[size_t(j) * 4 + 0] = t.loss.item();
-    mine[size_t(j) * 4 + 1] = t.bpp_y;
-    mine[size_t(j) * 4 + 2] = t.bpp_z;
-    mine[size_t(j) * 4 + 3] = t.mse;
-    if (overlap && j + 1 == per && comm.size() > 1) {
+    mine[size_t(j) * 4 + 0] = t.loss.item() * unit;  // sums over images, divided by the batch below
+    mine[size_t(j) * 4 + 1] = t.bpp_y * unit;
+    mine[size_t(j) * 4 + 2] = t.bpp_z * unit;
+    mine[size_t(j) * 4 + 3] = t.mse * unit;
+    if (overlap && j + 1 == units && comm.size() > 1) {
       t.loss.backward([&](TensorImpl* leaf) {
         auto it = index.find(leaf);
         if (it == index.end()) return;
@@ -157,7 +168,7 @@ StepTerms exact_step(nn::Model& m, const std::vector<Tensor>& params, ExactGradS
   // Global image order: rank by rank, image by image (a fixed order, whatever N is).
   for (int rk = 0; rk < comm.size(); ++rk) {
     const double* v = all.data() + size_t(rk) * mine.size();
-    for (int64_t j = 0; j < per; ++j) {
+    for (int64_t j = 0; j < units; ++j) {
       s.loss += v[j * 4 + 0];
       s.bpp_y += v[j * 4 + 1];
       s.bpp_z += v[j * 4 + 2];
@@ -169,7 +180,7 @@ StepTerms exact_step(nn::Model& m, const std::vector<Tensor>& params, ExactGradS
   s.bpp_y /= batch;
   s.bpp_z /= batch;
   s.mse /= batch;
-  s.skipped = !sum.to_grads();
+  s.skipped = !sum.to_grads(unit);
   return s;
 }
 

@@ -16,8 +16,9 @@
 //    by MPI_Allreduce (whatever tree MPI picks), or bucket by bucket while backward runs. One
 //    conversion back, ΣG_i / (2^kFracBits · B) in double, rounded once to fp32, gives every rank
 //    the same mean gradient; clipping and Adam then run identically on every rank.
-//  * Range: 2^kFracBits = 2^36, so values are kept to 1.5e-11 absolute (below Adam's ε = 1e-7 by
-//    four orders), and a sum cannot overflow while every |g_i| < 2^(62−36)/B (8.4M for B = 8).
+//  * Range: 2^kFracBits = 2^32, so values are kept to 2.3e-10 absolute (below Adam's ε = 1e-7 by
+//    almost three orders), and every |g_i| must be below 2^19 = 524288 (and 2^30/B, so that no sum
+//    overflows: B ≤ 2048 leaves the first bound in force).
 //    An image gradient that is larger or not finite makes every rank skip the step (no update; the
 //    log says so), which is what a single process does with the same batch.
 // The cost against the default batched step (one backward over the whole batch, fp32 sums inside
@@ -64,7 +65,7 @@ Comm& single_process_comm();
 // Fixed-point gradient sums (see the header comment).
 class ExactGradSum {
  public:
-  static constexpr int kFracBits = 36;
+  static constexpr int kFracBits = 32;
   // `params` in a fixed order (the model's named_parameters); `batch` the global batch size.
   ExactGradSum(const std::vector<Tensor>& params, int batch);
   void clear();
@@ -79,7 +80,7 @@ class ExactGradSum {
   void finish(Comm& c);
   // Writes the mean gradient into every parameter's grad; false (and grads untouched) when some
   // image's gradient was out of range or not finite, on any rank.
-  bool to_grads();
+  bool to_grads(int unit = 1);  // unit: images per added gradient (exact_step)
   static constexpr size_t kBucketValues = size_t(1) << 19;  // 4 MB of int64
 
  private:
@@ -103,13 +104,15 @@ struct StepTerms {
   bool stop = false;      // some rank asked to stop (a signal): all stop after this step
 };
 
-// One step's forward and backward with the exact reduction: `local` is this rank's share of the
+// One step's forward and backward with the exact reduction, in units of `unit` images (1: per
+// image; larger units run faster, and every number of ranks that leaves whole units per rank gives
+// the same bits): `local` is this rank's share of the
 // global batch [B/N, 3, H, W], `first` the global index of its first image, `noise` the step's
 // noise stream (not advanced; the caller moves it on by B·2³²). Leaves the mean gradient in the
 // parameters' grads (identical on every rank) unless the step is skipped. `overlap`: reduce
 // buckets during the last image's backward.
 StepTerms exact_step(nn::Model& m, const std::vector<Tensor>& params, ExactGradSum& sum, Comm& comm,
                      const Tensor& local, int first, int batch, float lambda, QuantMode q, const Rng& noise,
-                     int rate_index, Precision analysis, bool overlap, bool stop_request);
+                     int rate_index, Precision analysis, bool overlap, bool stop_request, int unit = 1);
 
 }  // namespace ntc::train

@@ -47,7 +47,7 @@ std::string options_text(const TrainOptions& o) {
   s << "data=" << o.data << "\nval=" << o.val << "\nsteps=" << o.steps << "\ncrop=" << o.crop << "\nbatch=" << o.batch
     << "\nlr=" << o.lr << "\ndecay_from=" << o.decay_from << "\nwarmup=" << o.warmup << "\nwarm_from=" << o.warm_from
     << "\nlambda_boost=" << o.lambda_boost << "\nclipnorm=" << o.clipnorm << "\nmin_scale=" << o.min_scale << "\nflips=" << o.flips
-    << "\nseed=" << o.seed << "\nprecision=" << o.precision << "\nreduce=" << o.reduce << "\nquant=" << o.quant << "\nadam=" << o.adam << "\ncheckpoint_every=" << o.checkpoint_every
+    << "\nseed=" << o.seed << "\nprecision=" << o.precision << "\nreduce=" << o.reduce << "\nunit=" << o.unit << "\nquant=" << o.quant << "\nadam=" << o.adam << "\ncheckpoint_every=" << o.checkpoint_every
     << "\nval_every=" << o.val_every << "\nlog_every=" << o.log_every << "\nval_images=" << o.val_images << "\nlambdas=";
   for (size_t i = 0; i < o.lambdas.size(); ++i) s << (i ? "," : "") << o.lambdas[i];
   s << "\n";
@@ -98,6 +98,7 @@ void parse_options(const std::string& text, TrainOptions& o, const std::string& 
     } else if (k == "quant") o.quant = v;
     else if (k == "precision") o.precision = v;
     else if (k == "reduce") o.reduce = v;
+    else if (k == "unit") o.unit = int(integer(k, v, 1, 1 << 16));
     else if (k == "adam") o.adam = v;
     else if (k == "checkpoint_every") o.checkpoint_every = integer(k, v, 0, kBig);
     else if (k == "val_every") o.val_every = integer(k, v, 0, kBig);
@@ -392,8 +393,10 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     o.lambda_boost = true;
     o.precision = "fp32";
     o.reduce = "batch";
+    o.unit = 1;
     parse_options(l.options_text, o, src);
     if (over.reduce) o.reduce = cli.reduce;
+    if (over.unit) o.unit = cli.unit;
     if (over.steps) o.steps = cli.steps;  // longer or shorter: the schedule follows
     if (over.decay_from) o.decay_from = cli.decay_from;
     if (over.warmup) o.warmup = cli.warmup;
@@ -457,6 +460,8 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   const bool exact = o.reduce == "exact";
   if (o.batch % ranks)
     fail("train: the global batch (", o.batch, ") must divide among the ", ranks, " ranks");
+  if (exact && (o.unit < 1 || (o.batch / ranks) % o.unit))
+    fail("train: each rank's ", o.batch / ranks, " images must divide into units of --unit ", o.unit);
   if (analysis == Precision::Bf16) check_bf16_available();
   const AdamForm form = parse_adam_form(o.adam);
 
@@ -584,7 +589,7 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
       // Per image, in fixed point, summed across ranks (train/dist.h); the stop request travels
       // with the sums, so every rank stops after the same step.
       terms = exact_step(model, params, *exact_sum, comm, batch, first_image, o.batch, lam, quant, st.noise, rate,
-                         analysis, o.overlap, g_stop != 0);
+                         analysis, o.overlap, g_stop != 0, o.unit);
       st.noise.set_counter(st.noise.counter() + (uint64_t(o.batch) << 32));
       comm_s += comm.take_comm_seconds();
     } else {

@@ -38,6 +38,7 @@ struct TrainOptions {
   // the fast default of one process) or "exact" (per image, in fixed point: the same bits for any
   // number of ranks). Under mpirun (comm with more than one rank) it is always "exact".
   std::string reduce = "batch";
+  int unit = 1;                          // exact: images per fixed-point unit (ranks × unit must divide batch)
   bool overlap = true;                   // exact, several ranks: reduce buckets during backward
   Comm* comm = nullptr;                  // null: one process. Not stored in checkpoints.
 };
@@ -47,7 +48,7 @@ struct TrainOptions {
 // data folder and the precision (a run may switch between fp32 and bf16; the resume stays exact
 // within one precision).
 struct ResumeOverrides {
-  bool steps = false, decay_from = false, warmup = false, data = false, precision = false, reduce = false;
+  bool steps = false, decay_from = false, warmup = false, data = false, precision = false, reduce = false, unit = false;
   // --lambda on a resume of a variable-rate run with log gains: new rate points, their gains read
   // off the trained ones (interpolated or extrapolated in log λ); everything else carries over.
   bool lambdas = false;
