@@ -295,6 +295,18 @@ pid_t rank_pid(const std::string& tag, int r) {
   return -1;
 }
 
+// The pid of the mpirun whose command line mentions `tag`, or -1.
+pid_t mpirun_pid(const std::string& tag) {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream c(e.path() / "cmdline");
+    const std::string cmd(std::istreambuf_iterator<char>(c), {});
+    if (cmd.rfind("mpirun", 0) == 0 && cmd.find(tag) != std::string::npos) return pid_t(std::stol(name));
+  }
+  return -1;
+}
+
 // Starts `cmd` in the background; returns its pid (a shell, in its own process group).
 pid_t spawn(const std::string& cmd) {
   const pid_t p = fork();
@@ -345,6 +357,34 @@ TEST(Mpi, ADeadOrHungRankEndsTheJob) {
     if (sig == SIGSTOP) EXPECT_NE(err.find("no answer from the other ranks"), std::string::npos) << err;
     EXPECT_EQ(j.sh(j.bin + " train --info --out " + j.dir + "/" + out), 0) << out << ": " << j.err();
   }
+}
+
+// SIGUSR1 to mpirun (which forwards it) pauses the job: every rank stops after the same step,
+// rank 0's checkpoint holds that step, and the run resumes from it.
+TEST(Mpi, SigusrOneToMpirunPausesTheJob) {
+  Job j;
+  if (!j.why_skip().empty()) GTEST_SKIP() << j.why_skip();
+  const std::string tag = j.dir + "/paused";
+  const pid_t job = spawn(j.launch(2) + j.train("paused") + " --steps 100000 --checkpoint-every 100000 --threads 1 >" +
+                          j.dir + "/p.out 2>" + j.dir + "/p.err");
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!fs::exists(tag + "/log.jsonl") && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const pid_t m = mpirun_pid(tag);
+  ASSERT_GT(m, 0);
+  kill(m, SIGUSR1);
+  EXPECT_EQ(wait_for(job, 60), 130);
+  ASSERT_EQ(j.sh(j.bin + " train --info --out " + tag), 0) << j.err();
+  std::ifstream info(j.dir + "/out.txt"), log(tag + "/log.jsonl");
+  const std::string i((std::istreambuf_iterator<char>(info)), {});
+  std::string line, last;
+  while (std::getline(log, line)) last = line;  // --log-every 1: the last line is the last step
+  const std::string step = last.substr(0, last.find(','));  // {"step":N
+  EXPECT_EQ(i.substr(0, step.size()), step) << i << " / " << last;
+  EXPECT_EQ(j.sh(j.launch(3) + " train --resume --out " + tag + " --steps " + std::to_string(std::stol(step.substr(8)) + 2) +
+                 " --threads 1 --quiet"),
+            0)
+      << j.err();
 }
 
 }  // namespace

@@ -21,9 +21,15 @@
 //    overflows: B ≤ 2048 leaves the first bound in force).
 //    An image gradient that is larger or not finite makes every rank skip the step (no update; the
 //    log says so), which is what a single process does with the same batch.
+//  * Units: with `--unit U` the unit of work is U consecutive images (their loss's gradient in one
+//    backward), converted as one; every N that leaves whole units per rank gives the same bits.
 // The cost against the default batched step (one backward over the whole batch, fp32 sums inside
-// the GEMMs): per-image backward passes plus the conversion, measured in MODELS.md. A single
-// process picks this summation with `ntc train --reduce exact`; under mpirun it is the only one.
+// the GEMMs) is the per-unit backward passes plus the conversion: ×1.55 per image, ×1.13 in units
+// of 4 on the campaign's config (README, "Training on several machines"). A single process picks
+// this summation with `ntc train --reduce exact`; under mpirun it is the only one.
+// Rank 0's checkpoint is global state (step, data position, noise counter), so a resume may use
+// another N. Ranks must run the same build on CPUs with the same SIMD target for their (identical)
+// Adam updates to agree; they compare a fingerprint of weights, options and image list at the start.
 #pragma once
 #include <cstddef>
 #include <cstdint>
