@@ -277,6 +277,13 @@ TEST(Mpi, RanksGiveTheSameWeightsAsOneProcess) {
     EXPECT_NE(line.find("\"ranks\":3"), std::string::npos) << line;
   }
   EXPECT_EQ(lines, 4);
+  // Ranks that do not see the same images (another data folder on one node) are refused.
+  fs::create_directories(j.dir + "/fewer");
+  for (int i = 0; i < 3; ++i) fs::copy_file(j.dir + "/data/i" + std::to_string(i) + ".png", j.dir + "/fewer/i" + std::to_string(i) + ".png");
+  std::string other = j.train("split");
+  other.replace(other.find(j.dir + "/data"), (j.dir + "/data").size(), j.dir + "/fewer");
+  EXPECT_NE(j.sh(j.launch(1) + j.train("split") + " --steps 2 --threads 1 : -np 1 " + j.bin + other + " --steps 2 --threads 1"), 0);
+  EXPECT_NE(j.err().find("does not hold the same model, options or training images"), std::string::npos) << j.err();
   // A global batch that does not divide among the ranks is a one-line error.
   EXPECT_NE(j.sh(j.launch(4) + j.train("four") + " --steps 1 --threads 1"), 0);
   EXPECT_NE(j.err().find("must divide among the 4 ranks"), std::string::npos) << j.err();

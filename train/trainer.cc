@@ -526,9 +526,11 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   BatchLoader loader(dopt);
   loader.seek(st.data_pos);
 
-  if (ranks > 1) {
-    // Every rank must hold the same weights, options and data list, or the run would silently
-    // diverge (another build, another data folder): compare a fingerprint of each.
+  // Every rank must hold the same weights, options and data list, or the run would silently
+  // diverge (another build, another data folder, another SIMD target): compare a fingerprint of
+  // each at the start and at every checkpoint.
+  auto check_ranks_agree = [&](const char* when) {
+    if (ranks == 1) return;
     uint64_t h = 1469598103934665603ull;
     auto mixin = [&](const void* p, size_t n) {
       for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
@@ -543,9 +545,10 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     comm.gather(mine, 2, all.data());
     for (int r = 1; r < ranks; ++r)
       if (all[size_t(2 * r)] != all[0] || all[size_t(2 * r + 1)] != all[1])
-        fail("train: rank ", r, " does not hold the same model, options or training images as rank 0 "
-             "(the same ntc build and data on every node?)");
-  }
+        fail("train: rank ", r, " does not hold the same model, options or training images as rank 0 ", when,
+             " (the same ntc build, SIMD target and data on every node?)");
+  };
+  check_ranks_agree("at the start");
   FILE* log = nullptr;
   if (lead) {
     log = std::fopen((o.out + "/log.jsonl").c_str(), "a");
@@ -676,8 +679,10 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     }
     const bool limit = g_step_limit > 0 && st.step - first >= g_step_limit;
     const bool stop = terms.stop || limit;  // exact: some rank's request, the same on every rank
-    if (lead && (stop || st.step % o.checkpoint_every == 0 || st.step == o.steps))
-      save_checkpoint(ckpt, model, o, st, adam);
+    if (stop || st.step % o.checkpoint_every == 0 || st.step == o.steps) {
+      check_ranks_agree("at a checkpoint");
+      if (lead) save_checkpoint(ckpt, model, o, st, adam);
+    }
     if (stop && st.step < o.steps) {
       comm.barrier();  // no rank leaves (mpirun would end the job) before rank 0's checkpoint is written
       if (!o.quiet) std::fprintf(stderr, "ntc train: stopped at step %ld; checkpoint %s (resume with --resume)\n", long(st.step), ckpt.c_str());
