@@ -54,7 +54,7 @@ const char* kUsage =
     "        (mpirun -np N ntc train ...: data-parallel, the same weights as one process with\n"
     "        --reduce exact; see README \"Training on several machines\")\n"
     "  train --resume --out DIR [--steps N] [--decay-from STEP] [--warmup N] [--data DIR] [--precision P]\n"
-    "        [--reduce R] [--unit U]\n"
+    "        [--reduce R] [--unit U] [--crop C] [--batch B]\n"
     "        [--lambda L1,L2,... (re-anchor the rate points)] [--from SNAPSHOT]\n"
     "  train --out DIR --snapshot FILE    compact snapshot (f16 weights, no Adam moments) of DIR's checkpoint\n"
     "  train --info (--out DIR | --from FILE)  a checkpoint's step, schedule and training hours (JSON)\n"

@@ -78,6 +78,8 @@ int cmd_train(const std::vector<std::string>& argv) {
   over.decay_from = a.has("decay-from");
   over.warmup = a.has("warmup");
   over.data = a.has("data");
+  over.crop = a.has("crop");
+  over.batch = a.has("batch");
   over.precision = a.has("precision") && a.str("precision") != "auto";
   over.lambdas = resume && a.has("lambda");
   if (resume && a.has("no-lambda-boost")) fail("train: --no-lambda-boost applies to a new run (the checkpoint keeps its own)");

@@ -6,7 +6,9 @@
 #   scripts/campaign.sh status   [FAMILY]      running or not, the checkpoint's step and hours, last log line
 #   scripts/campaign.sh cooldown [FAMILY] [D]  pause, fork the trunk, train D more steps at lr×0.1, write
 #                                              the cooled model and its Kodak evaluation (the trunk stays put)
-#   scripts/campaign.sh ship     [FAMILY] STEP  the cooled fork of trunk step STEP becomes the shipped model:
+#                                              NTC_COOL_ARGS (e.g. "--crop 256 --batch 2") changes the fork's
+#                                              recipe and NTC_COOL_TAG names it: the fork is FAMILY_cool_STEP_TAG
+#   scripts/campaign.sh ship     [FAMILY] STEP[_TAG]  that cooled fork becomes the shipped model:
 #                                              data/models/ntc_FAMILY.ntcm, data/results/kodak_FAMILY.json,
 #                                              BD-rates, the RD plot, a row of data/results/campaign_FAMILY.csv
 #   scripts/campaign.sh snapshot [FAMILY]      pause, then commit-ready state: the compact snapshot and the log
@@ -97,20 +99,21 @@ cooldown() {
   [[ -f $RUN/checkpoint.ntck ]] || die "no trunk checkpoint in $RUN"
   local step cool
   step=$("$BIN" train --info --out "$RUN" | sed 's/.*"step":\([0-9]*\).*/\1/')
-  cool=$RUNS/${FAMILY}_cool_$step
+  cool=$RUNS/${FAMILY}_cool_$step${NTC_COOL_TAG:+_$NTC_COOL_TAG}
   rm -rf "$cool"
-  echo "campaign: cooling down $FAMILY from step $step for $D steps into $cool"
+  echo "campaign: cooling down $FAMILY from step $step for $D steps into $cool ${NTC_COOL_ARGS:-}"
+  # shellcheck disable=SC2086
   "$BIN" --threads 2 train --resume --from "$RUN/checkpoint.ntck" --out "$cool" --steps $((step + D)) \
-    --decay-from "$step" --data "$DATA" 2>>"$cool.stderr"
+    --decay-from "$step" --data "$DATA" ${NTC_COOL_ARGS:-} 2>>"$cool.stderr"
   "$BIN" --threads 2 eval --model "$cool/model.ntcm" --data "$KODAK" --json "$cool/kodak.json" \
-    --name "ntc $FAMILY (step $step + $D cool-down)" --quiet
+    --name "ntc $FAMILY (step $step + $D cool-down${NTC_COOL_TAG:+, $NTC_COOL_TAG})" --quiet
   "$BIN" train --info --out "$cool" >"$cool/info.json"
   echo "campaign: cooled model $cool/model.ntcm, evaluation $cool/kodak.json"
 }
 
 ship() {
-  local step=${1:?ship needs the trunk step of the cooled fork}
-  local cool=$RUNS/${FAMILY}_cool_$step anchors=$ROOT/../shared/anchors/kodak
+  local fork=${1:?ship needs the trunk step of the cooled fork (STEP or STEP_TAG)}
+  local cool=$RUNS/${FAMILY}_cool_$fork anchors=$ROOT/../shared/anchors/kodak step=${fork%%_*}
   [[ -f $cool/model.ntcm && -f $cool/kodak.json ]] || die "no cooled model and evaluation in $cool (run cooldown)"
   local model=$ROOT/data/models/ntc_$FAMILY.ntcm res=$ROOT/data/results/kodak_$FAMILY.json
   mkdir -p "$ROOT/data/results"

@@ -388,6 +388,34 @@ TEST(Train, ResumeCanShortenTheRun) {
   EXPECT_EQ(logged_lr(o.out).back().first, 15);
 }
 
+// A resume may change the crop and the batch (a cool-down on larger crops); the checkpoint then
+// records them, and without the overrides the checkpoint's own values stand.
+TEST(Train, ResumeCanChangeCropAndBatch) {
+  Scratch s(3, 160);
+  TrainOptions o = s.options(4);
+  set_step_limit_for_tests(2);
+  ASSERT_EQ(run_training(o, false), 130);
+  set_step_limit_for_tests(0);
+  TrainOptions r = o;
+  r.crop = 128;
+  r.batch = 1;
+  r.steps = 3;
+  ResumeOverrides over;
+  over.crop = over.batch = over.steps = true;
+  set_step_limit_for_tests(1);
+  ASSERT_EQ(run_training(r, true, over), 0);
+  set_step_limit_for_tests(0);
+  const std::string info = checkpoint_info(checkpoint_path(o.out));
+  EXPECT_NE(info.find("\"crop\":128"), std::string::npos) << info;
+  EXPECT_NE(info.find("\"batch\":1"), std::string::npos) << info;
+  r.crop = 64;  // not an override: ignored
+  r.steps = 4;
+  ResumeOverrides steps_only;
+  steps_only.steps = true;
+  ASSERT_EQ(run_training(r, true, steps_only), 0);
+  EXPECT_NE(checkpoint_info(checkpoint_path(o.out)).find("\"crop\":128"), std::string::npos);
+}
+
 // A compact snapshot (f16 weights, no moments) is about half the weights in f32, resumes in an
 // empty folder with the same schedule and data position, and restarts Adam with a warm-up.
 TEST(Train, CompactSnapshotResumes) {

@@ -401,6 +401,8 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     if (over.decay_from) o.decay_from = cli.decay_from;
     if (over.warmup) o.warmup = cli.warmup;
     if (over.data) o.data = cli.data;  // the same photos at another path (another machine)
+    if (over.crop) o.crop = cli.crop;
+    if (over.batch) o.batch = cli.batch;
     if (over.precision) o.precision = cli.precision;
     else if (o.precision == "bf16" && !bf16_products_available()) {
       // A bf16 run moved to a CPU without AVX512_BF16 (or to --target avx2): it goes on in fp32,

@@ -49,6 +49,7 @@ struct TrainOptions {
 // within one precision).
 struct ResumeOverrides {
   bool steps = false, decay_from = false, warmup = false, data = false, precision = false, reduce = false, unit = false;
+  bool crop = false, batch = false;  // e.g. a cool-down phase on larger crops
   // --lambda on a resume of a variable-rate run with log gains: new rate points, their gains read
   // off the trained ones (interpolated or extrapolated in log λ); everything else carries over.
   bool lambdas = false;
