@@ -99,9 +99,10 @@ void write_output(const std::string& path, const std::vector<uint8_t>& bytes) {
 }
 
 double parse_positive(const Args& a, const char* k) {
+  const std::string text = a.str(k);  // strtod's end pointer points into it: keep it alive
   char* end = nullptr;
-  const double v = std::strtod(a.str(k).c_str(), &end);
-  if (a.str(k).empty() || *end || !(v > 0)) fail("--", k, " wants a positive number, got '", a.str(k), "'");
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end || !(v > 0)) fail("--", k, " wants a positive number, got '", text, "'");
   return v;
 }
 

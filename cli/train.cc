@@ -43,9 +43,10 @@ int cmd_train(const std::vector<std::string>& argv) {
   }
   auto number = [&](const char* k, float def) {
     if (!a.has(k)) return def;
+    const std::string text = a.str(k);  // strtof's end pointer points into it: keep it alive
     char* end = nullptr;
-    const float v = std::strtof(a.str(k).c_str(), &end);
-    if (*end || !(v > 0)) fail("--", k, " wants a positive number, got '", a.str(k), "'");
+    const float v = std::strtof(text.c_str(), &end);
+    if (text.empty() || *end || !(v > 0)) fail("--", k, " wants a positive number, got '", text, "'");
     return v;
   };
   o.steps = a.integer("steps", o.steps);
