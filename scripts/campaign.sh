@@ -37,13 +37,21 @@ LOG=$ROOT/data/campaign/$FAMILY.log.jsonl
 
 die() { echo "campaign: $*" >&2; exit 1; }
 
+# The trunk's crops: 256² (batch 2, the same pixels per step as 8 × 128²). The hyperprior of a
+# 128² crop sees a 2 × 2 grid of z, mostly padding; trained on that, the campaign's trunk grew
+# overconfident scales that Kodak's full-size images break (outliers costing 20+ bits each: the
+# 128² cool-down at step 112,173 was 10% worse than the one at 78,639). A 6,000-step cool-down on
+# 256² crops from the same trunk gave −50.8% BD-rate against JPEG (data/MODELS.md). Every resume
+# applies these, so the trunk trains on 256² from step 112,173 on.
+trunk_crops() { echo "--crop 256 --batch 2"; }
+
 # The recipe of each family's trunk (a new run only; a resume keeps the checkpoint's options).
 recipe() {
   case $FAMILY in
     two_layer)
       echo "--config $ROOT/data/configs/ntc_two_layer.cfg --data $DATA" \
            "--lambda 0.0003,0.0006,0.0012,0.0024,0.0048,0.0096,0.0192,0.0384 --steps 2000000 --decay-from 2000000" \
-           "--warmup 500 --no-lambda-boost --crop 128 --batch 8 --lr 5e-4 --quant mixed --min-scale 0.6 --flips" \
+           "--warmup 500 --no-lambda-boost $(trunk_crops) --lr 5e-4 --quant mixed --min-scale 0.6 --flips" \
            "--precision bf16" \
            "--log-every 50" ;;
     *) die "no recipe for family '$FAMILY' (two_layer)" ;;
@@ -69,10 +77,10 @@ resume() {
   cp "$ROOT/build/ntc" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
   local args
   if [[ -f $RUN/checkpoint.ntck ]]; then
-    args="--resume --out $RUN --data $DATA"
+    args="--resume --out $RUN --data $DATA $(trunk_crops)"
   elif [[ -f $SNAP ]]; then
     echo "campaign: no checkpoint in $RUN; resuming from the committed snapshot $SNAP"
-    args="--resume --from $SNAP --out $RUN --data $DATA"
+    args="--resume --from $SNAP --out $RUN --data $DATA $(trunk_crops)"
   else
     echo "campaign: starting $FAMILY from scratch"
     args="--out $RUN $(recipe)"
@@ -129,9 +137,11 @@ ship() {
   "$BIN" plot "$anchors/jpeg420.json" "$anchors/webp.json" "$anchors/jpeg2000.json" "$anchors/avif420.json" \
     "$anchors/paper_two_layer_syn.json" "$anchors/paper_jpeg_like_syn.json" "$res" -o "$ROOT/data/results/kodak_rd.svg"
   local csv=$ROOT/data/results/campaign_$FAMILY.csv
-  [[ -f $csv ]] || echo "date,trunk_step,cooldown_steps,train_h,bd_rate_vs_jpeg420,bd_psnr_vs_jpeg420_db,bd_rate_vs_webp,sha256" >"$csv"
-  local total; total=$(sed 's/.*"step":\([0-9]*\).*/\1/' "$cool/info.json")
-  echo "$(date -u +%F),$step,$((total - step)),$h,$bd_jpeg,$psnr_jpeg,$bd_webp,$(sha256sum "$model" | cut -c1-64)" >>"$csv"
+  [[ -f $csv ]] || echo "date,trunk_step,cooldown_steps,train_h,bd_rate_vs_jpeg420,bd_psnr_vs_jpeg420_db,bd_rate_vs_webp,sha256,cooldown_crops" >"$csv"
+  local total crops r4='{printf "%.4f", $1}'
+  total=$(sed 's/.*"step":\([0-9]*\).*/\1/' "$cool/info.json")
+  crops=$(sed 's/.*"crop":\([0-9]*\).*"batch":\([0-9]*\).*/\2x\1/' "$cool/info.json")
+  echo "$(date -u +%F),$step,$((total - step)),$h,$(echo "$bd_jpeg" | awk "$r4"),$(echo "$psnr_jpeg" | awk "$r4"),$(echo "$bd_webp" | awk "$r4"),$(sha256sum "$model" | cut -c1-64),$crops" >>"$csv"
   if [[ $FAMILY == two_layer && -x $ROOT/build/ntc_tests ]]; then  # the default family's golden streams
     NTC_REGENERATE_GOLDEN=1 "$ROOT/build/ntc_tests" --gtest_filter='Cli.GoldenStreams*' >/dev/null
     (cd "$ROOT" && bash tests/fuzz/make_seeds.sh streams >/dev/null)  # the fuzzers' stream seeds
