@@ -50,7 +50,7 @@ recipe() {
   case $FAMILY in
     two_layer)
       echo "--config $ROOT/data/configs/ntc_two_layer.cfg --data $DATA" \
-           "--lambda 0.0003,0.0006,0.0012,0.0024,0.0048,0.0096,0.0192,0.0384 --steps 2000000 --decay-from 2000000" \
+           "--lambda 0.0004,0.0008,0.0016,0.0032,0.0064,0.0128,0.0256,0.0512,0.1024 --steps 2000000 --decay-from 2000000" \
            "--warmup 500 --no-lambda-boost $(trunk_crops) --lr 5e-4 --quant mixed --min-scale 0.6 --flips" \
            "--precision bf16" \
            "--log-every 50" ;;
