@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 
 #include "bench/bench.h"
 #include "lib/args.h"
@@ -25,6 +26,19 @@
 namespace ntc::bench {
 namespace {
 
+// The benchmarked model, initialised from `rng`, its parameters and a Keras Adam over them.
+struct Trainee {
+  nn::Model model;
+  std::vector<Tensor> params;
+  std::unique_ptr<train::Adam> adam;
+  Trainee(const std::string& cfg, int crop, Rng& rng) : model(nn::Config::load(cfg)) {
+    if (crop % model.downsampling()) fail("bench train: --crop must be a multiple of ", model.downsampling());
+    model.init(rng);
+    for (auto& [n, t] : model.named_parameters()) params.push_back(t);
+    adam = std::make_unique<train::Adam>(params, train::AdamForm::Keras);
+  }
+};
+
 // `--reduce exact`, and every run under mpirun: the data-parallel step of train/dist.h. Each of N
 // ranks computes batch/N images; the JSON (rank 0) adds ranks, reduce, overlap and the share of the
 // step spent waiting for communication (comm_s: median seconds per step in the sums and gathers).
@@ -33,13 +47,11 @@ int bench_train_exact(const std::string& cfg, int batch, int crop, int reps, tra
   return cli::run_as_rank(600, [&](train::Comm* c) {
     train::Comm& comm = c ? *c : train::single_process_comm();
     if (batch % comm.size()) fail("bench train: the batch (", batch, ") must divide among the ", comm.size(), " ranks");
-    nn::Model model(nn::Config::load(cfg));
-    if (crop % model.downsampling()) fail("bench train: --crop must be a multiple of ", model.downsampling());
     Rng rng(1);
-    model.init(rng);
-    std::vector<Tensor> params;
-    for (auto& [n, t] : model.named_parameters()) params.push_back(t);
-    train::Adam adam(params, train::AdamForm::Keras);
+    Trainee tr(cfg, crop, rng);
+    nn::Model& model = tr.model;
+    std::vector<Tensor>& params = tr.params;
+    train::Adam& adam = *tr.adam;
     const int share = batch / comm.size();
     Rng data(100 + uint64_t(comm.rank()));
     const Tensor x = Tensor::uniform({share, 3, crop, crop}, 0, 255, data);
@@ -105,13 +117,11 @@ int bench_train(const std::vector<std::string>& argv) {
   if (reduce == "exact" || cli::launched_by_mpirun())
     return bench_train_exact(cfg, batch, crop, reps, q, analysis, precision, !args.has("no-overlap"), args.has("json"),
                              int(args.integer("unit", 1)));
-  nn::Model model(nn::Config::load(cfg));
-  if (crop % model.downsampling()) fail("bench train: --crop must be a multiple of ", model.downsampling());
   Rng rng(1);
-  model.init(rng);
-  std::vector<Tensor> params;
-  for (auto& [n, t] : model.named_parameters()) params.push_back(t);
-  train::Adam adam(params, train::AdamForm::Keras);
+  Trainee tr(cfg, crop, rng);
+  nn::Model& model = tr.model;
+  std::vector<Tensor>& params = tr.params;
+  train::Adam& adam = *tr.adam;
   const Tensor x = Tensor::uniform({batch, 3, crop, crop}, 0, 255, rng);
   auto step = [&] {
     train::RdTerms t = train::rd_loss(model, x, 0.01f, q, rng, -1, analysis);

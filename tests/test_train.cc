@@ -19,6 +19,7 @@
 #include "lib/threads.h"
 #include "nn/model.h"
 #include "nn/model_file.h"
+#include "tests/tiny_config.h"
 #include "train/data.h"
 #include "train/loss.h"
 #include "train/optim.h"
@@ -29,9 +30,7 @@ namespace ntc::train {
 namespace {
 namespace fs = std::filesystem;
 
-const char* kTinyCfg =
-    "name = tiny\nlatent_channels = 16\nanalysis = cnn\nanalysis.channels_base = 16\nanalysis.activation = gdn\n"
-    "synthesis = two_layer_res\nsynthesis.channels = 6\nhyper_analysis = hyper\nhyper_synthesis = hyper\n";
+const char* const kTinyCfg = test::kTinyTrainCfg;
 
 // A scratch folder with a tiny config and `n` synthetic images (one smaller than the crop).
 struct Scratch {
