@@ -139,7 +139,8 @@ int run_as_rank(double timeout_s, const std::function<int(train::Comm*)>& body) 
 bool built_with_mpi() { return false; }
 
 int run_as_rank(double, const std::function<int(train::Comm*)>& body) {
-  if (launched_by_mpirun() && std::getenv("OMPI_COMM_WORLD_SIZE") && std::atoi(std::getenv("OMPI_COMM_WORLD_SIZE")) > 1)
+  auto more_than_one = [](const char* v) { return std::getenv(v) && std::atoi(std::getenv(v)) > 1; };
+  if (more_than_one("OMPI_COMM_WORLD_SIZE") || more_than_one("PMI_SIZE") || more_than_one("PMIX_SIZE"))
     fail("this ntc was built without MPI, so it cannot run as one of several ranks "
          "(install libopenmpi-dev and openmpi-bin, e.g. with `make deps`, then rebuild)");
   return body(nullptr);

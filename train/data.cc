@@ -54,6 +54,19 @@ BatchLoader::BatchLoader(DataOptions o) : o_(std::move(o)) {
 
 BatchLoader::~BatchLoader() { stop_producer(); }
 
+uint64_t BatchLoader::fingerprint() const {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
+  };
+  for (size_t i = 0; i < files_.size(); ++i) {
+    const std::string rel = files_[i].size() > o_.dir.size() ? files_[i].substr(o_.dir.size()) : files_[i];
+    mix(rel.data(), rel.size() + 1);  // with the terminating zero: names stay apart
+    mix(&sizes_[i], sizeof sizes_[i]);
+  }
+  return h;
+}
+
 void BatchLoader::stop_producer() {
   {
     std::lock_guard<std::mutex> l(q_mu_);

@@ -48,6 +48,9 @@ class BatchLoader {
   uint64_t position() const { return pos_; }
   void seek(uint64_t k);            // the next call to next() returns batch k
   size_t files() const { return files_.size(); }
+  // FNV-1a over the usable files' names (relative to the folder) and image sizes, in order: ranks of
+  // a data-parallel run compare it (train/dist.h).
+  uint64_t fingerprint() const;
   Tensor make(uint64_t k);          // batch k, computed on the calling thread
 
  private:

@@ -23,12 +23,14 @@ ExactGradSum::ExactGradSum(const std::vector<Tensor>& params, int batch) : param
     n += size_t(p.numel());
   }
   offset_.push_back(n);
-  acc_.assign(n + 1, 0);  // + the bad-value count
+  acc_.assign(n + params_.size() + 1, 0);  // + per parameter: got a gradient; + the bad-value count
   // Each value below 2^51 after scaling (the rounding trick in add), and Σ over B images below 2^62.
   limit_ = std::min(std::ldexp(1.0, 51 - kFracBits), std::ldexp(1.0, 62 - kFracBits) / batch);
   size_t first = 0, values = 0;
+  bucket_of_.assign(params_.size(), 0);
   for (size_t i = 0; i < params_.size(); ++i) {
     values += size_t(params_[i].numel());
+    bucket_of_[i] = buckets_.size();
     if (values >= kBucketValues || i + 1 == params_.size()) {
       buckets_.push_back({first, i + 1});
       first = i + 1;
@@ -36,20 +38,19 @@ ExactGradSum::ExactGradSum(const std::vector<Tensor>& params, int batch) : param
     }
   }
   is_ready_.assign(params_.size(), 0);
-  touched_.assign(params_.size(), 0);
+  launched_.assign(buckets_.size(), 0);
 }
 
 void ExactGradSum::clear() {
   std::memset(acc_.data(), 0, acc_.size() * sizeof(int64_t));
   std::fill(is_ready_.begin(), is_ready_.end(), 0);
-  std::fill(touched_.begin(), touched_.end(), 0);
-  next_bucket_ = 0;
+  std::fill(launched_.begin(), launched_.end(), 0);
 }
 
 void ExactGradSum::add(size_t i) {
   const Tensor& p = params_[i];
   if (!p.has_grad()) return;
-  touched_[i] = 1;
+  acc_[touched_at() + i] = 1;
   const float* g = p.grad();
   int64_t* a = acc_.data() + offset_[i];
   const int64_t n = p.numel();
@@ -80,29 +81,32 @@ void ExactGradSum::add_all() {
 }
 
 void ExactGradSum::start_all(Comm& c) {
-  std::fill(is_ready_.begin(), is_ready_.end(), 1);
-  launch_ready(c);
+  if (c.size() == 1) return;
+  for (size_t b = 0; b < buckets_.size(); ++b) launch(b, c);  // the rest, in index order
 }
 
 void ExactGradSum::ready(size_t i, Comm& c) {
   is_ready_[i] = 1;
-  launch_ready(c);
+  if (c.size() == 1) return;
+  // A bucket goes out as soon as all its parameters are final. Every rank runs the same graph, so
+  // buckets complete in the same order on every rank, and the collectives match.
+  const size_t b = bucket_of_[i];
+  for (size_t j = buckets_[b].first; j < buckets_[b].second; ++j)
+    if (!is_ready_[j]) return;
+  launch(b, c);
 }
 
-void ExactGradSum::launch_ready(Comm& c) {
-  if (c.size() == 1) return;
-  while (next_bucket_ < buckets_.size()) {
-    const auto [lo, hi] = buckets_[next_bucket_];
-    for (size_t i = lo; i < hi; ++i)
-      if (!is_ready_[i]) return;
-    c.start_sum(acc_.data() + offset_[lo], offset_[hi] - offset_[lo]);
-    ++next_bucket_;
-  }
+void ExactGradSum::launch(size_t b, Comm& c) {
+  if (launched_[b]) return;
+  launched_[b] = 1;
+  const auto [lo, hi] = buckets_[b];
+  c.start_sum(acc_.data() + offset_[lo], offset_[hi] - offset_[lo]);
 }
 
 void ExactGradSum::finish(Comm& c) {
-  start_all(c);  // whatever was not launched yet
-  if (c.size() > 1) c.start_sum(&acc_.back(), 1);
+  start_all(c);
+  // Which parameters got a gradient (on any rank), and the bad-value count.
+  if (c.size() > 1) c.start_sum(acc_.data() + touched_at(), params_.size() + 1);
   c.wait_sums();
 }
 
@@ -112,7 +116,7 @@ bool ExactGradSum::to_grads(int unit) {
   const double denom = std::ldexp(1.0, kFracBits) * batch_ / unit;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i];
-    if (!touched_[i]) continue;  // no image reached it: no gradient, as in a batched step
+    if (!acc_[touched_at() + i]) continue;  // no image reached it: no gradient, as in a batched step
     float* g = p.grad_acc();
     const int64_t* a = acc_.data() + offset_[i];
     const int64_t n = p.numel();

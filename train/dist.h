@@ -29,7 +29,8 @@
 // this summation with `ntc train --reduce exact`; under mpirun it is the only one.
 // Rank 0's checkpoint is global state (step, data position, noise counter), so a resume may use
 // another N. Ranks must run the same build on CPUs with the same SIMD target for their (identical)
-// Adam updates to agree; they compare a fingerprint of weights, options and image list at the start.
+// Adam updates to agree; they compare a fingerprint of weights, options and the image list (names
+// and sizes) at the start and at every checkpoint.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -78,9 +79,9 @@ class ExactGradSum {
   // Adds parameter i's current gradient (none: nothing) in fixed point.
   void add(size_t i);
   void add_all();
-  // The reduction across ranks, all at once (start_all) or per bucket as parameters finish
-  // (ready(i) when parameter i's gradient is final; buckets of about kBucketValues values go out
-  // in a fixed order of parameter index, once every parameter in them is ready).
+  // The reduction across ranks: bucket by bucket as parameters finish (ready(i) when parameter
+  // i's gradient is final: a bucket of about kBucketValues values goes out once all its parameters
+  // are), then finish() sends what is left and waits for everything.
   void start_all(Comm& c);
   void ready(size_t i, Comm& c);
   void finish(Comm& c);
@@ -92,15 +93,15 @@ class ExactGradSum {
  private:
   std::vector<Tensor> params_;
   std::vector<size_t> offset_;   // parameter i's values start at acc_[offset_[i]]
-  std::vector<int64_t> acc_;     // Σ values, then one slot: count of bad values
+  std::vector<int64_t> acc_;     // Σ values; per parameter: got a gradient (0/1, summed); bad values
   double limit_;                 // |g| must be below this
   int batch_;
-  // Buckets: [first, last) parameter ranges; launched in order once all their parameters are ready.
+  // Buckets: [first, last) parameter ranges, each sent once (launched_).
   std::vector<std::pair<size_t, size_t>> buckets_;
-  std::vector<char> is_ready_;
-  std::vector<char> touched_;    // parameter i got a gradient from some image (the same graph on every rank)
-  size_t next_bucket_ = 0;
-  void launch_ready(Comm& c);
+  std::vector<size_t> bucket_of_;
+  std::vector<char> is_ready_, launched_;
+  size_t touched_at() const { return offset_.back(); }
+  void launch(size_t b, Comm& c);
 };
 
 // The per-step numbers of one global batch, the same on every rank.

@@ -540,8 +540,8 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     const std::string ot = options_text(o);
     mixin(ot.data(), ot.size());
     for (const Tensor& p : params) mixin(p.data(), size_t(p.numel()) * sizeof(float));
-    const uint64_t nf = loader.files();
-    mixin(&nf, sizeof nf);
+    const uint64_t data_print = loader.fingerprint();
+    mixin(&data_print, sizeof data_print);
     const double mine[2] = {double(h >> 32), double(h & 0xFFFFFFFFu)};
     std::vector<double> all(size_t(2 * ranks));
     comm.gather(mine, 2, all.data());
@@ -556,10 +556,6 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     log = std::fopen((o.out + "/log.jsonl").c_str(), "a");
     if (!log) fail("train: cannot write ", o.out, "/log.jsonl");
   }
-  g_stop = 0;
-  auto prev_int = std::signal(SIGINT, on_signal);
-  auto prev_term = std::signal(SIGTERM, on_signal);
-  auto prev_usr1 = std::signal(SIGUSR1, on_signal);  // what mpirun forwards to every rank
   if (!o.quiet)
     std::fprintf(stderr, "ntc train: %s, %ld steps from %ld, batch %d×%d², λ %g, %s proxy, %s Adam, %s analysis, %s sums, %d rank%s × %d threads, %zu images\n",
                  cfg.origin().c_str(), long(o.steps), long(st.step), o.batch, o.crop, double(o.lambdas[0]),
@@ -663,6 +659,9 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
       acc_loss = acc_bpp = acc_mse = 0;
       acc_n = 0;
     }
+    // Validation finalizes the model (the entropy bottleneck's medians, which mixed quantisation
+    // then uses in training): every rank does, so all keep computing the same losses.
+    if (!lead && o.val_every > 0 && !o.val.empty() && st.step % o.val_every == 0) model.finalize();
     if (lead && o.val_every > 0 && !o.val.empty() && st.step % o.val_every == 0) {
       const bool vr = !model.rate_lambdas().empty();
       for (size_t l = 0; l < (vr ? o.lambdas.size() : 1); ++l) {
@@ -693,9 +692,6 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     }
   }
   if (log) std::fclose(log);
-  std::signal(SIGINT, prev_int);
-  std::signal(SIGTERM, prev_term);
-  std::signal(SIGUSR1, prev_usr1);
   if (rc == 0 && lead) {
     model.finalize();
     nn::save_model(model_path(o.out), model, nn::WeightFormat::F16);
