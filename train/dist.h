@@ -24,7 +24,7 @@
 //  * Units: with `--unit U` the unit of work is U consecutive images (their loss's gradient in one
 //    backward), converted as one; every N that leaves whole units per rank gives the same bits.
 // The cost against the default batched step (one backward over the whole batch, fp32 sums inside
-// the GEMMs) is the per-unit backward passes plus the conversion: ×1.55 per image, ×1.13 in units
+// the GEMMs) is the per-unit backward passes plus the conversion: ×1.34 per image, ×1.06 in units
 // of 4 on the campaign's config (README, "Training on several machines"). A single process picks
 // this summation with `ntc train --reduce exact`; under mpirun it is the only one.
 // Rank 0's checkpoint is global state (step, data position, noise counter), so a resume may use
