@@ -447,5 +447,26 @@ TEST(Mpi, SigusrOneToMpirunPausesTheJob) {
       << j.err();
 }
 
+// One process: SIGTERM (what scripts/campaign.sh pause sends) and SIGUSR1 stop training after the
+// current step with a checkpoint, exit status 130.
+TEST(TrainCli, StopSignalsWriteACheckpoint) {
+  Job j;
+  if (j.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
+  for (const int sig : {SIGTERM, SIGUSR1}) {
+    const std::string run = j.dir + "/signal" + std::to_string(sig);
+    const pid_t job = spawn("exec " + j.bin + j.train("signal" + std::to_string(sig)) +
+                            " --steps 100000 --checkpoint-every 100000 --threads 1 2>" + run + ".err");
+    KillOnExit guard{job};
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!fs::exists(run + "/log.jsonl") && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_TRUE(fs::exists(run + "/log.jsonl"));
+    kill(job, sig);
+    EXPECT_EQ(wait_for(job, 60), 130) << sig;
+    guard.job = -1;
+    EXPECT_EQ(j.sh(j.bin + " train --info --out " + run), 0) << sig << ": " << j.err();
+  }
+}
+
 }  // namespace
 }  // namespace ntc::train

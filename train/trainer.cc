@@ -363,7 +363,28 @@ void write_snapshot(const std::string& out_dir, const std::string& file) {
 std::string checkpoint_path(const std::string& out) { return out + "/checkpoint.ntck"; }
 std::string model_path(const std::string& out) { return out + "/model.ntcm"; }
 
+namespace {
+// SIGINT, SIGTERM and SIGUSR1 (the one mpirun forwards to every rank) ask for a checkpoint and a
+// stop, from the start of run_training (a data-parallel rank may be receiving the checkpoint).
+struct StopSignals {
+  using Handler = void (*)(int);
+  Handler prev_int, prev_term, prev_usr1;
+  StopSignals() {
+    g_stop = 0;
+    prev_int = std::signal(SIGINT, on_signal);
+    prev_term = std::signal(SIGTERM, on_signal);
+    prev_usr1 = std::signal(SIGUSR1, on_signal);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, prev_int);
+    std::signal(SIGTERM, prev_term);
+    std::signal(SIGUSR1, prev_usr1);
+  }
+};
+}  // namespace
+
 int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
+  StopSignals signals;
   Comm& comm = o.comm ? *o.comm : single_process_comm();
   const int ranks = comm.size();
   const bool lead = comm.rank() == 0;  // rank 0: checkpoints, log, validation, model, progress
