@@ -11,6 +11,15 @@
 
 namespace ntc {
 
+// FNV-1a 64 over n bytes, continuing from h: a model's identity in streams (nn/model_file.h), the
+// fingerprints that ranks of a data-parallel run compare (train/trainer.cc, train/data.h).
+constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
+inline uint64_t fnv1a(const void* p, size_t n, uint64_t h = kFnvOffset) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
+  return h;
+}
+
 class BinWriter {
  public:
   std::vector<uint8_t> out;

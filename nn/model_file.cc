@@ -39,11 +39,7 @@ codec::CdfTable read_table(BinReader& r, const std::string& origin) {
 
 }  // namespace
 
-uint64_t model_hash(const uint8_t* data, size_t size) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < size; ++i) h = (h ^ data[i]) * 0x100000001b3ull;
-  return h;
-}
+uint64_t model_hash(const uint8_t* data, size_t size) { return fnv1a(data, size); }
 
 std::vector<uint8_t> serialize_model(const Model& m, WeightFormat fmt) {
   NTC_CHECK(m.finalized(), "save_model: finalize() the model first (entropy tables)");

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "lib/binio.h"
 #include "lib/common.h"
 #include "lib/rng.h"
 
@@ -55,14 +56,11 @@ BatchLoader::BatchLoader(DataOptions o) : o_(std::move(o)) {
 BatchLoader::~BatchLoader() { stop_producer(); }
 
 uint64_t BatchLoader::fingerprint() const {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&](const void* p, size_t n) {
-    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
-  };
+  uint64_t h = kFnvOffset;
   for (size_t i = 0; i < files_.size(); ++i) {
     const std::string rel = files_[i].size() > o_.dir.size() ? files_[i].substr(o_.dir.size()) : files_[i];
-    mix(rel.data(), rel.size() + 1);  // with the terminating zero: names stay apart
-    mix(&sizes_[i], sizeof sizes_[i]);
+    h = fnv1a(rel.c_str(), rel.size() + 1, h);  // with the terminating zero: names stay apart
+    h = fnv1a(&sizes_[i], sizeof sizes_[i], h);
   }
   return h;
 }

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <unordered_map>
 
 #include "lib/common.h"
 #include "lib/ops/ops.h"
@@ -39,6 +38,12 @@ ExactGradSum::ExactGradSum(const std::vector<Tensor>& params, int batch) : param
   }
   is_ready_.assign(params_.size(), 0);
   launched_.assign(buckets_.size(), 0);
+  for (size_t i = 0; i < params_.size(); ++i) index_[params_[i].impl()] = i;
+}
+
+int64_t ExactGradSum::index_of(const TensorImpl* leaf) const {
+  const auto it = index_.find(leaf);
+  return it == index_.end() ? -1 : int64_t(it->second);
 }
 
 void ExactGradSum::clear() {
@@ -134,9 +139,6 @@ StepTerms exact_step(nn::Model& m, const std::vector<Tensor>& params, ExactGradS
   const int64_t per = local.dim(0), img_numel = local.numel() / per;
   if (unit < 1 || per % unit || first % unit)
     fail("exact sums: a rank's share of ", per, " images does not divide into units of ", unit);
-  std::unordered_map<TensorImpl*, size_t> index;
-  if (overlap)
-    for (size_t i = 0; i < params.size(); ++i) index[params[i].impl()] = i;
   sum.clear();
   // Per unit: loss, bpp_y, bpp_z, mse, then (last slot) this rank's stop request.
   const int64_t units = per / unit;
@@ -153,10 +155,10 @@ StepTerms exact_step(nn::Model& m, const std::vector<Tensor>& params, ExactGradS
     mine[size_t(j) * 4 + 3] = t.mse * unit;
     if (overlap && j + 1 == units && comm.size() > 1) {
       t.loss.backward([&](TensorImpl* leaf) {
-        auto it = index.find(leaf);
-        if (it == index.end()) return;
-        sum.add(it->second);
-        sum.ready(it->second, comm);
+        const int64_t i = sum.index_of(leaf);
+        if (i < 0) return;
+        sum.add(size_t(i));
+        sum.ready(size_t(i), comm);
       });
     } else {
       t.loss.backward();

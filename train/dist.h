@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "lib/gemm.h"
@@ -84,6 +85,8 @@ class ExactGradSum {
   // are), then finish() sends what is left and waits for everything.
   void start_all(Comm& c);
   void ready(size_t i, Comm& c);
+  // The index of the parameter a leaf of the graph is, or -1 (for backward's leaf_done).
+  int64_t index_of(const TensorImpl* leaf) const;
   void finish(Comm& c);
   // Writes the mean gradient into every parameter's grad; false (and grads untouched) when some
   // image's gradient was out of range or not finite, on any rank.
@@ -99,6 +102,7 @@ class ExactGradSum {
   // Buckets: [first, last) parameter ranges, each sent once (launched_).
   std::vector<std::pair<size_t, size_t>> buckets_;
   std::vector<size_t> bucket_of_;
+  std::unordered_map<const TensorImpl*, size_t> index_;
   std::vector<char> is_ready_, launched_;
   size_t touched_at() const { return offset_.back(); }
   void launch(size_t b, Comm& c);

@@ -554,15 +554,11 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
   // each at the start and at every checkpoint.
   auto check_ranks_agree = [&](const char* when) {
     if (ranks == 1) return;
-    uint64_t h = 1469598103934665603ull;
-    auto mixin = [&](const void* p, size_t n) {
-      for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
-    };
     const std::string ot = options_text(o);
-    mixin(ot.data(), ot.size());
-    for (const Tensor& p : params) mixin(p.data(), size_t(p.numel()) * sizeof(float));
+    uint64_t h = fnv1a(ot.data(), ot.size());
+    for (const Tensor& p : params) h = fnv1a(p.data(), size_t(p.numel()) * sizeof(float), h);
     const uint64_t data_print = loader.fingerprint();
-    mixin(&data_print, sizeof data_print);
+    h = fnv1a(&data_print, sizeof data_print, h);
     const double mine[2] = {double(h >> 32), double(h & 0xFFFFFFFFu)};
     std::vector<double> all(size_t(2 * ranks));
     comm.gather(mine, 2, all.data());
@@ -682,8 +678,9 @@ int run_training(TrainOptions o, bool resume, ResumeOverrides over) {
     }
     // Validation finalizes the model (the entropy bottleneck's medians, which mixed quantisation
     // then uses in training): every rank does, so all keep computing the same losses.
-    if (!lead && o.val_every > 0 && !o.val.empty() && st.step % o.val_every == 0) model.finalize();
-    if (lead && o.val_every > 0 && !o.val.empty() && st.step % o.val_every == 0) {
+    const bool val_step = o.val_every > 0 && !o.val.empty() && st.step % o.val_every == 0;
+    if (val_step && !lead) model.finalize();
+    if (val_step && lead) {
       const bool vr = !model.rate_lambdas().empty();
       for (size_t l = 0; l < (vr ? o.lambdas.size() : 1); ++l) {
         const double lam_v = vr ? o.lambdas[l] : 0.0;
