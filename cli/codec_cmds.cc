@@ -27,6 +27,8 @@
 #include "nn/model_file.h"
 #include "train/data.h"
 #include "train/sga.h"
+#include "nn/overfit.h"
+#include "train/overfit.h"
 
 namespace ntc::cli {
 
@@ -168,12 +170,60 @@ nn::Encoded encode_image(LoadedModel& lm, const Tensor& img, double rate, int sg
 
 }  // namespace
 
+namespace {
+
+// λ of an overfitted encode: --lambda, or --quality 0…100 log-spaced over 0.0004…0.1024 (the
+// campaign's rate points; default 50 = 0.0064).
+double overfit_lambda(const Args& a) {
+  if (a.has("lambda") && a.has("quality")) fail("give --lambda or --quality, not both");
+  if (a.has("lambda")) return parse_positive(a, "lambda");
+  const long q = a.integer("quality", 50);
+  if (q < 0 || q > 100) fail("--quality wants 0..100");
+  return 0.0004 * std::pow(256.0, double(q) / 100.0);
+}
+
+int encode_overfit(const Args& a, const std::string& in, const std::string& out) {
+  if (a.has("model") || a.has("sga") || a.has("sga-max-memory")) fail("--overfit trains its own decoder: --model and --sga do not apply");
+  train::OverfitOptions o;
+  o.iters = a.has("iters") ? int(a.integer("iters", 0)) : train::overfit_preset_iters(a.str("overfit", "medium"));
+  if (o.iters < 1 || o.iters > 10000000) fail("--iters wants 1..10000000");
+  if (o.iters < 4 * o.warmup_iters) o.candidates = 1;  // short runs: no warm-up race
+  o.lambda = overfit_lambda(a);
+  o.seed = uint64_t(a.integer("seed", 1));
+  const std::vector<uint8_t> in_bytes = read_input(in);
+  const Tensor img = read_image(in_bytes.data(), in_bytes.size(), in == "-" ? "stdin" : in);
+  Progress bar("overfit " + in, o.candidates > 1 ? o.iters + o.candidates * o.warmup_iters : o.iters, !a.has("quiet"));
+  o.progress = [&](int done, int, double loss) {
+    char b[48];
+    std::snprintf(b, sizeof b, "loss %.4f", loss);
+    bar.update(done, b);
+  };
+  const double t0 = now_s();
+  const train::OverfitResult r = train::overfit_encode(img, o);
+  const double t1 = now_s();
+  write_output(out, r.bytes);
+  const double px = double(img.dim(2) * img.dim(3));
+  FILE* report = out == "-" ? stderr : stdout;
+  std::fprintf(report, "%s: %ldx%ld, %zu bytes, %.4f bpp", out == "-" ? "stdout" : out.c_str(), long(img.dim(3)),
+               long(img.dim(2)), r.bytes.size(), 8.0 * double(r.bytes.size()) / px);
+  if (a.has("psnr")) std::fprintf(report, ", PSNR %.2f dB", psnr(r.recon, img));
+  std::fprintf(report, "\n");
+  if (a.has("v"))
+    std::fprintf(stderr, "overfitted decoder: %d channel%s, %d levels, λ %g, %d iterations, weights %.0f bits, decoder %.0f FLOPs/px, encode %.1f s, %d threads\n",
+                 r.arch.channels, r.arch.channels == 1 ? "" : "s", r.arch.levels, o.lambda, o.iters, r.weight_bits,
+                 nn::overfit::decoder_flops(r.arch).total(), t1 - t0, num_threads());
+  return 0;
+}
+
+}  // namespace
+
 int cmd_encode(const std::vector<std::string>& argv) {
-  Args a(argv, {"o", "model", "lambda", "quality", "sga", "sga-max-memory"}, {"v", "psnr", "quiet"});
+  Args a(argv, {"o", "model", "lambda", "quality", "sga", "sga-max-memory", "overfit", "iters", "seed"}, {"v", "psnr", "quiet"});
   if (a.positional().size() != 1)
     usage_fail("usage: ntc encode IN.(png|jpg|ppm)|- -o OUT.ntc|- [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS] "
-               "[--sga-max-memory MIB] [--psnr] [-v]");
+               "[--sga-max-memory MIB] [--overfit fast|medium|slow] [--iters N] [--seed S] [--psnr] [-v]");
   if (!a.has("o")) usage_fail("encode: -o OUT.ntc is required");
+  if (a.has("overfit") || a.has("iters") || a.has("seed")) return encode_overfit(a, a.positional()[0], a.str("o"));
   const std::string in = a.positional()[0], out = a.str("o");
   LoadedModel lm = load(a.str("model"));
   const double rate = rate_lambda(*lm.model, a);
@@ -218,8 +268,22 @@ int cmd_decode(const std::vector<std::string>& argv) {
   if (format != "png" && format != "ppm")
     usage_fail("decode: the output must end in .png or .ppm (or give --format png|ppm)");
   if (out != "-" && ext != "." + format) usage_fail("decode: --format ", format, " does not match ", out);
-  LoadedModel lm = load(a.str("model"));
   const std::vector<uint8_t> bytes = read_input(in);
+  if (nn::overfit::is_overfit_stream(bytes.data(), bytes.size())) {  // carries its own decoder
+    if (a.has("model")) fail("decode: ", in, " is an overfitted stream, which carries its own decoder; --model does not apply");
+    const nn::overfit::Stream h = nn::overfit::read_stream_header(bytes.data(), bytes.size(), in == "-" ? "stdin" : in);
+    if (format == "png" && !png_writable(h.arch.width, h.arch.height))
+      fail("decode: the stream holds a ", h.arch.width, "x", h.arch.height, " image, too large for PNG output; decode to .ppm");
+    set_memory_budget(size_t(max_memory) << 20);
+    const double t0 = now_s();
+    const Tensor img = nn::overfit::decode(bytes.data(), bytes.size(), in == "-" ? "stdin" : in, max_pixels);
+    const double t1 = now_s();
+    write_output(out, image_file_bytes(img, format == "ppm", out));
+    if (a.has("v"))
+      std::fprintf(stderr, "%s: %ldx%ld, overfitted stream decoded in %.3f s\n", out.c_str(), long(img.dim(3)), long(img.dim(2)), t1 - t0);
+    return 0;
+  }
+  LoadedModel lm = load(a.str("model"));
   {  // a PNG too large to write is refused before the (long) decode, not after it
     const codec::Container c = codec::read_container(bytes.data(), bytes.size(), in == "-" ? "stdin" : in);
     if (format == "png" && !png_writable(c.width, c.height))
@@ -245,6 +309,26 @@ int cmd_info(const std::vector<std::string>& argv) {
   if (a.positional().size() != 1) usage_fail("usage: ntc info IN.ntc|- [--model NAME|FILE] [--json]");
   const std::string in = a.positional()[0];
   const std::vector<uint8_t> bytes = read_input(in);
+  if (nn::overfit::is_overfit_stream(bytes.data(), bytes.size())) {
+    if (a.has("model")) fail("info: ", in, " is an overfitted stream, which carries its own decoder; --model does not apply");
+    const nn::overfit::Stream h = nn::overfit::read_stream_header(bytes.data(), bytes.size(), in == "-" ? "stdin" : in);
+    const nn::overfit::Arch& ar = h.arch;
+    const double px = double(ar.width) * double(ar.height), bpp = 8.0 * double(bytes.size()) / px;
+    const double fpp = nn::overfit::decoder_flops(ar).total();
+    if (a.has("json")) {
+      JsonOut j{{"file", in}, {"bytes", bytes.size()}, {"width", ar.width}, {"height", ar.height}, {"bpp", bpp},
+                {"type", "overfit"}, {"channels", ar.channels}, {"levels", ar.levels}, {"synthesis_hidden", ar.syn_hidden},
+                {"arm_hidden", ar.arm_hidden}, {"lambda", double(h.lambda)}, {"decode_flops_per_pixel", fpp}};
+      std::printf("%s\n", json_line(j).c_str());
+      return 0;
+    }
+    std::printf("%s: %dx%d, %zu bytes, %.4f bpp\n", in.c_str(), ar.width, ar.height, bytes.size(), bpp);
+    std::printf("overfitted stream: its own decoder (%d channel%s, %d latent levels, synthesis width %d, ARM width %d), "
+                "%.0f FLOPs/px to decode\n", ar.channels, ar.channels == 1 ? "" : "s", ar.levels, ar.syn_hidden,
+                ar.arm_hidden, fpp);
+    std::printf("lambda: %g\n", double(h.lambda));
+    return 0;
+  }
   const codec::Container c = codec::read_container(bytes.data(), bytes.size(), in == "-" ? "stdin" : in);
   std::string model_name, model_path;
   std::vector<std::string> candidates;

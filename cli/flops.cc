@@ -15,6 +15,8 @@
 #include "lib/threads.h"
 #include "nn/model.h"
 #include "nn/model_file.h"
+#include "nn/overfit.h"
+#include "lib/fileio.h"
 #include "nn/profile.h"
 
 namespace ntc::cli {
@@ -30,12 +32,45 @@ void parse_size(const std::string& s, int64_t* h, int64_t* w) {
   if (*e1 || *e2 || *h < 1 || *w < 1 || *h > 16384 || *w > 16384) fail("--size wants HxW within 1..16384, got '", s, "'");
 }
 
+// The decoder of an overfitted stream (nn/overfit.h): FLOPs per pixel by part, in the shape of
+// --model's JSON (flops_per_pixel.decode).
+int stream_flops(const std::string& path, bool json) {
+  const std::vector<uint8_t> bytes = read_file(path);
+  if (!nn::overfit::is_overfit_stream(bytes.data(), bytes.size()))
+    fail("flops: ", path, " is not an overfitted stream (a model's stream is profiled with --model FILE)");
+  const nn::overfit::Stream h = nn::overfit::read_stream_header(bytes.data(), bytes.size(), path);
+  const nn::overfit::Arch& a = h.arch;
+  const nn::overfit::DecoderFlops f = nn::overfit::decoder_flops(a);
+  int64_t params = 0;
+  for (const auto& s : nn::overfit::param_specs(a)) params += numel_of(s.shape);
+  if (json) {
+    JsonOut fp{{"arm", f.arm}, {"upsampling", f.upsample}, {"synthesis", f.synthesis}, {"decode", f.total()}};
+    JsonOut km{{"arm", f.arm / 2000}, {"upsampling", f.upsample / 2000}, {"synthesis", f.synthesis / 2000}, {"decode", f.total() / 2000}};
+    JsonOut j{{"stream", path}, {"size", {a.height, a.width}}, {"pixels", double(a.height) * a.width}, {"type", "overfit"},
+              {"flops_per_pixel", fp}, {"kmac_per_pixel", km}, {"params", {{"decoder", params}}},
+              {"latents", a.latent_count()}};
+    std::printf("%s\n", json_line(j).c_str());
+    return 0;
+  }
+  std::printf("%s: overfitted stream, %dx%d, %lld decoder parameters, %lld latents\n", path.c_str(), a.width, a.height,
+              (long long)params, (long long)a.latent_count());
+  std::printf("  ARM (entropy model)  %10.1f FLOPs/px\n  upsampling           %10.1f FLOPs/px\n  synthesis            %10.1f FLOPs/px\n",
+              f.arm, f.upsample, f.synthesis);
+  std::printf("decode: %.1f FLOPs/px = %.4f KMAC/px\n", f.total(), f.total() / 2000);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_flops(const std::vector<std::string>& argv) {
-  Args args(argv, {"config", "model", "size", "seed"}, {"json", "time"});
-  if (args.has("config") == args.has("model")) fail("flops: give exactly one of --config NAME and --model FILE");
+  Args args(argv, {"config", "model", "size", "seed", "stream"}, {"json", "time"});
   if (!args.positional().empty()) fail("flops: unexpected argument '", args.positional()[0], "'");
+  if (args.has("stream")) {
+    if (args.has("config") || args.has("model") || args.has("size") || args.has("time"))
+      fail("flops: --stream takes no --config, --model, --size or --time");
+    return stream_flops(args.str("stream"), args.has("json"));
+  }
+  if (args.has("config") == args.has("model")) fail("flops: give exactly one of --config NAME, --model FILE and --stream FILE");
   int64_t H = 512, W = 768;
   if (args.has("size")) parse_size(args.str("size"), &H, &W);
   const bool json = args.has("json"), timed = args.has("time");

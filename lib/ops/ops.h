@@ -11,6 +11,7 @@
 //   gdn.cc          gdn1 (and inverse) nonneg_reparam
 //   shape.cc        concat_channels slice_channels depth_to_space
 //   quant.cc        round_ste add_uniform_noise sga_round
+//   overfit.cc      upsample2 soft_round causal_context laplace_bits (the overfitted codec's ops)
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -114,4 +115,25 @@ Tensor sga_noise(const Shape& mu_shape, Rng& rng);
 // τ(t) = clip(τ_ub·exp(−r·(t − t0)), 1e−8, τ_ub), the SGA temperature schedule (SPEC §4.4).
 float sga_temperature(int64_t t, float tau_ub = 0.5f, float rate = 5e-4f, float t0 = 200.f);
 
+// ---------------------------------------------------------------- overfit.cc
+// Bilinear ×2 upsampling with half-pixel centres and replicated edges, separable (rows, then
+// columns): along an axis of n samples to o ∈ {2n−1, 2n}, out[2k] = ¾·in[k] + ¼·in[k−1] and
+// out[2k+1] = ¾·in[k] + ¼·in[k+1], indexes clamped to [0, n). x [N,C,h,w] -> [N,C,oh,ow].
+Tensor upsample2(const Tensor& x, int64_t oh, int64_t ow);
+// The same on one plane, and its adjoint (gin += Aᵀ·gout); tmp holds h·ow floats. The decoder of
+// overfitted streams calls these directly: their floats are the encoder's, bit for bit.
+void upsample2_plane(const float* in, int64_t h, int64_t w, float* out, int64_t oh, int64_t ow, float* tmp);
+void upsample2_plane_adj(const float* gout, int64_t oh, int64_t ow, float* gin, int64_t h, int64_t w, float* tmp);
+// Soft rounding (Agustsson & Theis 2020) at temperature T: ⌊x⌋ + ½ + tanh(r/T) / (2·tanh(1/(2T))),
+// r = x − ⌊x⌋ − ½. Continuous, equal to x's nearest integer as T → 0, to x + const as T → ∞.
+Tensor soft_round(const Tensor& x, float T);
+// The causal neighbours of every element of a plane x [1,1,h,w]: out [1, K, h, w],
+// out[j, r, c] = x[r + dy_j, c + dx_j], 0 outside the plane. Offsets must be causal (dy < 0,
+// or dy = 0 and dx < 0). Backward scatters the gradient back.
+Tensor causal_context(const Tensor& x, const std::vector<std::pair<int, int>>& offsets);
+// −log₂ P(y) under a Laplace(μ, b = exp(clip(log b, lo, hi))) integrated over [y − ½, y + ½],
+// elementwise (the three inputs have equal numel; the output has y's shape). P is computed in
+// double in a cancellation-free form; below 10⁻⁹ it is floored (bits ≈ 29.9) with zero gradient;
+// log b's gradient passes only inside [lo, hi].
+Tensor laplace_bits(const Tensor& y, const Tensor& mu, const Tensor& logb, float logb_min, float logb_max);
 }  // namespace ntc

@@ -15,7 +15,7 @@ if [[ $only_streams == streams ]]; then
   mkdir -p "$c/decompress" "$c/container"
 else
   rm -rf "$c"
-  mkdir -p "$c"/{container,decompress,rans,json,image,model,checkpoint}
+  mkdir -p "$c"/{container,decompress,rans,json,image,model,checkpoint,overfit}
 fi
 
 # Images: small crops of the sample in every format stb reads that ntc may meet
@@ -37,6 +37,17 @@ if [[ $only_streams == streams ]]; then
   du -sh "$c"
   exit 0
 fi
+
+# Overfitted streams (nn/overfit.h; they carry their own decoder): small crops after a few
+# iterations (seeds for the format, not for quality), one of them grey.
+mkdir -p "$c/overfit"
+for size in "16 16" "33 17"; do
+  set -- $size
+  "$tmp/image_seeds" data/samples/seeding.png 400 300 "$1" "$2" "$tmp/crop"
+  "$ntc" --threads 1 encode "$tmp/crop/rgb.ppm" -o "$c/overfit/${1}x${2}.ntco" --iters 30 --quiet
+done
+printf 'P5\n12 9\n255\n' >"$tmp/grey.pgm" && head -c 108 /dev/zero | tr '\0' '\200' >>"$tmp/grey.pgm"
+"$ntc" --threads 1 encode "$tmp/grey.pgm" -o "$c/overfit/grey_12x9.ntco" --iters 30 --quiet
 
 # rANS: byte 0 even = decode a stream, odd = round-trip values; byte 1 = table pattern.
 printf '\x00\x03' >"$c/rans/decode_empty"

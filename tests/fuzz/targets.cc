@@ -17,6 +17,7 @@
 #include "lib/threads.h"
 #include "nn/compress.h"
 #include "nn/model_file.h"
+#include "nn/overfit.h"
 #include "train/trainer.h"
 
 namespace ntc::fuzz {
@@ -104,6 +105,19 @@ void rans(const uint8_t* data, size_t size) {
   dec.finish();
 }
 
+// An overfitted stream (nn/overfit.h), resealed: decoded whole; an accepted stream must write back
+// byte for byte (its symbols and weights have one coding) and give 0..255 integer pixels.
+void overfit(const uint8_t* data, size_t size) {
+  const std::vector<uint8_t> v = resealed(data, size);
+  const nn::overfit::Stream s = nn::overfit::read_stream(v.data(), v.size(), "fuzz.ntco", kMaxDecodePixels);
+  expect(nn::overfit::write_stream(s) == v, "overfit: an accepted stream does not write back the same");
+  const Tensor x = nn::overfit::synthesize(s.arch, s.net.dequantize(s.arch), s.latents);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const float p = x.data()[i];
+    expect(p >= 0 && p <= 255 && p == std::nearbyint(p), "overfit: a pixel outside 0..255 integers");
+  }
+}
+
 void model(const uint8_t* data, size_t size) {
   const std::vector<uint8_t> v = resealed(data, size);
   auto m = nn::deserialize_model(v.data(), v.size(), "fuzz.ntcm");
@@ -132,7 +146,7 @@ struct Target {
 };
 constexpr Target kTargets[] = {{"container", container, false}, {"rans", rans, true},         {"decompress", decompress, true},
                                {"model", model, false},         {"checkpoint", checkpoint, false}, {"image", image, false},
-                               {"json", json, false}};
+                               {"json", json, false},           {"overfit", overfit, false}};
 
 const Target& find(const std::string& name) {
   for (const Target& t : kTargets)

@@ -18,7 +18,7 @@ struct Finding : std::logic_error {
   using std::logic_error::logic_error;
 };
 
-// The targets: container, rans, decompress, model, checkpoint, image, json.
+// The targets: container, rans, decompress, model, checkpoint, image, json, overfit.
 const std::vector<std::string>& target_names();
 // Runs target `name` on one input; throws Finding (or crashes) on a finding, else returns. With
 // `errors_are_findings` an ntc::Error escapes too (for replaying the valid seed corpus).

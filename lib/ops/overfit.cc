@@ -1,0 +1,171 @@
+// The ops of the overfitted per-image codec (nn/overfit.h, `ntc encode --overfit`): bilinear ×2
+// upsampling with replicated edges, soft rounding, the autoregressive model's causal context
+// gather, and the Laplace rate. The upsampling plane functions are also the decoder's own (one
+// implementation, so encoder and decoder compute the same floats).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "lib/alloc.h"
+#include "lib/common.h"
+#include "lib/flops.h"
+#include "lib/ops/ops.h"
+
+namespace ntc {
+
+namespace {
+
+void check_up_len(int64_t n, int64_t o) {
+  NTC_CHECK(n >= 1 && (o == 2 * n || o == 2 * n - 1), "upsample2: ", n, " to ", o);
+}
+
+// One axis: in[n] → out[o] (o = 2n or 2n − 1), strided access so that rows and columns share it.
+// out[2k] = ¾·in[k] + ¼·in[k−1], out[2k+1] = ¾·in[k] + ¼·in[k+1], indexes clamped to [0, n).
+inline void up_line(const float* in, int64_t n, int64_t is, float* out, int64_t o, int64_t os) {
+  for (int64_t i = 0; i < o; ++i) {
+    const int64_t k = i >> 1, nb = (i & 1) ? std::min(k + 1, n - 1) : std::max<int64_t>(k - 1, 0);
+    const float a = in[k * is], b = in[nb * is];
+    out[i * os] = 0.75f * a + 0.25f * b;  // two products and one sum (no contraction: -ffp-contract=off)
+  }
+}
+// The adjoint of up_line: gin[n] += Aᵀ gout[o].
+inline void up_line_adj(const float* gout, int64_t o, int64_t os, float* gin, int64_t n, int64_t is) {
+  for (int64_t i = 0; i < o; ++i) {
+    const int64_t k = i >> 1, nb = (i & 1) ? std::min(k + 1, n - 1) : std::max<int64_t>(k - 1, 0);
+    gin[k * is] += 0.75f * gout[i * os];
+    gin[nb * is] += 0.25f * gout[i * os];
+  }
+}
+
+}  // namespace
+
+void upsample2_plane(const float* in, int64_t h, int64_t w, float* out, int64_t oh, int64_t ow, float* tmp) {
+  check_up_len(h, oh);
+  check_up_len(w, ow);
+  for (int64_t r = 0; r < h; ++r) up_line(in + r * w, w, 1, tmp + r * ow, ow, 1);  // rows: [h, ow]
+  for (int64_t c = 0; c < ow; ++c) up_line(tmp + c, h, ow, out + c, oh, ow);        // columns
+}
+
+void upsample2_plane_adj(const float* gout, int64_t oh, int64_t ow, float* gin, int64_t h, int64_t w, float* tmp) {
+  check_up_len(h, oh);
+  check_up_len(w, ow);
+  std::fill(tmp, tmp + h * ow, 0.f);
+  for (int64_t c = 0; c < ow; ++c) up_line_adj(gout + c, oh, ow, tmp + c, h, ow);
+  for (int64_t r = 0; r < h; ++r) up_line_adj(tmp + r * ow, ow, 1, gin + r * w, w, 1);
+}
+
+Tensor upsample2(const Tensor& x, int64_t oh, int64_t ow) {
+  NTC_CHECK(x.ndim() == 4, "upsample2: ", shape_str(x.shape()));
+  const int64_t P = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
+  check_up_len(h, oh);
+  check_up_len(w, ow);
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), oh, ow});
+  Buffer tmp(size_t(h * ow));
+  for (int64_t p = 0; p < P; ++p) upsample2_plane(x.data() + p * h * w, h, w, y.data() + p * oh * ow, oh, ow, tmp.data());
+  count_flops("upsample2", 3 * P * (h * ow + oh * ow));
+  if (needs_grad({&x}))
+    record(y, "upsample2", {&x}, [x, P, h, w, oh, ow](const float* gy) {
+      Buffer t(size_t(h * ow));
+      for (int64_t p = 0; p < P; ++p) upsample2_plane_adj(gy + p * oh * ow, oh, ow, x.grad_acc() + p * h * w, h, w, t.data());
+    });
+  return y;
+}
+
+Tensor soft_round(const Tensor& x, float T) {
+  NTC_CHECK(T > 0, "soft_round: temperature ", T);
+  const size_t n = size_t(x.numel());
+  Tensor y = Tensor::empty(x.shape());
+  Buffer d(n);
+  const double norm = 1.0 / (2.0 * std::tanh(0.5 / double(T)));
+  for (size_t i = 0; i < n; ++i) {
+    const double v = x.data()[i], fl = std::floor(v), r = v - fl - 0.5, t = std::tanh(r / T);
+    y.data()[i] = float(fl + 0.5 + t * norm);
+    d.data()[i] = float((1 - t * t) / T * norm);
+  }
+  count_flops("soft_round", 8 * int64_t(n));
+  if (needs_grad({&x}))
+    record(y, "soft_round", {&x}, [x, d, n](const float* gy) { k::mul_acc(gy, d.data(), x.grad_acc(), n); });
+  return y;
+}
+
+Tensor causal_context(const Tensor& x, const std::vector<std::pair<int, int>>& offsets) {
+  NTC_CHECK(x.ndim() == 4 && x.dim(0) == 1 && x.dim(1) == 1, "causal_context: ", shape_str(x.shape()));
+  const int64_t h = x.dim(2), w = x.dim(3), K = int64_t(offsets.size());
+  for (auto [dy, dx] : offsets) NTC_CHECK(dy < 0 || (dy == 0 && dx < 0), "causal_context: offset (", dy, ",", dx, ") is not causal");
+  Tensor y = Tensor::zeros({1, K, h, w});
+  // Plane j is x shifted by offset j: rows r ≥ −dy, columns c with 0 ≤ c + dx < w.
+  auto span = [w](int dx, int64_t& c0, int64_t& c1) {
+    c0 = std::max<int64_t>(0, -dx);
+    c1 = std::min<int64_t>(w, w - dx);
+  };
+  for (int64_t j = 0; j < K; ++j) {
+    const int dy = offsets[size_t(j)].first, dx = offsets[size_t(j)].second;
+    int64_t c0, c1;
+    span(dx, c0, c1);
+    if (c0 >= c1) continue;
+    for (int64_t r = -dy; r < h; ++r)
+      std::memcpy(y.data() + (j * h + r) * w + c0, x.data() + (r + dy) * w + c0 + dx, size_t(c1 - c0) * sizeof(float));
+  }
+  count_flops("causal_context", 0);
+  if (needs_grad({&x}))
+    record(y, "causal_context", {&x}, [x, offsets, h, w, K, span](const float* gy) {
+      float* gx = x.grad_acc();
+      for (int64_t j = 0; j < K; ++j) {
+        const int dy = offsets[size_t(j)].first, dx = offsets[size_t(j)].second;
+        int64_t c0, c1;
+        span(dx, c0, c1);
+        if (c0 >= c1) continue;
+        for (int64_t r = -dy; r < h; ++r)
+          k::add(gx + (r + dy) * w + c0 + dx, gy + (j * h + r) * w + c0, gx + (r + dy) * w + c0 + dx, size_t(c1 - c0));
+      }
+    });
+  return y;
+}
+
+Tensor laplace_bits(const Tensor& y, const Tensor& mu, const Tensor& logb, float logb_min, float logb_max) {
+  const size_t n = size_t(y.numel());
+  NTC_CHECK(mu.numel() == y.numel() && logb.numel() == y.numel(), "laplace_bits: ", shape_str(y.shape()), " ",
+            shape_str(mu.shape()), " ", shape_str(logb.shape()));
+  NTC_CHECK(logb_min < logb_max, "laplace_bits: log-scale range");
+  constexpr double kMinP = 1e-9;  // about 30 bits: the floor of a symbol's probability
+  Tensor bits = Tensor::empty(y.shape());
+  Buffer gy(n), gmu(n), gl(n);  // ∂bits/∂y, ∂bits/∂μ, ∂bits/∂log b
+  const float* yv = y.data();
+  const float* mv = mu.data();
+  const float* lv = logb.data();
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (size_t i = 0; i < n; ++i) {
+    const bool inside = lv[i] >= logb_min && lv[i] <= logb_max;
+    const double lb = std::clamp(double(lv[i]), double(logb_min), double(logb_max)), b = std::exp(lb);
+    const double u = (double(yv[i]) + 0.5 - mv[i]) / b, l = (double(yv[i]) - 0.5 - mv[i]) / b;  // in units of b
+    const double eu = std::exp(-std::abs(u)), el = std::exp(-std::abs(l));
+    double P;
+    if (l >= 0) P = 0.5 * (el - eu);
+    else if (u <= 0) P = 0.5 * (eu - el);
+    else P = 1 - 0.5 * el - 0.5 * eu;
+    const double fu = 0.5 * eu / b, fl = 0.5 * el / b;  // densities at the interval's ends
+    if (P < kMinP) {
+      bits.data()[i] = float(-std::log2(kMinP));
+      gy.data()[i] = gmu.data()[i] = gl.data()[i] = 0.f;
+      continue;
+    }
+    bits.data()[i] = float(-std::log2(P));
+    const double dbdP = -1 / (P * std::log(2.0));
+    const double dPdy = fu - fl;                              // ∂P/∂y; ∂P/∂μ = −∂P/∂y
+    const double dPdlb = -(u * b * fu - l * b * fl);          // ∂P/∂log b = b·∂P/∂b
+    gy.data()[i] = float(dbdP * dPdy);
+    gmu.data()[i] = float(-dbdP * dPdy);
+    gl.data()[i] = inside ? float(dbdP * dPdlb) : 0.f;
+  }
+  count_flops("laplace_bits", 30 * int64_t(n));
+  if (needs_grad({&y, &mu, &logb}))
+    record(bits, "laplace_bits", {&y, &mu, &logb}, [y, mu, logb, gy, gmu, gl, n](const float* g) {
+      if (y.requires_grad()) k::mul_acc(g, gy.data(), y.grad_acc(), n);
+      if (mu.requires_grad()) k::mul_acc(g, gmu.data(), mu.grad_acc(), n);
+      if (logb.requires_grad()) k::mul_acc(g, gl.data(), logb.grad_acc(), n);
+    });
+  return bits;
+}
+
+}  // namespace ntc

@@ -1,0 +1,271 @@
+// The overfitted per-image codec (nn/overfit.h, train/overfit.h, codec/laplace.h): its ops'
+// gradients, the weight code, the Laplace tables, the encoder (a tiny image overfits; the
+// stream decodes to exactly the encoder's reconstruction, on every SIMD target and thread count),
+// grey and odd-sized images, and hostile streams.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "codec/laplace.h"
+#include "lib/common.h"
+#include "lib/framed.h"
+#include "lib/ops/ops.h"
+#include "lib/rng.h"
+#include "lib/threads.h"
+#include "nn/overfit.h"
+#include "tests/gradcheck.h"
+#include "tests/targets.h"
+#include "train/overfit.h"
+
+namespace ntc {
+namespace {
+
+namespace ov = nn::overfit;
+using testing::gradcheck;
+
+Tensor rand_tensor(const Shape& s, uint64_t seed, float lo = -1, float hi = 1) {
+  Rng rng(seed);
+  Tensor t = Tensor::uniform(s, lo, hi, rng);
+  t.set_requires_grad(true);
+  return t;
+}
+
+TEST(OverfitOps, UpsampleMatchesItsDefinitionAndFiniteDifferences) {
+  // 1-D definition on a 1×3 plane to 1×6 and 1×5: ¾·in[k] + ¼·neighbour, edges replicated.
+  const Tensor x = Tensor::from({1, 1, 1, 3}, {0, 4, 8});
+  const Tensor y6 = upsample2(x, 1, 6), y5 = upsample2(x, 1, 5);
+  EXPECT_EQ(y6.to_vector(), (std::vector<float>{0, 1, 3, 5, 7, 8}));
+  EXPECT_EQ(y5.to_vector(), (std::vector<float>{0, 1, 3, 5, 7}));
+  for (auto [h, w, oh, ow] : std::vector<std::array<int64_t, 4>>{{3, 4, 6, 8}, {3, 4, 5, 7}, {1, 1, 2, 1}, {2, 5, 3, 10}})
+    EXPECT_GT(gradcheck("upsample2", {rand_tensor({1, 2, h, w}, uint64_t(h * 10 + w))},
+                        [=](const std::vector<Tensor>& in) { return upsample2(in[0], oh, ow); }),
+              0);
+  EXPECT_THROW(upsample2(x, 1, 4), Error);  // 3 → 4 is not a ×2 step
+}
+
+TEST(OverfitOps, SoftRoundLimitsAndFiniteDifferences) {
+  const Tensor x = Tensor::from({5}, {-1.3f, -0.5f, 0.2f, 0.49f, 2.75f});
+  const Tensor cold = soft_round(x, 1e-3f), hot = soft_round(x, 50.f);
+  const std::vector<float> want = {-1, -0.5f, 0, 0, 3};  // −0.5 is the midpoint: stays
+  for (int i = 0; i < 5; ++i) {
+    if (i != 1) {
+      EXPECT_NEAR(cold.data()[i], want[size_t(i)], 1e-4) << i;
+    }
+    EXPECT_NEAR(hot.data()[i], x.data()[i], 2e-3) << i;  // nearly the identity when hot
+  }
+  EXPECT_GT(gradcheck("soft_round", {rand_tensor({3, 7}, 3, -3, 3)},
+                      [](const std::vector<Tensor>& in) { return soft_round(in[0], 0.3f); }, {1e-3, 2e-2, 1e-3, 48}),
+            0);
+}
+
+TEST(OverfitOps, CausalContextGathersItsNeighboursAndScattersBack) {
+  const auto offs = ov::context_offsets();
+  Tensor x = Tensor::empty({1, 1, 4, 6});
+  for (int i = 0; i < 24; ++i) x.data()[i] = float(i + 1);
+  const Tensor c = causal_context(x, offs);
+  ASSERT_EQ(c.shape(), (Shape{1, 16, 4, 6}));
+  for (int r = 0; r < 4; ++r)
+    for (int col = 0; col < 6; ++col)
+      for (int j = 0; j < 16; ++j) {
+        const int rr = r + offs[size_t(j)].first, cc = col + offs[size_t(j)].second;
+        const float want = (rr >= 0 && cc >= 0 && cc < 6) ? float(rr * 6 + cc + 1) : 0.f;
+        ASSERT_EQ(c.data()[(j * 4 + r) * 6 + col], want) << r << "," << col << " j " << j;
+      }
+  EXPECT_GT(gradcheck("causal_context", {rand_tensor({1, 1, 5, 7}, 4)},
+                      [&](const std::vector<Tensor>& in) { return causal_context(in[0], offs); }),
+            0);
+  EXPECT_THROW(causal_context(x, {{0, 1}}), Error);  // not causal
+}
+
+TEST(OverfitOps, LaplaceBitsMatchTheIntegralAndFiniteDifferences) {
+  const Tensor y = Tensor::from({3}, {0, 2, -1}), mu = Tensor::from({3}, {0, 0.3f, 4}), lb = Tensor::from({3}, {0, -1, 1});
+  const Tensor b = laplace_bits(y, mu, lb, -3, 4.5f);
+  for (int i = 0; i < 3; ++i) {
+    const double s = std::exp(double(lb.data()[i])), m = mu.data()[i];
+    auto cdf = [&](double t) { return t < m ? 0.5 * std::exp((t - m) / s) : 1 - 0.5 * std::exp(-(t - m) / s); };
+    const double P = cdf(y.data()[i] + 0.5) - cdf(y.data()[i] - 0.5);
+    EXPECT_NEAR(b.data()[i], -std::log2(P), 1e-5) << i;
+  }
+  // Values away from the floor; log b inside its range.
+  Tensor yy = rand_tensor({2, 9}, 5, -3, 3), mm = rand_tensor({2, 9}, 6, -2, 2), ll = rand_tensor({2, 9}, 7, -1, 1.5f);
+  EXPECT_GT(gradcheck("laplace_bits", {yy, mm, ll},
+                      [](const std::vector<Tensor>& in) { return laplace_bits(in[0], in[1], in[2], -3, 4.5f); },
+                      {1e-3, 2e-2, 1e-3, 48}),
+            0);
+}
+
+TEST(OverfitCoding, DetExpIsExpAndTheTablesAreValid) {
+  for (double x = -700; x <= 8; x += 0.37) EXPECT_NEAR(codec::det_exp(x) / std::exp(x), 1.0, 4e-16) << x;
+  EXPECT_EQ(codec::det_exp(0), 1.0);
+  EXPECT_EQ(codec::det_exp(-1000), 0.0);
+  for (int s = 0; s < codec::kLaplaceScales; s += 9)
+    for (int f = 0; f < codec::kLaplaceFrac; f += 3) {
+      const codec::CdfTable& t = codec::laplace_table(s, f);
+      EXPECT_NO_THROW(codec::validate(t));
+      // The most probable value is the one nearest the centre f/F: 0, or 1 past the midpoint.
+      size_t best = 0;
+      for (size_t i = 0; i + 1 < t.cdf.size() - 1; ++i)
+        if (t.cdf[i + 1] - t.cdf[i] > t.cdf[best + 1] - t.cdf[best]) best = i;
+      EXPECT_EQ(int(best) + t.offset, f * 2 > codec::kLaplaceFrac ? 1 : 0) << s << "," << f;
+    }
+  // The slot: shift + frac/F is μ rounded to eighths; the scale index rounds log b on its grid.
+  for (float mu : {-7.3f, -0.06f, 0.f, 0.0624f, 0.07f, 3.99f, 1e9f, -1e9f}) {
+    const codec::LaplaceSlot s = codec::laplace_slot(mu, 0.f);
+    const double back = s.shift + double(s.frac) / codec::kLaplaceFrac;
+    EXPECT_NEAR(back, std::clamp(double(mu), -1048576.0, 1048576.0), 0.5 / codec::kLaplaceFrac + 1e-9) << mu;
+    EXPECT_TRUE(s.frac >= 0 && s.frac < codec::kLaplaceFrac);
+  }
+  EXPECT_EQ(codec::laplace_slot(0, -100).scale, 0);
+  EXPECT_EQ(codec::laplace_slot(0, 100).scale, codec::kLaplaceScales - 1);
+  EXPECT_EQ(codec::laplace_slot(NAN, NAN).shift, 0);
+}
+
+TEST(OverfitCoding, ExpGolombRoundTripsAndRefusesBadCodes) {
+  codec::BitWriter w;
+  std::vector<std::pair<int32_t, int>> vals;
+  Rng rng(9);
+  for (int k = 0; k <= 24; k += 3)
+    for (int32_t q : {0, 1, -1, 2, -2, 7, -8, 1000, -1000, (1 << 30) - 1, -(1 << 30) + 1,
+                      int32_t(rng.next_u64() % 100000) - 50000})
+      vals.push_back({q, k});
+  size_t bits = 0;
+  for (auto [q, k] : vals) {
+    codec::put_exp_golomb(w, q, k);
+    bits += codec::exp_golomb_bits(q, k);
+  }
+  EXPECT_EQ(w.bits(), bits);
+  const std::vector<uint8_t> b = w.finish();
+  EXPECT_EQ(b.size(), (bits + 7) / 8);
+  codec::BitReader r(b.data(), b.size());
+  for (auto [q, k] : vals) ASSERT_EQ(codec::get_exp_golomb(r, k), q) << k;
+  EXPECT_EQ(codec::exp_golomb_bits(0, 0), 1u);  // "1"
+  EXPECT_EQ(codec::exp_golomb_bits(1, 0), 3u);  // "010"
+  const std::vector<uint8_t> zeros(8, 0), trunc = {0x00, 0x01};
+  codec::BitReader rz(zeros.data(), zeros.size()), rt(trunc.data(), trunc.size());
+  EXPECT_THROW(codec::get_exp_golomb(rz, 0), Error);  // too many leading zeros
+  EXPECT_THROW(codec::get_exp_golomb(rt, 0), Error);  // 15 zeros, then the code runs off the end
+}
+
+// A small smooth colour image with an edge.
+Tensor test_image(int64_t h, int64_t w, bool grey = false) {
+  Tensor x = Tensor::empty({1, 3, h, w});
+  for (int64_t c = 0; c < 3; ++c)
+    for (int64_t i = 0; i < h; ++i)
+      for (int64_t j = 0; j < w; ++j)
+        x.data()[(c * h + i) * w + j] =
+            float(std::clamp<int64_t>(40 + 3 * i + 2 * j + (grey ? 0 : 30 * c) + (j > w / 2 ? 60 : 0), 0, 255));
+  return x;
+}
+
+train::OverfitOptions quick(int iters) {
+  train::OverfitOptions o;
+  o.iters = iters;
+  o.candidates = 1;
+  o.levels = 4;
+  o.syn_hidden = 8;
+  o.arm_hidden = 8;
+  o.lambda = 0.02;
+  return o;
+}
+
+TEST(Overfit, ATinyImageOverfits) {
+  const Tensor img = test_image(16, 24);
+  train::OverfitOptions o = quick(150);
+  std::vector<double> losses;
+  o.progress = [&](int, int, double loss) { losses.push_back(loss); };
+  const train::OverfitResult r = train::overfit_encode(img, o);
+  ASSERT_EQ(losses.size(), 150u);
+  auto avg = [&](size_t from) { return (losses[from] + losses[from + 1] + losses[from + 2]) / 3; };
+  EXPECT_LT(avg(147), 0.5 * avg(0));  // the loss falls
+  EXPECT_GT(r.psnr, 20.0);
+  EXPECT_NEAR(r.bpp, 8.0 * double(r.bytes.size()) / (16 * 24), 1e-12);
+}
+
+TEST(Overfit, DecodingGivesTheEncodersReconstructionEverywhere) {
+  const Tensor img = test_image(21, 35);
+  train::OverfitOptions o = quick(60);
+  o.candidates = 2;
+  o.warmup_iters = 10;
+  const train::OverfitResult r = train::overfit_encode(img, o);
+  const std::vector<float> want = r.recon.to_vector();
+  EXPECT_EQ(ov::decode(r.bytes.data(), r.bytes.size(), "t", 1 << 20).to_vector(), want);
+  for (int64_t target : test::simd_targets()) {
+    test::ForceTarget ft(target);
+    for (int threads : {1, 3}) {
+      set_num_threads(threads);
+      EXPECT_EQ(ov::decode(r.bytes.data(), r.bytes.size(), "t", 1 << 20).to_vector(), want) << target << " " << threads;
+    }
+  }
+  set_num_threads(0);
+  // The stream is canonical: read and written back, it is the same bytes.
+  const ov::Stream s = ov::read_stream(r.bytes.data(), r.bytes.size(), "t", 1 << 20);
+  EXPECT_EQ(ov::write_stream(s), r.bytes);
+  EXPECT_EQ(s.arch.channels, 3);
+  EXPECT_EQ(r.weight_bits, double(ov::weight_bits(s.arch, s.net)));
+}
+
+TEST(Overfit, GreyAndOddSizedImages) {
+  const Tensor grey = test_image(9, 13, true);
+  const train::OverfitResult g = train::overfit_encode(grey, quick(30));
+  EXPECT_EQ(g.arch.channels, 1);
+  const Tensor gd = ov::decode(g.bytes.data(), g.bytes.size(), "t", 1 << 20);
+  for (int64_t i = 0; i < 9 * 13; ++i) ASSERT_TRUE(gd.data()[i] == gd.data()[117 + i] && gd.data()[i] == gd.data()[234 + i]);
+  for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {1, 70}, {70, 1}, {5, 3}}) {
+    const Tensor img = test_image(h, w);
+    const train::OverfitResult r = train::overfit_encode(img, quick(5));
+    EXPECT_EQ(ov::decode(r.bytes.data(), r.bytes.size(), "t", 1 << 20).to_vector(), r.recon.to_vector()) << h << "x" << w;
+  }
+  EXPECT_THROW(train::overfit_encode(Tensor::zeros({1, 3, 3000, 2000}), quick(1)), Error);  // over the pixel limit
+}
+
+TEST(Overfit, HostileStreamsAreCleanErrors) {
+  const train::OverfitResult r = train::overfit_encode(test_image(12, 10), quick(20));
+  const std::vector<uint8_t> good = r.bytes;
+  auto decode = [](std::vector<uint8_t> v, bool reseal) {
+    if (reseal) reseal_frame(v);
+    return ov::decode(v.data(), v.size(), "t", 1 << 16);
+  };
+  EXPECT_NO_THROW(decode(good, false));
+  // Header fields: version, size, channels, levels, widths, quantisation.
+  struct Edit {
+    size_t at;
+    std::vector<uint8_t> bytes;
+  };
+  for (const Edit& e : std::vector<Edit>{{4, {2}},
+                                         {5, {0, 0, 0, 0}},
+                                         {5, {0, 0, 2, 0}},
+                                         {13, {2}},
+                                         {14, {0}},
+                                         {14, {9}},
+                                         {15, {0}},
+                                         {16, {65}},
+                                         {21, {25}},
+                                         {22, {30}}}) {
+    std::vector<uint8_t> v = good;
+    std::memcpy(v.data() + e.at, e.bytes.data(), e.bytes.size());
+    EXPECT_THROW(decode(v, true), Error) << "byte " << e.at;
+  }
+  // Too many pixels for the limit.
+  std::vector<uint8_t> big = good;
+  const uint32_t side = 1000;
+  std::memcpy(big.data() + 5, &side, 4);
+  std::memcpy(big.data() + 9, &side, 4);
+  EXPECT_THROW(decode(big, true), Error);
+  // Every truncation, and flips of every byte with and without a fresh CRC: an Error or an image.
+  for (size_t n = 0; n < good.size(); ++n) EXPECT_THROW(decode(std::vector<uint8_t>(good.begin(), good.begin() + long(n)), false), Error);
+  Rng rng(3);
+  for (size_t i = 4; i + 4 < good.size(); ++i) {
+    std::vector<uint8_t> v = good;
+    v[i] ^= uint8_t(1 + rng.next_u64() % 255);
+    EXPECT_THROW(decode(v, false), Error);  // the CRC
+    try {
+      const Tensor x = decode(v, true);
+      for (int64_t j = 0; j < x.numel(); ++j) ASSERT_TRUE(x.data()[j] >= 0 && x.data()[j] <= 255);
+    } catch (const Error&) {
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ntc

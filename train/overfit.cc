@@ -1,0 +1,284 @@
+// The overfitted codec's encoder (train/overfit.h).
+#include "train/overfit.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "lib/common.h"
+#include "lib/ops/ops.h"
+#include "lib/rng.h"
+#include "train/optim.h"
+
+namespace ntc::train {
+
+namespace ov = nn::overfit;
+
+namespace {
+
+double seconds_now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+struct Net {
+  ov::Arch a;
+  std::vector<Tensor> latents;  // [1, 1, h_l, w_l]
+  std::vector<Tensor> w;        // ov::param_specs order
+  std::vector<Tensor> params() const {
+    std::vector<Tensor> p = latents;
+    p.insert(p.end(), w.begin(), w.end());
+    return p;
+  }
+};
+
+Net make_net(const ov::Arch& a, uint64_t seed, const Tensor& target) {
+  Net n;
+  n.a = a;
+  Rng rng(seed);
+  for (int l = 0; l < a.levels; ++l) n.latents.push_back(Tensor::param({1, 1, a.grid_h(l), a.grid_w(l)}));
+  for (const ov::ParamSpec& s : ov::param_specs(a)) {
+    Tensor t = Tensor::param(s.shape);
+    float bound = 0;
+    if (s.name == "arm.w1") bound = 1.f / 4.f;
+    if (s.name == "arm.w2") bound = 1.f / std::sqrt(float(a.arm_hidden));
+    if (s.name == "syn.w1") bound = 1.f / std::sqrt(float(a.levels));
+    if (s.name == "syn.w2") bound = 1.f / std::sqrt(float(a.syn_hidden));
+    if (bound > 0) rng.fill_uniform(t.data(), size_t(t.numel()), -bound, bound);
+    if (s.name == "syn.b2")  // start at the image's mean colour
+      for (int64_t c = 0; c < a.channels; ++c) {
+        const int64_t px = target.dim(2) * target.dim(3);
+        double m = 0;
+        for (int64_t i = 0; i < px; ++i) m += target.data()[c * px + i];
+        t.data()[c] = float(m / double(px));
+      }
+    n.w.push_back(t);
+  }
+  return n;
+}
+
+struct Terms {
+  Tensor loss;
+  double bpp = 0, mse255 = 0;
+};
+
+enum class Quant { Soft, Hard };
+
+// target: [1, C, H, W] in [0, 1].
+Terms forward(const Net& n, const Tensor& target, Quant q, float T, Rng& rng, double lambda) {
+  const ov::Arch& a = n.a;
+  const auto& w = n.w;
+  const double px = double(a.height) * a.width;
+  static const std::vector<std::pair<int, int>> offsets = ov::context_offsets();
+  Tensor bits_total;
+  std::vector<Tensor> ups;
+  for (int l = 0; l < a.levels; ++l) {
+    const Tensor& y = n.latents[size_t(l)];
+    const Tensor yq = q == Quant::Hard ? round_ste(y) : soft_round(add_uniform_noise(soft_round(y, T), rng), T);
+    // Rate: the ARM on the causal context of every latent.
+    const Tensor ctx = causal_context(yq, offsets);  // [1, 16, h, w]
+    Tensor h = relu(conv2d(ctx, w[0], w[1], 1, Pad2{}));
+    h = relu(conv2d(h, w[2], w[3], 1, Pad2{}));
+    const Tensor o = conv2d(h, w[4], w[5], 1, Pad2{});
+    const Tensor bits = sum(laplace_bits(yq, slice_channels(o, 0, 1), slice_channels(o, 1, 1), ov::kLogbMin, ov::kLogbMax));
+    bits_total = bits_total.defined() ? add(bits_total, bits) : bits;
+    // Upsampling to full resolution.
+    Tensor u = yq;
+    for (int s = l; s > 0; --s) u = upsample2(u, a.grid_h(s - 1), a.grid_w(s - 1));
+    ups.push_back(u);
+  }
+  const Tensor x = concat_channels(ups);
+  const Tensor hid = relu(conv2d(x, w[6], w[7], 1, Pad2{}));
+  const Tensor x0 = conv2d(hid, w[8], w[9], 1, Pad2{});
+  const Tensor x1 = add(x0, conv2d_same(x0, w[10], w[11], 1));
+  const Tensor x2 = add(x1, conv2d_same(relu(x1), w[12], w[13], 1));
+  const Tensor mse = mean(square(sub(x2, target)));
+  Terms t;
+  t.bpp = double(bits_total.data()[0]) / px;
+  t.mse255 = double(mse.data()[0]) * 255.0 * 255.0;
+  t.loss = add(mul_scalar(bits_total, float(1.0 / px)), mul_scalar(mse, float(lambda * 255.0 * 255.0)));
+  return t;
+}
+
+// A training run's state: the net and its optimiser.
+struct Run {
+  Net net;
+  std::unique_ptr<Adam> adam;
+  Rng rng;
+  double loss = 0;
+};
+
+void train_steps(Run& r, const Tensor& target, int from, int to, int total, const OverfitOptions& o, int hard_from,
+                 const std::function<void(int, double)>& each) {
+  for (int it = from; it < to; ++it) {
+    const double frac = double(it) / std::max(1, total);
+    const float lr = float(o.lr * 0.5 * (1 + std::cos(M_PI * frac)));
+    const int soft_len = std::max(1, hard_from);
+    const float T = float(0.3 - 0.2 * std::min(1.0, double(it) / soft_len));
+    const Quant q = it >= hard_from ? Quant::Hard : Quant::Soft;
+    for (Tensor& p : r.adam->params()) p.zero_grad();
+    Terms t = forward(r.net, target, q, T, r.rng, o.lambda);
+    r.loss = double(t.loss.data()[0]);
+    t.loss.backward();
+    r.adam->step(std::max(lr, o.lr * 1e-3f));
+    if (each) each(it, r.loss);
+  }
+}
+
+// The quantised network for step exponents e, and the stream and reconstruction it gives.
+struct Coded {
+  ov::Stream s;
+  std::vector<uint8_t> bytes;
+  Tensor recon;
+  double bpp = 0, mse = 0, cost = 0;
+};
+
+Coded code_with(const Net& n, const std::vector<std::vector<int32_t>>& latents, const std::array<int, ov::kGroups>& e,
+                const Tensor& img, double lambda) {
+  Coded c;
+  c.s.arch = n.a;
+  c.s.lambda = float(lambda);
+  c.s.latents = latents;
+  const auto specs = ov::param_specs(n.a);
+  c.s.net.step_exp = e;
+  c.s.net.q.resize(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const float* v = n.w[i].data();
+    auto& q = c.s.net.q[i];
+    q.resize(size_t(n.w[i].numel()));
+    for (size_t j = 0; j < q.size(); ++j)
+      q[j] = int32_t(std::clamp(std::nearbyint(std::ldexp(double(v[j]), e[size_t(specs[i].group)])), -1073741823.0, 1073741823.0));
+  }
+  c.s.net.eg_order = ov::best_eg_orders(n.a, c.s.net.q);
+  c.bytes = ov::write_stream(c.s);
+  c.recon = ov::synthesize(n.a, c.s.net.dequantize(n.a), latents);
+  const double px = double(n.a.height) * n.a.width;
+  double se = 0;
+  for (int64_t i = 0; i < img.numel(); ++i) {
+    const double d = double(c.recon.data()[i]) - img.data()[i];
+    se += d * d;
+  }
+  c.mse = se / double(img.numel());
+  c.bpp = 8.0 * double(c.bytes.size()) / px;
+  c.cost = c.bpp + lambda * c.mse;
+  return c;
+}
+
+// Rounds the latents and searches the step exponents group by group (two sweeps).
+Coded quantise_and_code(const Net& n, const Tensor& img, double lambda) {
+  std::vector<std::vector<int32_t>> latents;
+  for (const Tensor& y : n.latents) {
+    std::vector<int32_t> v(size_t(y.numel()));
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = int32_t(std::clamp(std::nearbyint(double(y.data()[i])), -16777216.0, 16777216.0));
+    latents.push_back(std::move(v));
+  }
+  std::array<int, ov::kGroups> e = {8, 10, 8, 10};
+  Coded best = code_with(n, latents, e, img, lambda);
+  for (int sweep = 0; sweep < 2; ++sweep)
+    for (int g = 0; g < ov::kGroups; ++g)
+      for (int cand = 2; cand <= 16; ++cand) {
+        if (cand == e[size_t(g)]) continue;
+        std::array<int, ov::kGroups> t = e;
+        t[size_t(g)] = cand;
+        Coded c = code_with(n, latents, t, img, lambda);
+        if (c.cost < best.cost) {
+          best = std::move(c);
+          e = t;
+        }
+      }
+  return best;
+}
+
+}  // namespace
+
+int overfit_preset_iters(const std::string& preset) {
+  if (preset == "fast") return 1000;
+  if (preset == "medium") return 4000;
+  if (preset == "slow") return 12000;
+  fail("--overfit wants fast, medium or slow, got '", preset, "'");
+}
+
+OverfitResult overfit_encode(const Tensor& img, const OverfitOptions& o) {
+  NTC_CHECK(img.ndim() == 4 && img.dim(0) == 1 && img.dim(1) == 3, "overfit_encode: image ", shape_str(img.shape()));
+  const int64_t H = img.dim(2), W = img.dim(3);
+  if (H * W > kOverfitMaxPixels)
+    fail("--overfit codes images up to ", kOverfitMaxPixels / 1000000, " megapixels (its training needs about 2 KB per "
+         "pixel); this one has ", W, "x", H);
+  if (o.iters < 1 || o.candidates < 1 || o.warmup_iters < 0) fail("--overfit: iterations must be positive");
+  if (o.levels < 1 || o.levels > 8) fail("--overfit: 1 to 8 latent levels");
+  const double t0 = seconds_now();
+  ov::Arch a;
+  a.height = int(H);
+  a.width = int(W);
+  a.levels = o.levels;
+  a.syn_hidden = o.syn_hidden;
+  a.arm_hidden = o.arm_hidden;
+  const int64_t px = H * W;
+  bool grey = true;
+  for (int64_t i = 0; i < px && grey; ++i)
+    grey = img.data()[i] == img.data()[px + i] && img.data()[i] == img.data()[2 * px + i];
+  a.channels = grey ? 1 : 3;
+  Tensor target = Tensor::empty({1, a.channels, H, W});
+  for (int64_t i = 0; i < a.channels * px; ++i) target.data()[i] = img.data()[i] / 255.f;
+
+  const int hard_from = int(std::lround(o.iters * (1 - o.hard_fraction)));
+  const int warm_total = o.candidates > 1 ? o.candidates * o.warmup_iters : 0;
+  const int total = warm_total + o.iters;
+  int done = 0;
+  auto each = [&](int, double loss) {
+    ++done;
+    if (o.progress) o.progress(done, total, loss);
+  };
+  auto start = [&](uint64_t seed) {
+    Run r;
+    r.net = make_net(a, seed, target);
+    r.adam = std::make_unique<Adam>(r.net.params(), AdamForm::Torch);
+    r.rng = Rng(seed ^ 0x5eedull);
+    return r;
+  };
+  Run best;
+  if (o.candidates > 1) {
+    double best_loss = INFINITY;
+    for (int c = 0; c < o.candidates; ++c) {
+      Run r = start(o.seed + uint64_t(c));
+      double tail = 0;
+      int ntail = 0;
+      train_steps(r, target, 0, o.warmup_iters, o.iters, o, hard_from, [&](int it, double loss) {
+        each(it, loss);
+        if (it >= o.warmup_iters * 3 / 4) {
+          tail += loss;
+          ++ntail;
+        }
+      });
+      const double score = ntail ? tail / ntail : r.loss;
+      if (score < best_loss) {
+        best_loss = score;
+        best = std::move(r);
+      }
+    }
+  } else {
+    best = start(o.seed);
+  }
+  OverfitResult res;
+  const int begin = o.candidates > 1 ? o.warmup_iters : 0;
+  int at = begin;
+  while (at < o.iters) {
+    const int next = o.curve_every > 0 ? std::min(o.iters, (at / o.curve_every + 1) * o.curve_every) : o.iters;
+    train_steps(best, target, at, next, o.iters, o, hard_from, each);
+    at = next;
+    if (o.curve_every > 0 && at < o.iters) {
+      const Coded c = quantise_and_code(best.net, img, o.lambda);
+      res.curve.push_back({at, c.bpp, 10 * std::log10(255.0 * 255.0 / std::max(c.mse, 1e-12)), seconds_now() - t0});
+    }
+  }
+  const Coded c = quantise_and_code(best.net, img, o.lambda);
+  res.bytes = c.bytes;
+  res.recon = c.recon;
+  res.arch = a;
+  res.bpp = c.bpp;
+  res.psnr = 10 * std::log10(255.0 * 255.0 / std::max(c.mse, 1e-12));
+  res.weight_bits = double(ov::weight_bits(a, c.s.net));
+  res.train_loss = best.loss;
+  if (o.curve_every > 0) res.curve.push_back({o.iters, res.bpp, res.psnr, seconds_now() - t0});
+  return res;
+}
+
+}  // namespace ntc::train

@@ -1,0 +1,66 @@
+// overfit — the encoder of the overfitted per-image codec (nn/overfit.h): it trains latents, an
+// autoregressive entropy model and a synthesis for one image, then quantises the networks and
+// writes a stream that carries them.
+//
+// Training, loss bpp + λ·MSE₂₅₅ (the amortised models' convention, train/loss.h), Adam with a
+// cosine learning-rate decay:
+//   warm-up   `candidates` starts from different seeds train `warmup_iters` each; the one with the
+//             lowest loss goes on (its Adam state with it);
+//   soft      ŷ = s_T(s_T(y) + u), u ~ U(−½, ½), s_T soft rounding with T from 0.3 down to 0.1;
+//   hard      the last `hard_fraction` of the iterations: ŷ = round(y) with a straight-through
+//             gradient (what the decoder sees).
+// Then the latents are rounded, and the weights of each group are quantised with the step 2^−e
+// whose real stream size and decoded distortion give the lowest loss (coordinate search over e):
+// every candidate is measured with the decoder's own functions, so the reported rate and PSNR are
+// the stream's.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "lib/tensor.h"
+#include "nn/overfit.h"
+
+namespace ntc::train {
+
+struct OverfitOptions {
+  int iters = 4000;
+  int candidates = 3;
+  int warmup_iters = 150;
+  double hard_fraction = 0.1;
+  double lambda = 0.0064;
+  float lr = 0.01f;
+  uint64_t seed = 1;
+  int levels = 7, syn_hidden = 16, arm_hidden = 16;
+  // Called every iteration: (done, total, loss of the last step).
+  std::function<void(int, int, double)> progress;
+  // If set, also measured every `curve_every` main iterations (> 0): the real stream's bpp and
+  // PSNR at that point (quantised as at the end; costs one search each).
+  int curve_every = 0;
+};
+
+struct OverfitPoint {
+  int iter = 0;
+  double bpp = 0, psnr = 0, seconds = 0;
+};
+
+struct OverfitResult {
+  std::vector<uint8_t> bytes;  // the stream
+  Tensor recon;                // [1,3,H,W], 0…255 integers: exactly what the decoder produces
+  nn::overfit::Arch arch;
+  double bpp = 0, psnr = 0;     // of the stream and recon
+  double weight_bits = 0;       // of which the networks
+  double train_loss = 0;        // the last training loss (continuous proxy)
+  std::vector<OverfitPoint> curve;
+};
+
+// The largest image the encoder takes (pixels): its training graph needs about 2 KB per pixel.
+constexpr int64_t kOverfitMaxPixels = 4'000'000;
+
+// img: [1, 3, H, W] in 0…255 (a grey image, all channels equal, is coded as one channel).
+OverfitResult overfit_encode(const Tensor& img, const OverfitOptions& o);
+
+// Iterations of the presets: fast, medium, slow.
+int overfit_preset_iters(const std::string& preset);  // throws ntc::Error on another name
+
+}  // namespace ntc::train
