@@ -212,6 +212,9 @@ int encode_overfit(const Args& a, const std::string& in, const std::string& out)
     std::fprintf(stderr, "overfitted decoder: %d channel%s, %d levels, λ %g, %d iterations, weights %.0f bits, decoder %.0f FLOPs/px, encode %.1f s, %d threads\n",
                  r.arch.channels, r.arch.channels == 1 ? "" : "s", r.arch.levels, o.lambda, o.iters, r.weight_bits,
                  nn::overfit::decoder_flops(r.arch).total(), t1 - t0, num_threads());
+  if (a.has("v"))
+    std::fprintf(stderr, "last training step: loss %.4f, latents %.4f bpp (estimate), PSNR %.2f dB (float)\n", r.train_loss,
+                 r.train_bpp, r.train_psnr);
   return 0;
 }
 

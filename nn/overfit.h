@@ -43,7 +43,7 @@ struct Arch {
   int channels = 3;  // 3, or 1 for a grey image
   int levels = 7;    // 1…8
   int syn_hidden = 16;
-  int arm_hidden = 16;
+  int arm_hidden = 8;
   int64_t grid_h(int l) const { return (int64_t(height) + (int64_t(1) << l) - 1) >> l; }
   int64_t grid_w(int l) const { return (int64_t(width) + (int64_t(1) << l) - 1) >> l; }
   int64_t latent_count() const;

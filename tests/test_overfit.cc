@@ -4,12 +4,21 @@
 // grey and odd-sized images, and hostile streams.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "codec/laplace.h"
 #include "lib/common.h"
+#include "lib/fileio.h"
 #include "lib/framed.h"
+#include "lib/image.h"
+#include "lib/json.h"
 #include "lib/ops/ops.h"
 #include "lib/rng.h"
 #include "lib/threads.h"
@@ -265,6 +274,52 @@ TEST(Overfit, HostileStreamsAreCleanErrors) {
     } catch (const Error&) {
     }
   }
+}
+
+// The command line: encode --overfit, decode, info and flops --stream, and what they refuse.
+TEST(OverfitCli, EncodeDecodeInfoFlopsAndRefusals) {
+  const char* bin = std::getenv("NTC_BIN");
+  if (!bin || !*bin) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
+  const std::string ntc = std::filesystem::absolute(bin).string();
+  const std::string dir = ::testing::TempDir() + "/ntc_overfit_cli_" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  auto run = [&](const std::string& args) {
+    const int st = std::system((ntc + " " + args + " >" + dir + "/out.txt 2>" + dir + "/err.txt").c_str());
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  };
+  auto out = [&] {
+    std::ifstream f(dir + "/out.txt");
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  write_image(dir + "/in.ppm", test_image(14, 19));
+  ASSERT_EQ(run("--threads 1 encode " + dir + "/in.ppm -o " + dir + "/a.ntco --iters 20 --quiet --psnr"), 0);
+  EXPECT_NE(out().find("PSNR"), std::string::npos);
+  ASSERT_EQ(run("decode " + dir + "/a.ntco -o " + dir + "/a.png"), 0);
+  const std::vector<uint8_t> s = read_file(dir + "/a.ntco");
+  EXPECT_EQ(read_image(dir + "/a.png").to_vector(), ov::decode(s.data(), s.size(), "t", 1 << 20).to_vector());
+  ASSERT_EQ(run("info " + dir + "/a.ntco --json"), 0);
+  const Json info = parse_json(out());
+  EXPECT_EQ(info.get("type")->str, "overfit");
+  EXPECT_EQ(info.get("width")->num, 19);
+  ASSERT_EQ(run("flops --stream " + dir + "/a.ntco --json"), 0);
+  const Json fl = parse_json(out());
+  const double fpp = fl.get("flops_per_pixel")->get("decode")->num;
+  EXPECT_GT(fpp, 100);
+  EXPECT_LT(fpp, 3000);  // the bound for the decoder's cost
+  // Refusals: one line, exit 1 (bad values) or 2 (usage).
+  EXPECT_EQ(run("decode " + dir + "/a.ntco -o " + dir + "/b.png --model data/models/ntc_two_layer.ntcm"), 1);
+  EXPECT_EQ(run("encode " + dir + "/in.ppm -o " + dir + "/b.ntco --overfit warp"), 1);
+  EXPECT_EQ(run("encode " + dir + "/in.ppm -o " + dir + "/b.ntco --iters 0"), 1);
+  EXPECT_EQ(run("encode " + dir + "/in.ppm -o " + dir + "/b.ntco --overfit fast --sga 10"), 1);
+  EXPECT_EQ(run("flops --stream " + dir + "/in.ppm"), 1);
+  std::vector<uint8_t> bad = s;
+  bad[bad.size() / 2] ^= 0x40;
+  write_file_atomic(dir + "/bad.ntco", bad);
+  EXPECT_EQ(run("decode " + dir + "/bad.ntco -o " + dir + "/b.png"), 1);
+  std::ifstream ef(dir + "/err.txt");
+  const std::string err((std::istreambuf_iterator<char>(ef)), {});
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

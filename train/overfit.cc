@@ -42,6 +42,8 @@ Net make_net(const ov::Arch& a, uint64_t seed, const Tensor& target) {
     if (s.name == "syn.w1") bound = 1.f / std::sqrt(float(a.levels));
     if (s.name == "syn.w2") bound = 1.f / std::sqrt(float(a.syn_hidden));
     if (bound > 0) rng.fill_uniform(t.data(), size_t(t.numel()), -bound, bound);
+    if (s.name == "syn.b1" || s.name == "arm.b1" || s.name == "arm.b2")  // live ReLUs while the latents are 0
+      rng.fill_uniform(t.data(), size_t(t.numel()), 0.f, 0.1f);
     if (s.name == "syn.b2")  // start at the image's mean colour
       for (int64_t c = 0; c < a.channels; ++c) {
         const int64_t px = target.dim(2) * target.dim(3);
@@ -62,7 +64,7 @@ struct Terms {
 enum class Quant { Soft, Hard };
 
 // target: [1, C, H, W] in [0, 1].
-Terms forward(const Net& n, const Tensor& target, Quant q, float T, Rng& rng, double lambda) {
+Terms forward(const Net& n, const Tensor& target, Quant q, float T, float noise, Rng& rng, double lambda) {
   const ov::Arch& a = n.a;
   const auto& w = n.w;
   const double px = double(a.height) * a.width;
@@ -71,7 +73,8 @@ Terms forward(const Net& n, const Tensor& target, Quant q, float T, Rng& rng, do
   std::vector<Tensor> ups;
   for (int l = 0; l < a.levels; ++l) {
     const Tensor& y = n.latents[size_t(l)];
-    const Tensor yq = q == Quant::Hard ? round_ste(y) : soft_round(add_uniform_noise(soft_round(y, T), rng), T);
+    const Tensor yq = q == Quant::Hard ? round_ste(y)
+                                       : soft_round(add(soft_round(y, T), Tensor::uniform(y.shape(), -noise, noise, rng)), T);
     // Rate: the ARM on the causal context of every latent.
     const Tensor ctx = causal_context(yq, offsets);  // [1, 16, h, w]
     Tensor h = relu(conv2d(ctx, w[0], w[1], 1, Pad2{}));
@@ -100,24 +103,33 @@ Terms forward(const Net& n, const Tensor& target, Quant q, float T, Rng& rng, do
 // A training run's state: the net and its optimiser.
 struct Run {
   Net net;
-  std::unique_ptr<Adam> adam;
+  std::unique_ptr<Adam> adam, adam_lat;  // networks, latents
   Rng rng;
-  double loss = 0;
+  double loss = 0, bpp = 0, mse255 = 0;
 };
 
 void train_steps(Run& r, const Tensor& target, int from, int to, int total, const OverfitOptions& o, int hard_from,
                  const std::function<void(int, double)>& each) {
   for (int it = from; it < to; ++it) {
-    const double frac = double(it) / std::max(1, total);
-    const float lr = float(o.lr * 0.5 * (1 + std::cos(M_PI * frac)));
+    // Cosine decay over the soft phase; the hard phase starts again from hard_lr_scale·lr.
+    const bool hard = it >= hard_from;
+    const double frac = hard ? double(it - hard_from) / std::max(1, total - hard_from) : double(it) / std::max(1, hard_from);
+    const float lr = float((hard ? o.lr * o.hard_lr_scale : o.lr) * 0.5 * (1 + std::cos(M_PI * frac)));
     const int soft_len = std::max(1, hard_from);
-    const float T = float(0.3 - 0.2 * std::min(1.0, double(it) / soft_len));
-    const Quant q = it >= hard_from ? Quant::Hard : Quant::Soft;
+    const double ramp = std::min(1.0, double(it) / soft_len);
+    const float T = float(0.3 - 0.2 * ramp);
+    // Uniform noise of standard deviation 0.25 falling to 0.1 (half-width √3·σ).
+    const float noise = float(std::sqrt(3.0) * (0.25 - 0.15 * ramp));
+    const Quant q = hard ? Quant::Hard : Quant::Soft;
     for (Tensor& p : r.adam->params()) p.zero_grad();
-    Terms t = forward(r.net, target, q, T, r.rng, o.lambda);
+    for (Tensor& p : r.adam_lat->params()) p.zero_grad();
+    Terms t = forward(r.net, target, q, T, noise, r.rng, o.lambda);
     r.loss = double(t.loss.data()[0]);
+    r.bpp = t.bpp;
+    r.mse255 = t.mse255;
     t.loss.backward();
-    r.adam->step(std::max(lr, o.lr * 1e-3f));
+    r.adam->step(std::max(lr, o.lr * 1e-4f));
+    r.adam_lat->step(std::max(lr, o.lr * 1e-4f) * (hard ? 1.f : o.latent_lr_scale));
     if (each) each(it, r.loss);
   }
 }
@@ -230,7 +242,8 @@ OverfitResult overfit_encode(const Tensor& img, const OverfitOptions& o) {
   auto start = [&](uint64_t seed) {
     Run r;
     r.net = make_net(a, seed, target);
-    r.adam = std::make_unique<Adam>(r.net.params(), AdamForm::Torch);
+    r.adam = std::make_unique<Adam>(r.net.w, AdamForm::Torch);
+    r.adam_lat = std::make_unique<Adam>(r.net.latents, AdamForm::Torch);
     r.rng = Rng(seed ^ 0x5eedull);
     return r;
   };
@@ -277,6 +290,8 @@ OverfitResult overfit_encode(const Tensor& img, const OverfitOptions& o) {
   res.psnr = 10 * std::log10(255.0 * 255.0 / std::max(c.mse, 1e-12));
   res.weight_bits = double(ov::weight_bits(a, c.s.net));
   res.train_loss = best.loss;
+  res.train_bpp = best.bpp;
+  res.train_psnr = 10 * std::log10(255.0 * 255.0 / std::max(best.mse255, 1e-12));
   if (o.curve_every > 0) res.curve.push_back({o.iters, res.bpp, res.psnr, seconds_now() - t0});
   return res;
 }

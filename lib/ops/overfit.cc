@@ -77,11 +77,11 @@ Tensor soft_round(const Tensor& x, float T) {
   const size_t n = size_t(x.numel());
   Tensor y = Tensor::empty(x.shape());
   Buffer d(n);
-  const double norm = 1.0 / (2.0 * std::tanh(0.5 / double(T)));
-  for (size_t i = 0; i < n; ++i) {
-    const double v = x.data()[i], fl = std::floor(v), r = v - fl - 0.5, t = std::tanh(r / T);
-    y.data()[i] = float(fl + 0.5 + t * norm);
-    d.data()[i] = float((1 - t * t) / T * norm);
+  const float norm = float(1.0 / (2.0 * std::tanh(0.5 / double(T)))), invT = 1.f / T;
+  for (size_t i = 0; i < n; ++i) {  // in float: training only (the decoder never soft-rounds)
+    const float v = x.data()[i], fl = std::floor(v), r = v - fl - 0.5f, t = std::tanh(r * invT);
+    y.data()[i] = fl + 0.5f + t * norm;
+    d.data()[i] = (1 - t * t) * invT * norm;
   }
   count_flops("soft_round", 8 * int64_t(n));
   if (needs_grad({&x}))

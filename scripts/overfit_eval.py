@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Rate–distortion of the overfitted codec (`ntc encode --overfit`, issue #18) on a few images,
+against WebP and ntc's amortised default model on the same images, with encode times.
+
+  scripts/overfit_eval.py --images A.png B.png ... --out DIR [--crop 256] [--lambdas 0.0016,0.0064,0.0256]
+                          [--iters 4000] [--threads 1] [--ntc build/ntc]
+
+Each image is centre-cropped to --crop × --crop pixels (0: the whole image). Writes DIR/overfit.json,
+DIR/webp.json and DIR/amortised.json (mean bpp and RGB PSNR per rate point, `ntc bdrate`'s format,
+with the per-image rows), DIR/summary.json (BD-rates per image and of the means) and prints the
+summary. Needs ImageMagick's `convert` (PNG → PPM) and WebP's cwebp/dwebp.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+
+def read_ppm(data):
+    parts = data.split(maxsplit=4)
+    if parts[0] != b"P6" or int(parts[3]) != 255:
+        raise SystemExit("expected an 8-bit binary PPM")
+    w, h = int(parts[1]), int(parts[2])
+    return w, h, parts[4][: w * h * 3]
+
+
+def load(path):
+    if path.endswith(".ppm"):
+        return read_ppm(open(path, "rb").read())
+    return read_ppm(subprocess.run(["convert", path, "ppm:-"], capture_output=True, check=True).stdout)
+
+
+def write_ppm(path, w, h, px):
+    with open(path, "wb") as f:
+        f.write(b"P6\n%d %d\n255\n" % (w, h) + px)
+
+
+def psnr(a, b):
+    mse = sum((x - y) ** 2 for x, y in zip(a, b)) / len(a)
+    return 99.0 if mse == 0 else 10 * math.log10(255 * 255 / mse)
+
+
+def run(cmd):
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(" ".join(cmd) + ": " + r.stderr.strip())
+    return time.time() - t0
+
+
+def curve(name, rows, key):
+    """Means over images of each rate point (rows[image][point])."""
+    n = len(rows[0])
+    return {
+        "name": name,
+        "bpp": [sum(r[i]["bpp"] for r in rows) / len(rows) for i in range(n)],
+        "psnr_rgb": [sum(r[i]["psnr"] for r in rows) / len(rows) for i in range(n)],
+        key: rows,
+    }
+
+
+def bd(ntc, ref, test, tmp):
+    a, b = os.path.join(tmp, "ref.json"), os.path.join(tmp, "test.json")
+    json.dump(ref, open(a, "w"))
+    json.dump(test, open(b, "w"))
+    r = subprocess.run([ntc, "bdrate", a, b, "--json"], capture_output=True, text=True)
+    return json.loads(r.stdout)["bd_rate_percent"] if r.returncode == 0 else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", nargs="+", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--lambdas", default="0.0016,0.0064,0.0256")
+    ap.add_argument("--iters", type=int, default=4000)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ntc", default="build/ntc")
+    ap.add_argument("--webp-q", default="5,15,30,50,70,85,95")
+    ap.add_argument("--amortised-q", default="5,20,35,50,65,80,95")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    tmp = os.path.join(a.out, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    lambdas = [float(x) for x in a.lambdas.split(",")]
+    ov_rows, webp_rows, am_rows = [], [], []
+    for img in a.images:
+        w, h, px = load(img)
+        c = a.crop or min(w, h)
+        cw, ch = (w, h) if not a.crop else (c, c)
+        x0, y0 = (w - cw) // 2, (h - ch) // 2
+        crop = b"".join(px[((y0 + r) * w + x0) * 3 : ((y0 + r) * w + x0 + cw) * 3] for r in range(ch))
+        base = os.path.splitext(os.path.basename(img))[0]
+        src = os.path.join(tmp, base + ".ppm")
+        write_ppm(src, cw, ch, crop)
+        npx = cw * ch
+        rows = []
+        for lam in lambdas:
+            s = os.path.join(tmp, "%s_%g.ntco" % (base, lam))
+            d = os.path.join(tmp, "%s_%g.ppm" % (base, lam))
+            t = run([a.ntc, "--threads", str(a.threads), "encode", src, "-o", s, "--iters", str(a.iters), "--lambda", str(lam), "--quiet"])
+            td = run([a.ntc, "--threads", "1", "decode", s, "-o", d])
+            rows.append({"image": base, "lambda": lam, "bpp": 8 * os.path.getsize(s) / npx, "psnr": psnr(crop, load(d)[2]),
+                         "encode_s": t, "decode_s": td})
+            print(json.dumps(rows[-1]), flush=True)
+        ov_rows.append(rows)
+        rows = []
+        for q in a.webp_q.split(","):
+            s, d = os.path.join(tmp, "w.webp"), os.path.join(tmp, "w.ppm")
+            run(["cwebp", "-quiet", "-q", q, src, "-o", s])
+            run(["dwebp", "-quiet", s, "-ppm", "-o", d])
+            rows.append({"image": base, "q": int(q), "bpp": 8 * os.path.getsize(s) / npx, "psnr": psnr(crop, load(d)[2])})
+        webp_rows.append(rows)
+        rows = []
+        for q in a.amortised_q.split(","):
+            s, d = os.path.join(tmp, "a.ntc"), os.path.join(tmp, "a.ppm")
+            run([a.ntc, "--threads", str(a.threads), "encode", src, "-o", s, "--quality", q, "--quiet"])
+            run([a.ntc, "--threads", "1", "decode", s, "-o", d])
+            rows.append({"image": base, "quality": int(q), "bpp": 8 * os.path.getsize(s) / npx, "psnr": psnr(crop, load(d)[2])})
+        am_rows.append(rows)
+    ov = curve("ntc overfit (%d iterations)" % a.iters, ov_rows, "images")
+    wp = curve("WebP (cwebp)", webp_rows, "images")
+    am = curve("ntc amortised (default model)", am_rows, "images")
+    for name, c in (("overfit", ov), ("webp", wp), ("amortised", am)):
+        json.dump(c, open(os.path.join(a.out, name + ".json"), "w"), indent=1)
+    per = []
+    for i, img in enumerate(a.images):
+        one = lambda rows, nm: {"name": nm, "bpp": [r["bpp"] for r in rows[i]], "psnr_rgb": [r["psnr"] for r in rows[i]]}
+        o = one(ov_rows, "o")
+        per.append({"image": os.path.basename(img), "vs_webp": bd(a.ntc, one(webp_rows, "w"), o, tmp),
+                    "vs_amortised": bd(a.ntc, one(am_rows, "a"), o, tmp)})
+    summary = {
+        "iters": a.iters, "crop": a.crop, "lambdas": lambdas, "threads": a.threads,
+        "bd_rate_vs_webp_of_means": bd(a.ntc, wp, ov, tmp),
+        "bd_rate_vs_amortised_of_means": bd(a.ntc, am, ov, tmp),
+        "per_image": per,
+        "mean_encode_s": sum(r["encode_s"] for rows in ov_rows for r in rows) / sum(len(r) for r in ov_rows),
+        "mean_decode_s": sum(r["decode_s"] for rows in ov_rows for r in rows) / sum(len(r) for r in ov_rows),
+    }
+    json.dump(summary, open(os.path.join(a.out, "summary.json"), "w"), indent=1)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
