@@ -8,7 +8,7 @@ namespace ntc::bench {
 int run(const std::vector<std::string>& args) {
   for (const std::string& a : args)
     if (a == "--help" || a == "-h") throw cli::HelpRequested{};
-  if (args.empty()) cli::usage_fail("bench: name a benchmark (conv, rans, decode, train, sga)");
+  if (args.empty()) cli::usage_fail("bench: name a benchmark (conv, rans, decode, train, sga, overfit)");
   const std::string name = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (name == "conv") return bench_conv(rest);
@@ -16,7 +16,8 @@ int run(const std::vector<std::string>& args) {
   if (name == "decode") return bench_decode(rest);
   if (name == "train") return bench_train(rest);
   if (name == "sga") return bench_sga(rest);
-  cli::usage_fail("bench: unknown benchmark '", name, "' (known: conv, rans, decode, train, sga)");
+  if (name == "overfit") return bench_overfit(rest);
+  cli::usage_fail("bench: unknown benchmark '", name, "' (known: conv, rans, decode, train, sga, overfit)");
 }
 
 }  // namespace ntc::bench

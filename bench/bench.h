@@ -11,6 +11,7 @@ int bench_conv(const std::vector<std::string>& args);
 int bench_decode(const std::vector<std::string>& args);
 int bench_train(const std::vector<std::string>& args);
 int bench_sga(const std::vector<std::string>& args);
+int bench_overfit(const std::vector<std::string>& args);
 int bench_rans(const std::vector<std::string>& args);
 
 constexpr int kSgemmN = 2048;  // the yardstick's matrix size

@@ -62,7 +62,7 @@ const char* kUsage =
     "  train --out DIR --snapshot FILE    compact snapshot (f16 weights, no Adam moments) of DIR's checkpoint\n"
     "  train --info (--out DIR | --from FILE)  a checkpoint's step, schedule and training hours (JSON)\n"
     "                                    train a model; checkpoints resume exactly\n"
-    "  bench <name> [--json]             benchmarks: conv, rans, decode, train, sga\n"
+    "  bench <name> [--json]             benchmarks: conv, rans, decode, train, sga, overfit\n"
     "                                    (bench decode --model FILE --image PNG: per-stage and process times;\n"
     "                                    bench train [--reduce exact --unit U --no-overlap], also under\n"
     "                                    mpirun: the data-parallel step and its communication share)\n"

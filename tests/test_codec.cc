@@ -575,6 +575,7 @@ TEST(Cli, BenchmarksPrintOneJsonObjectWithTheirFields) {
        {"step_s", "precision", "peak_rss_mb", "sgemm_gflops", "step_gflops", "fresh_mb_per_step", "forward_ms_by_layer_type",
         "backward_ms_by_op", "backward_ms_by_layer"}},
       {"bench sga --config jpegl --size 64x64 --json", {"iter_s", "peak_rss_mb"}},
+      {"bench overfit --size 24x40 --iters 12 --json", {"iter_s", "us_per_pixel_iter", "decode_s", "decode_flops_per_pixel"}},
       {"bench decode --config jpegl --size 64x64 --json", {"decode_ms", "flops_per_pixel"}},
   };
   for (const Case& c : cases) {
