@@ -137,7 +137,7 @@ int32_t get_exp_golomb(BitReader& r, int k) {
   NTC_CHECK(k >= 0 && k <= 24, "exp-golomb order ", k);
   int zeros = 0;
   while (r.get(1) == 0)
-    if (++zeros > 40) fail("corrupt overfitted stream: a weight code is too long");
+    if (++zeros > 32) fail("corrupt overfitted stream: a weight code is too long");  // |q| < 2^30 needs <= 31
   const int len = zeros + k + 1;  // the leading 1 is read
   const uint64_t v = (uint64_t(1) << (len - 1)) | r.get(len - 1);
   const uint64_t u = v - (uint64_t(1) << k);

@@ -68,7 +68,7 @@ class BitReader {
 
 // Signed Exp-Golomb of order k (0..24): u = 2|q| − (q > 0) (0, 1, −1, 2, −2 → 0, 1, 2, 3, 4... as
 // q > 0 ↦ 2q − 1, q ≤ 0 ↦ −2q), then u + 2^k written as (bit length − k − 1) zeros and its bits.
-// |q| < 2^30. The reader refuses more than 40 leading zeros.
+// |q| < 2^30. The reader refuses more than 32 leading zeros.
 void put_exp_golomb(BitWriter& w, int32_t q, int k);
 int32_t get_exp_golomb(BitReader& r, int k);
 size_t exp_golomb_bits(int32_t q, int k);
