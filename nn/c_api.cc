@@ -17,6 +17,7 @@
 #include "nn/compress.h"
 #include "nn/config.h"
 #include "nn/model_file.h"
+#include "nn/overfit.h"
 
 struct ntc_model {
   std::unique_ptr<ntc::nn::Model> model;
@@ -153,10 +154,13 @@ ntc_status ntc_encode(ntc_model* model, const uint8_t* rgb, int width, int heigh
 }
 
 ntc_status ntc_decode(ntc_model* model, const uint8_t* data, size_t size, uint8_t** rgb, int* width, int* height) {
-  if (!model || !data || !rgb || !width || !height) return set_error(NTC_ERROR_ARGUMENT, "ntc_decode: null pointer");
+  if (!data || !rgb || !width || !height) return set_error(NTC_ERROR_ARGUMENT, "ntc_decode: null pointer");
   *rgb = nullptr;
   *width = *height = 0;
-  std::lock_guard<std::mutex> lock(model->mu);
+  const bool overfit = ntc::nn::overfit::is_overfit_stream(data, size);  // carries its own decoder
+  if (!model && !overfit) return set_error(NTC_ERROR_ARGUMENT, "ntc_decode: null model for a model's stream");
+  std::unique_lock<std::mutex> lock;
+  if (model) lock = std::unique_lock<std::mutex>(model->mu);
   int64_t max_pixels, budget;
   {
     std::lock_guard<std::mutex> l(g_settings);
@@ -165,7 +169,8 @@ ntc_status ntc_decode(ntc_model* model, const uint8_t* data, size_t size, uint8_
   }
   return guarded([&] {
     BudgetScope scope(budget);
-    const ntc::Tensor img = ntc::nn::decompress(*model->model, data, size, model->hash, max_pixels);
+    const ntc::Tensor img = overfit ? ntc::nn::overfit::decode(data, size, "stream", max_pixels)
+                                    : ntc::nn::decompress(*model->model, data, size, model->hash, max_pixels);
     const int h = int(img.dim(2)), w = int(img.dim(3));
     const size_t plane = size_t(w) * size_t(h);
     auto* px = static_cast<uint8_t*>(std::malloc(plane * 3));

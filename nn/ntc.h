@@ -56,7 +56,8 @@ ntc_status ntc_encode(ntc_model* model, const uint8_t* rgb, int width, int heigh
                       double lambda, uint8_t** out, size_t* out_size);
 
 /* Decodes a stream into a newly allocated RGB buffer (rows of width·3 bytes, no padding; free it
- * with ntc_free). Decoding is bit-exact on every x86-64 CPU with AVX2 and any thread count. */
+ * with ntc_free). Decoding is bit-exact on every x86-64 CPU with AVX2 and any thread count. An
+ * overfitted stream (`ntc encode --overfit`) carries its own decoder: model may then be NULL. */
 ntc_status ntc_decode(ntc_model* model, const uint8_t* data, size_t size, uint8_t** rgb, int* width, int* height);
 
 void ntc_free(void* p); /* what ntc_encode / ntc_decode allocated; NULL is fine */

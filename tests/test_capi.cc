@@ -17,6 +17,8 @@
 #include "nn/config.h"
 #include "nn/model_file.h"
 #include "nn/ntc.h"
+#include "nn/overfit.h"
+#include "train/overfit.h"
 
 namespace ntc {
 namespace {
@@ -44,6 +46,28 @@ std::vector<uint8_t> test_rgb(int w, int h) {
 }
 
 std::string default_model() { return nn::model_dir() + "/ntc_two_layer.ntcm"; }
+
+// An overfitted stream carries its own decoder: ntc_decode takes it with a NULL model (and with
+// any model), and gives the C++ decoder's pixels; a model's stream still needs its model.
+TEST(CApi, DecodesOverfittedStreamsWithoutAModel) {
+  Tensor img = Tensor::empty({1, 3, 9, 14});
+  for (int64_t i = 0; i < img.numel(); ++i) img.data()[i] = float((i * 7) % 200 + 20);
+  train::OverfitOptions o;
+  o.iters = 10;
+  o.candidates = 1;
+  const train::OverfitResult r = train::overfit_encode(img, o);
+  uint8_t* px = nullptr;
+  int w = 0, h = 0;
+  ASSERT_EQ(ntc_decode(nullptr, r.bytes.data(), r.bytes.size(), &px, &w, &h), NTC_OK) << ntc_last_error();
+  ASSERT_EQ(w, 14);
+  ASSERT_EQ(h, 9);
+  for (int64_t c = 0; c < 3; ++c)
+    for (int64_t i = 0; i < 9 * 14; ++i) ASSERT_EQ(float(px[i * 3 + c]), r.recon.data()[c * 9 * 14 + i]);
+  ntc_free(px);
+  const uint8_t junk[] = {'N', 'T', 'C', 'B', 1, 0, 0, 0, 0, 0, 0, 0};
+  EXPECT_EQ(ntc_decode(nullptr, junk, sizeof junk, &px, &w, &h), NTC_ERROR_ARGUMENT);
+  EXPECT_EQ(px, nullptr);
+}
 
 TEST(CApi, RoundTripStatusesAndThreads) {
   if (!fs::exists(default_model())) GTEST_SKIP() << default_model() << " not found";
