@@ -192,7 +192,7 @@ int encode_overfit(const Args& a, const std::string& in, const std::string& out)
   o.seed = uint64_t(a.integer("seed", 1));
   const std::vector<uint8_t> in_bytes = read_input(in);
   const Tensor img = read_image(in_bytes.data(), in_bytes.size(), in == "-" ? "stdin" : in);
-  Progress bar("overfit " + in, o.candidates > 1 ? o.iters + o.candidates * o.warmup_iters : o.iters, !a.has("quiet"));
+  Progress bar("overfit " + in, train::overfit_total_iters(o), !a.has("quiet"));
   o.progress = [&](int done, int, double loss) {
     char b[48];
     std::snprintf(b, sizeof b, "loss %.4f", loss);

@@ -196,7 +196,15 @@ TEST(Overfit, DecodingGivesTheEncodersReconstructionEverywhere) {
   train::OverfitOptions o = quick(60);
   o.candidates = 2;
   o.warmup_iters = 10;
+  int calls = 0, last = 0;
+  o.progress = [&](int done, int total, double) {
+    ++calls;
+    last = done;
+    EXPECT_EQ(total, 70);  // 60 + the losing candidate's 10
+  };
   const train::OverfitResult r = train::overfit_encode(img, o);
+  EXPECT_EQ(calls, 70);
+  EXPECT_EQ(last, 70);
   const std::vector<float> want = r.recon.to_vector();
   EXPECT_EQ(ov::decode(r.bytes.data(), r.bytes.size(), "t", 1 << 20).to_vector(), want);
   for (int64_t target : test::simd_targets()) {

@@ -201,6 +201,10 @@ Coded quantise_and_code(const Net& n, const Tensor& img, double lambda) {
 
 }  // namespace
 
+int overfit_total_iters(const OverfitOptions& o) {
+  return o.candidates > 1 ? o.iters + (o.candidates - 1) * std::min(o.warmup_iters, o.iters) : o.iters;
+}
+
 int overfit_preset_iters(const std::string& preset) {
   if (preset == "fast") return 1000;
   if (preset == "medium") return 4000;
@@ -232,8 +236,7 @@ OverfitResult overfit_encode(const Tensor& img, const OverfitOptions& o) {
   for (int64_t i = 0; i < a.channels * px; ++i) target.data()[i] = img.data()[i] / 255.f;
 
   const int hard_from = int(std::lround(o.iters * (1 - o.hard_fraction)));
-  const int warm_total = o.candidates > 1 ? o.candidates * o.warmup_iters : 0;
-  const int total = warm_total + o.iters;
+  const int total = overfit_total_iters(o), warmup = std::min(o.warmup_iters, o.iters);
   int done = 0;
   auto each = [&](int, double loss) {
     ++done;
@@ -254,9 +257,9 @@ OverfitResult overfit_encode(const Tensor& img, const OverfitOptions& o) {
       Run r = start(o.seed + uint64_t(c));
       double tail = 0;
       int ntail = 0;
-      train_steps(r, target, 0, o.warmup_iters, o.iters, o, hard_from, [&](int it, double loss) {
+      train_steps(r, target, 0, warmup, o.iters, o, hard_from, [&](int it, double loss) {
         each(it, loss);
-        if (it >= o.warmup_iters * 3 / 4) {
+        if (it >= warmup * 3 / 4) {
           tail += loss;
           ++ntail;
         }
@@ -270,18 +273,9 @@ OverfitResult overfit_encode(const Tensor& img, const OverfitOptions& o) {
   } else {
     best = start(o.seed);
   }
+  // The winner goes on from where the warm-up left it.
+  train_steps(best, target, o.candidates > 1 ? warmup : 0, o.iters, o.iters, o, hard_from, each);
   OverfitResult res;
-  const int begin = o.candidates > 1 ? o.warmup_iters : 0;
-  int at = begin;
-  while (at < o.iters) {
-    const int next = o.curve_every > 0 ? std::min(o.iters, (at / o.curve_every + 1) * o.curve_every) : o.iters;
-    train_steps(best, target, at, next, o.iters, o, hard_from, each);
-    at = next;
-    if (o.curve_every > 0 && at < o.iters) {
-      const Coded c = quantise_and_code(best.net, img, o.lambda);
-      res.curve.push_back({at, c.bpp, 10 * std::log10(255.0 * 255.0 / std::max(c.mse, 1e-12)), seconds_now() - t0});
-    }
-  }
   const Coded c = quantise_and_code(best.net, img, o.lambda);
   res.bytes = c.bytes;
   res.recon = c.recon;
@@ -292,7 +286,7 @@ OverfitResult overfit_encode(const Tensor& img, const OverfitOptions& o) {
   res.train_loss = best.loss;
   res.train_bpp = best.bpp;
   res.train_psnr = 10 * std::log10(255.0 * 255.0 / std::max(best.mse255, 1e-12));
-  if (o.curve_every > 0) res.curve.push_back({o.iters, res.bpp, res.psnr, seconds_now() - t0});
+  res.seconds = seconds_now() - t0;
   return res;
 }
 

@@ -37,16 +37,8 @@ struct OverfitOptions {
   float hard_lr_scale = 0.01f;   // the hard phase's learning rate (latents too) starts at lr times this
   uint64_t seed = 1;
   int levels = 7, syn_hidden = 16, arm_hidden = 8;
-  // Called every iteration: (done, total, loss of the last step).
+  // Called every iteration: (done, total, loss of the last step); total = overfit_total_iters().
   std::function<void(int, int, double)> progress;
-  // If set, also measured every `curve_every` main iterations (> 0): the real stream's bpp and
-  // PSNR at that point (quantised as at the end; costs one search each).
-  int curve_every = 0;
-};
-
-struct OverfitPoint {
-  int iter = 0;
-  double bpp = 0, psnr = 0, seconds = 0;
 };
 
 struct OverfitResult {
@@ -57,7 +49,7 @@ struct OverfitResult {
   double weight_bits = 0;       // of which the networks
   double train_loss = 0;        // the last training loss (continuous proxy)
   double train_bpp = 0, train_psnr = 0;  // its terms: the latents' estimated rate (no weights), float PSNR
-  std::vector<OverfitPoint> curve;
+  double seconds = 0;            // the whole encode
 };
 
 // The largest image the encoder takes (pixels): its training graph needs about 2 KB per pixel.
@@ -65,6 +57,9 @@ constexpr int64_t kOverfitMaxPixels = 4'000'000;
 
 // img: [1, 3, H, W] in 0…255 (a grey image, all channels equal, is coded as one channel).
 OverfitResult overfit_encode(const Tensor& img, const OverfitOptions& o);
+
+// Training iterations in all: iters, plus the warm-up of the candidates that lose.
+int overfit_total_iters(const OverfitOptions& o);
 
 // Iterations of the presets: fast, medium, slow.
 int overfit_preset_iters(const std::string& preset);  // throws ntc::Error on another name
