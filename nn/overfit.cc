@@ -61,6 +61,7 @@ void gather_context(const float* grid, int64_t h, int64_t w, int64_t r, int64_t 
 }
 
 ArmNet::ArmNet(const Arch& a, const WeightSet& w) : A(a.arm_hidden) {
+  NTC_CHECK(A >= 1 && A <= 64 && w.size() >= 6, "ArmNet: width ", A);
   auto transpose = [](const std::vector<float>& m, int out, int in) {  // [out][in] → [in][out]
     std::vector<float> t(m.size());
     for (int o = 0; o < out; ++o)

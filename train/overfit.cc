@@ -220,6 +220,7 @@ OverfitResult overfit_encode(const Tensor& img, const OverfitOptions& o) {
          "pixel); this one has ", W, "x", H);
   if (o.iters < 1 || o.candidates < 1 || o.warmup_iters < 0) fail("--overfit: iterations must be positive");
   if (o.levels < 1 || o.levels > 8) fail("--overfit: 1 to 8 latent levels");
+  if (o.syn_hidden < 1 || o.syn_hidden > 64 || o.arm_hidden < 1 || o.arm_hidden > 64) fail("--overfit: layer widths 1 to 64");
   const double t0 = seconds_now();
   ov::Arch a;
   a.height = int(H);
