@@ -106,6 +106,15 @@ void arm_predict(const ArmNet& n, const float* ctx, float& mu, float& logb) {
 
 namespace {
 
+// The table of latent (r, c) of a grid (the decoded latents so far, as floats): ARM, then slot. The
+// encoder and the decoder both call this, so they choose the same tables by construction.
+codec::LaplaceSlot predict_slot(const ArmNet& arm, const float* grid, int64_t gh, int64_t gw, int64_t r, int64_t c) {
+  float ctx[kContext], mu, logb;
+  gather_context(grid, gh, gw, r, c, ctx);
+  arm_predict(arm, ctx, mu, logb);
+  return codec::laplace_slot(mu, logb);
+}
+
 // Full-resolution planes of the upsampled latents, [L][H·W].
 std::vector<Buffer> upsampled_planes(const Arch& a, const std::vector<std::vector<int32_t>>& latents) {
   const int64_t H = a.height, W = a.width;
@@ -305,7 +314,6 @@ std::vector<uint8_t> write_stream(const Stream& s) {
   // Latents: grid by grid, raster order, each with the table its ARM prediction selects.
   const ArmNet arm(a, s.net.dequantize(a));
   codec::RansEncoder enc;
-  float ctx[kContext];
   for (int l = 0; l < a.levels; ++l) {
     const int64_t gh = a.grid_h(l), gw = a.grid_w(l);
     std::vector<float> grid(size_t(gh * gw));
@@ -314,10 +322,7 @@ std::vector<uint8_t> write_stream(const Stream& s) {
     for (int64_t i = 0; i < gh * gw; ++i) grid[size_t(i)] = float(y[size_t(i)]);
     for (int64_t r = 0; r < gh; ++r)
       for (int64_t c = 0; c < gw; ++c) {
-        gather_context(grid.data(), gh, gw, r, c, ctx);
-        float mu, logb;
-        arm_predict(arm, ctx, mu, logb);
-        const codec::LaplaceSlot sl = codec::laplace_slot(mu, logb);
+        const codec::LaplaceSlot sl = predict_slot(arm, grid.data(), gh, gw, r, c);
         enc.put(int32_t(int64_t(y[size_t(r * gw + c)]) - sl.shift), codec::laplace_table(sl.scale, sl.frac));
       }
   }
@@ -357,7 +362,6 @@ Stream read_stream(const uint8_t* data, size_t size, const std::string& origin, 
   if (lat_len < 8 || lat_len % 4) fail(origin, ": corrupt overfitted stream: the latent section has ", lat_len, " bytes");
   const ArmNet arm(a, s.net.dequantize(a));
   codec::RansDecoder dec(lp, lp + lat_len);
-  float ctx[kContext];
   s.latents.resize(size_t(a.levels));
   for (int l = 0; l < a.levels; ++l) {
     const int64_t gh = a.grid_h(l), gw = a.grid_w(l);
@@ -366,10 +370,7 @@ Stream read_stream(const uint8_t* data, size_t size, const std::string& origin, 
     y.resize(size_t(gh * gw));
     for (int64_t r2 = 0; r2 < gh; ++r2)
       for (int64_t c = 0; c < gw; ++c) {
-        gather_context(grid.data(), gh, gw, r2, c, ctx);
-        float mu, logb;
-        arm_predict(arm, ctx, mu, logb);
-        const codec::LaplaceSlot sl = codec::laplace_slot(mu, logb);
+        const codec::LaplaceSlot sl = predict_slot(arm, grid.data(), gh, gw, r2, c);
         const int64_t v = int64_t(dec.get(codec::laplace_table(sl.scale, sl.frac))) + sl.shift;
         if (v < -(int64_t(1) << 24) || v > (int64_t(1) << 24))
           fail(origin, ": corrupt overfitted stream: a latent is out of range");
