@@ -11,6 +11,8 @@
 #include "bench/bench.h"
 #include "kernels/kernels.h"
 #include "lib/args.h"
+#include "lib/blas.h"
+#include "lib/gemm.h"
 #include "lib/common.h"
 #include "lib/image.h"
 #include "lib/json.h"
@@ -67,7 +69,8 @@ int bench_overfit(const std::vector<std::string>& argv) {
   const double fpp = nn::overfit::decoder_flops(r.arch).total();
   if (args.has("json"))
     std::printf("%s\n", json_line(JsonOut{{"bench", "overfit"}, {"size", {H, W}}, {"threads", num_threads()},
-                                          {"kernels", k::kernel_target_name()}, {"iter_s", iter_s},
+                                          {"kernels", k::kernel_target_name()}, {"blas", blas_kernel_name()},
+                                          {"gemm", gemm_backend_name()}, {"iter_s", iter_s},
                                           {"us_per_pixel_iter", iter_s / double(H * W) * 1e6}, {"decode_s", d[2]},
                                           {"decode_flops_per_pixel", fpp}, {"iters", iters}, {"bpp", r.bpp},
                                           {"psnr", r.psnr}}).c_str());
