@@ -172,6 +172,15 @@ nn::Encoded encode_image(LoadedModel& lm, const Tensor& img, double rate, int sg
 
 namespace {
 
+// encode's summary line: size, bytes, bpp (and PSNR); on stderr when the stream goes to stdout.
+void print_summary(const std::string& out, const Tensor& img, size_t bytes, const Tensor& recon, bool with_psnr) {
+  FILE* report = out == "-" ? stderr : stdout;  // the summary must not mix into a stream on stdout
+  std::fprintf(report, "%s: %ldx%ld, %zu bytes, %.4f bpp", out == "-" ? "stdout" : out.c_str(), long(img.dim(3)),
+               long(img.dim(2)), bytes, 8.0 * double(bytes) / double(img.dim(2) * img.dim(3)));
+  if (with_psnr) std::fprintf(report, ", PSNR %.2f dB", psnr(recon, img));
+  std::fprintf(report, "\n");
+}
+
 // λ of an overfitted encode: --lambda, or --quality 0…100 log-spaced over 0.0004…0.1024 (the
 // campaign's rate points; default 50 = 0.0064).
 double overfit_lambda(const Args& a) {
@@ -202,12 +211,7 @@ int encode_overfit(const Args& a, const std::string& in, const std::string& out)
   const train::OverfitResult r = train::overfit_encode(img, o);
   const double t1 = now_s();
   write_output(out, r.bytes);
-  const double px = double(img.dim(2) * img.dim(3));
-  FILE* report = out == "-" ? stderr : stdout;
-  std::fprintf(report, "%s: %ldx%ld, %zu bytes, %.4f bpp", out == "-" ? "stdout" : out.c_str(), long(img.dim(3)),
-               long(img.dim(2)), r.bytes.size(), 8.0 * double(r.bytes.size()) / px);
-  if (a.has("psnr")) std::fprintf(report, ", PSNR %.2f dB", psnr(r.recon, img));
-  std::fprintf(report, "\n");
+  print_summary(out, img, r.bytes.size(), r.recon, a.has("psnr"));
   if (a.has("v"))
     std::fprintf(stderr, "overfitted decoder: %d channel%s, %d levels, λ %g, %d iterations, weights %.0f bits, decoder %.0f FLOPs/px, encode %.1f s, %d threads\n",
                  r.arch.channels, r.arch.channels == 1 ? "" : "s", r.arch.levels, o.lambda, o.iters, r.weight_bits,
@@ -242,12 +246,8 @@ int cmd_encode(const std::vector<std::string>& argv) {
   nn::Encoded e = encode_image(lm, img, rate, int(sga), sga_lam, !a.has("quiet"), in, size_t(sga_mib) << 20);
   const double t1 = now_s();
   write_output(out, e.bytes);
+  print_summary(out, img, e.bytes.size(), e.recon, a.has("psnr"));
   const double px = double(img.dim(2) * img.dim(3));
-  FILE* report = out == "-" ? stderr : stdout;  // the summary must not mix into a stream on stdout
-  std::fprintf(report, "%s: %ldx%ld, %zu bytes, %.4f bpp", out == "-" ? "stdout" : out.c_str(), long(img.dim(3)),
-               long(img.dim(2)), e.bytes.size(), 8.0 * double(e.bytes.size()) / px);
-  if (a.has("psnr")) std::fprintf(report, ", PSNR %.2f dB", psnr(e.recon, img));
-  std::fprintf(report, "\n");
   if (a.has("v"))
     std::fprintf(stderr, "model %s, %s, model estimate %.4f bpp, encode %.3f s%s, %d threads\n", lm.path.c_str(),
                  rate > 0 ? ("λ " + std::to_string(rate)).c_str() : "fixed rate", e.est_bits / px, t1 - t0,

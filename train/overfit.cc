@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "lib/common.h"
+#include "lib/metrics.h"
 #include "lib/ops/ops.h"
 #include "lib/rng.h"
 #include "train/optim.h"
@@ -162,12 +163,7 @@ Coded code_with(const Net& n, const std::vector<std::vector<int32_t>>& latents, 
   c.bytes = ov::write_stream(c.s);
   c.recon = ov::synthesize(n.a, c.s.net.dequantize(n.a), latents);
   const double px = double(n.a.height) * n.a.width;
-  double se = 0;
-  for (int64_t i = 0; i < img.numel(); ++i) {
-    const double d = double(c.recon.data()[i]) - img.data()[i];
-    se += d * d;
-  }
-  c.mse = se / double(img.numel());
+  c.mse = mse(c.recon, img);
   c.bpp = 8.0 * double(c.bytes.size()) / px;
   c.cost = c.bpp + lambda * c.mse;
   return c;
