@@ -14,6 +14,7 @@
 
 #include "lib/args.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "codec/container.h"
 #include "lib/alloc.h"
 #include "lib/common.h"
@@ -131,27 +132,6 @@ double sga_lambda(const nn::Model& m, const Args& a, double rate) {
   fail("--sga needs --lambda: this model file does not record the λ it was trained for");
 }
 
-class Progress {  // a progress bar with ETA on stderr, updated at most 10 times a second
- public:
-  Progress(std::string what, int total, bool on)
-      : what_(std::move(what)), total_(total), on_(on && progress_to_stderr()), t0_(now_s()) {}
-  void update(int done, const std::string& extra = "") {
-    if (!on_) return;
-    const double t = now_s();
-    if (done < total_ && t - last_ < 0.1) return;
-    last_ = t;
-    const double eta = done > 0 ? (t - t0_) / done * (total_ - done) : 0;
-    std::fprintf(stderr, "\r%s %d/%d  %.0f%%  ETA %.0fs %s   ", what_.c_str(), done, total_, 100.0 * done / total_, eta,
-                 extra.c_str());
-    if (done >= total_) std::fprintf(stderr, "\n");
-  }
-
- private:
-  std::string what_;
-  int total_;
-  bool on_;
-  double t0_, last_ = 0;
-};
 
 nn::Encoded encode_image(LoadedModel& lm, const Tensor& img, double rate, int sga_iters, double sga_lam, bool progress,
                          const std::string& label, size_t sga_max_bytes = train::SgaOptions().max_bytes) {

@@ -7,6 +7,7 @@ namespace ntc::cli {
 int cmd_demo(const std::vector<std::string>& args);
 int cmd_flops(const std::vector<std::string>& args);
 int cmd_train(const std::vector<std::string>& args);
+int cmd_derive(const std::vector<std::string>& args);
 int cmd_encode(const std::vector<std::string>& args);
 int cmd_decode(const std::vector<std::string>& args);
 int cmd_info(const std::vector<std::string>& args);

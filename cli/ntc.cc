@@ -62,6 +62,10 @@ const char* kUsage =
     "  train --out DIR --snapshot FILE    compact snapshot (f16 weights, no Adam moments) of DIR's checkpoint\n"
     "  train --info (--out DIR | --from FILE)  a checkpoint's step, schedule and training hours (JSON)\n"
     "                                    train a model; checkpoints resume exactly\n"
+    "  derive --from CKPT --config NAME --out DIR [--data DIR] [--crops 200] [--crop 256] [--seed S]\n"
+    "                                    a new run from a trained one: every part the config shares with\n"
+    "                                    CKPT copied, a jpeg_like synthesis fitted by least squares to\n"
+    "                                    the decoded latents of training crops (resume with train --resume)\n"
     "  bench <name> [--json]             benchmarks: conv, rans, decode, train, sga, overfit\n"
     "                                    (bench decode --model FILE --image PNG: per-stage and process times;\n"
     "                                    bench train [--reduce exact --unit U --no-overlap], also under\n"
@@ -167,6 +171,7 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return ntc::bench::run(args);
     if (cmd == "flops") return ntc::cli::cmd_flops(args);
     if (cmd == "train") return ntc::cli::cmd_train(args);
+    if (cmd == "derive") return ntc::cli::cmd_derive(args);
     if (cmd == "encode") return ntc::cli::cmd_encode(args);
     if (cmd == "decode") return ntc::cli::cmd_decode(args);
     if (cmd == "info") return ntc::cli::cmd_info(args);

@@ -7,6 +7,8 @@
 #include "cli/launch.h"
 #include "lib/common.h"
 #include "lib/gemm.h"
+#include "cli/progress.h"
+#include "train/derive.h"
 #include "train/trainer.h"
 
 namespace ntc::cli {
@@ -97,6 +99,24 @@ int cmd_train(const std::vector<std::string>& argv) {
     o.comm = comm;
     return train::run_training(o, resume, over);
   });
+}
+
+// `ntc derive` — see train/derive.h.
+int cmd_derive(const std::vector<std::string>& argv) {
+  Args a(argv, {"from", "config", "out", "data", "crops", "crop", "seed"}, {"quiet"});
+  if (!a.positional().empty()) fail("derive: unexpected argument '", a.positional()[0], "'");
+  train::DeriveOptions o;
+  o.from = a.str("from");
+  o.config = a.str("config");
+  o.out = a.str("out");
+  if (o.from.empty() || o.config.empty() || o.out.empty()) usage_fail("derive: --from, --config and --out are required");
+  o.data = a.str("data");
+  o.crops = int(a.integer("crops", o.crops));
+  o.crop = int(a.integer("crop", o.crop));
+  o.seed = uint64_t(a.integer("seed", long(o.seed)));
+  Progress bar("ntc derive: fitting the synthesis, crop", o.crops, !a.has("quiet"));
+  o.progress = [&](int64_t done) { bar.update(int(done)); };
+  return train::run_derive(o);
 }
 
 }  // namespace ntc::cli

@@ -202,12 +202,27 @@ Tensor hyper_analysis(Model& m, const Tensor& y, int64_t band_rows) {
 
 Latents analyze(Model& m, const Tensor& image, double lambda) {
   NTC_CHECK(image.ndim() == 4 && image.dim(0) == 1 && image.dim(1) == 3, "compress: image ", shape_str(image.shape()));
+  return latents_at(m, analysis(m, image), lambda);
+}
+
+Latents latents_at(Model& m, const Tensor& y, double lambda) {
   NoGrad ng;
   const Model::Gains G = gains_for_stream(m, lambda);
   Latents l;
-  l.y = gain(analysis(m, image), G.y);
+  l.y = gain(y, G.y);
   if (m.hyperprior()) l.z = gain(hyper_analysis(m, l.y), G.z);
   return l;
+}
+
+Tensor decoded_latents(Model& m, const Latents& l, double lambda) {
+  NTC_CHECK(m.finalized(), "decoded_latents: the model has no entropy tables (finalize it)");
+  NoGrad ng;
+  PortableProducts portable;
+  const Model::Gains G = gains_for_stream(m, lambda);
+  auto& eb = m.entropy_bottleneck();
+  if (!m.hyperprior()) return gain(eb.quantize(l.y), G.y_inv);
+  const Tensor mu = slice_channels(hyper_synthesize(m, gain(eb.quantize(l.z), G.z_inv)), 0, m.latent_channels());
+  return gain(add(round_ste(sub(l.y, mu)), mu), G.y_inv);
 }
 
 Encoded encode_latents(Model& m, const Latents& l, int64_t H, int64_t W, uint64_t model_hash, double lambda) {

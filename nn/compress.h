@@ -49,6 +49,12 @@ struct Latents {
   Tensor y, z;  // continuous, gains applied; z undefined for a factorized model
 };
 Latents analyze(Model& m, const Tensor& image, double lambda = 0);
+// The same from y = analysis(m, image) already computed: one analysis serves every λ.
+Latents latents_at(Model& m, const Tensor& y, double lambda = 0);
+// ŷ with the inverse gains applied: what the decoder of a stream of these latents gives g_s, so
+// synthesize(m, decoded_latents(...)) is its reconstruction (no entropy coding is done; fitting a
+// synthesis to a trained analysis, train/derive.h).
+Tensor decoded_latents(Model& m, const Latents& l, double lambda = 0);
 Encoded encode_latents(Model& m, const Latents& l, int64_t height, int64_t width, uint64_t model_hash,
                        double lambda = 0);
 // λ for quality 0..100 on a variable-rate model: log-spaced from its smallest to its largest

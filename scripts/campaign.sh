@@ -12,6 +12,9 @@
 #                                              data/models/ntc_FAMILY.ntcm, data/results/kodak_FAMILY.json,
 #                                              BD-rates, the RD plot, a row of data/results/campaign_FAMILY.csv
 #   scripts/campaign.sh snapshot [FAMILY]      pause, then commit-ready state: the compact snapshot and the log
+#   scripts/campaign.sh derive   jpeg_like     the JPEG-like family's run, from the two_layer trunk's
+#                                              checkpoint (`ntc derive`: its synthesis fitted by least squares);
+#                                              then resume, cooldown and ship it like the trunk
 #
 # The schedule is warm-up–stable–decay (Hu et al. 2024, "MiniCPM"; Hägele et al. 2024, "Scaling laws
 # and compute-optimal training beyond fixed training durations"): the trunk trains at a constant
@@ -21,7 +24,9 @@
 # from the committed snapshot (f16 weights; Adam restarts with a 500-step warm-up).
 #
 # Environment: NTC_RUNS (run folders, default ../runs beside the checkout), NTC_TRAIN_DATA
-# (default ../shared/data/train), NTC_KODAK (default ../shared/data/kodak).
+# (default ../shared/data/train), NTC_KODAK (default ../shared/data/kodak), NTC_THREADS (threads of
+# a resumed trainer, default 2: two families training side by side take 1 each), NTC_RESUME_ARGS
+# (more flags for `ntc train --resume`, e.g. --steps N).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${NTC_RUNS:-$ROOT/../runs}
@@ -34,6 +39,8 @@ BIN=$RUNS/ntc_$FAMILY  # a private copy: rebuilding the checkout never changes a
 PID=$RUN.pid
 SNAP=$ROOT/data/campaign/$FAMILY.snapshot.ntck
 LOG=$ROOT/data/campaign/$FAMILY.log.jsonl
+
+THREADS=${NTC_THREADS:-2}
 
 die() { echo "campaign: $*" >&2; exit 1; }
 
@@ -48,9 +55,10 @@ trunk_crops() { echo "--crop 256 --batch 2"; }
 # The recipe of each family's trunk (a new run only; a resume keeps the checkpoint's options).
 recipe() {
   case $FAMILY in
+    jpeg_like) die "the jpeg_like family is derived from the two_layer trunk: scripts/campaign.sh derive jpeg_like" ;;
     two_layer)
       echo "--config $ROOT/data/configs/ntc_two_layer.cfg --data $DATA" \
-           "--lambda 0.0004,0.0008,0.0016,0.0032,0.0064,0.0128,0.0256,0.0512,0.1024 --steps 2000000 --decay-from 2000000" \
+           "--lambda 0.0004,0.0008,0.0016,0.0032,0.0064,0.0128,0.0256,0.0512,0.1024,0.2048 --steps 2000000 --decay-from 2000000" \
            "--warmup 500 --no-lambda-boost $(trunk_crops) --lr 5e-4 --quant mixed --min-scale 0.6 --flips" \
            "--precision bf16" \
            "--log-every 50" ;;
@@ -86,7 +94,7 @@ resume() {
     args="--out $RUN $(recipe)"
   fi
   # shellcheck disable=SC2086
-  nohup "$BIN" --threads 2 train $args >>"$RUN.stderr" 2>&1 &
+  nohup "$BIN" --threads "$THREADS" train $args ${NTC_RESUME_ARGS:-} >>"$RUN.stderr" 2>&1 &
   echo $! >"$PID"
   sleep 3
   running || { tail -n 3 "$RUN.stderr" >&2; rm -f "$PID"; die "$FAMILY stopped at once (see $RUN.stderr)"; }
@@ -134,8 +142,11 @@ ship() {
   psnr_jpeg=$("$BIN" bdrate "$anchors/jpeg420.json" "$res" --json | sed 's/.*"bd_psnr_db":\([-0-9.]*\).*/\1/')
   bd_webp=$("$BIN" bdrate "$anchors/webp.json" "$res" --json | sed 's/.*"bd_rate_percent":\([-0-9.]*\).*/\1/')
   h=$(sed 's/.*"train_h":\([0-9.]*\).*/\1/' "$cool/info.json")
+  local fams=() f
+  for f in "$ROOT"/data/results/kodak_{two_layer,jpeg_like}.json; do [[ -f $f ]] && fams+=("$f"); done
   "$BIN" plot "$anchors/jpeg420.json" "$anchors/webp.json" "$anchors/jpeg2000.json" "$anchors/avif420.json" \
-    "$anchors/paper_two_layer_syn.json" "$anchors/paper_jpeg_like_syn.json" "$res" -o "$ROOT/data/results/kodak_rd.svg"
+    "$anchors/paper_two_layer_syn.json" "$anchors/paper_jpeg_like_syn.json" "${fams[@]}" \
+    -o "$ROOT/data/results/kodak_rd.svg"
   local csv=$ROOT/data/results/campaign_$FAMILY.csv
   [[ -f $csv ]] || echo "date,trunk_step,cooldown_steps,train_h,bd_rate_vs_jpeg420,bd_psnr_vs_jpeg420_db,bd_rate_vs_webp,sha256,cooldown_crops" >"$csv"
   local total crops r4='{printf "%.4f", $1}'
@@ -147,6 +158,16 @@ ship() {
     (cd "$ROOT" && bash tests/fuzz/make_seeds.sh streams >/dev/null)  # the fuzzers' stream seeds
   fi
   echo "campaign: shipped $model ($(stat -c %s "$model") bytes); BD-rate $bd_jpeg% vs JPEG 4:2:0, $bd_webp% vs WebP; $h h"
+}
+
+derive() {
+  [[ $FAMILY == jpeg_like ]] || die "derive makes the jpeg_like family (from the two_layer trunk)"
+  [[ -e $RUN ]] && die "$RUN exists already (resume it, or remove it to derive again)"
+  local trunk=$RUNS/two_layer/checkpoint.ntck
+  [[ -f $trunk ]] || trunk=$ROOT/data/campaign/two_layer.snapshot.ntck
+  mkdir -p "$RUNS"
+  "$ROOT/build/ntc" --threads "$THREADS" derive --from "$trunk" --config "$ROOT/data/configs/ntc_$FAMILY.cfg" \
+    --out "$RUN" --crops 200 --data "$DATA" | tee "$RUNS/$FAMILY.derive.json"
 }
 
 snapshot() {
@@ -164,6 +185,7 @@ case $CMD in
   status) status ;;
   cooldown) cooldown "${3:-6000}" ;;
   snapshot) snapshot ;;
+  derive) derive ;;
   ship) ship "${3:-}" ;;
-  *) die "unknown command '$CMD' (resume, pause, status, cooldown, ship, snapshot)" ;;
+  *) die "unknown command '$CMD' (resume, pause, status, cooldown, ship, snapshot, derive)" ;;
 esac

@@ -279,7 +279,7 @@ TEST(Cli, HelpVersionAndExitStatuses) {
     EXPECT_EQ(b.run(c), 0) << c;
     EXPECT_NE(out().find("commands:"), std::string::npos) << c;
   }
-  for (const std::string& cmd : std::vector<std::string>{"encode", "decode", "info", "eval", "bdrate", "plot", "flops", "train", "bench", "demo"}) {
+  for (const std::string& cmd : std::vector<std::string>{"encode", "decode", "info", "eval", "bdrate", "plot", "flops", "train", "derive", "bench", "demo"}) {
     for (const std::string& c : {cmd + " --help", cmd + " -h", "help " + cmd, "--threads 1 " + cmd + " --help"}) {
       EXPECT_EQ(b.run(c), 0) << c << ": " << b.err();
       EXPECT_EQ(out().rfind("usage: ntc [global flags] " + cmd, 0), 0u) << c << ": " << out();
@@ -292,7 +292,8 @@ TEST(Cli, HelpVersionAndExitStatuses) {
   }
   for (const std::string& c : std::vector<std::string>{"", "frobnicate", "help frobnicate", "encode", "encode a.png", "encode a.png -o b.ntc --frob",
                                "decode x.ntc", "--threads 0 version", "--threads", "eval --data d", "bdrate a.json",
-                               "encode a.png -o b.ntc --quality", "bench", "bench nosuch", "version --frob"}) {
+                               "encode a.png -o b.ntc --quality", "bench", "bench nosuch", "version --frob", "derive --from x",
+                               "derive --from a --config b --out c --crops x"}) {
     EXPECT_EQ(b.run(c), 2) << "'" << c << "': " << b.err();
     EXPECT_NE(b.err().find("ntc: error:"), std::string::npos) << c;
   }

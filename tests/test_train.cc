@@ -20,7 +20,9 @@
 #include "nn/model.h"
 #include "nn/model_file.h"
 #include "tests/tiny_config.h"
+#include "nn/compress.h"
 #include "train/data.h"
+#include "train/derive.h"
 #include "train/loss.h"
 #include "train/optim.h"
 #include "train/trainer.h"
@@ -547,6 +549,138 @@ TEST(Train, BadOptionsAreErrors) {
   EXPECT_THROW(run_training(o, false), Error);
   o = s.options(5);
   EXPECT_THROW(run_training(o, true), Error);  // nothing to resume
+}
+
+// ---------------------------------------------------------------- derive (train/derive.h)
+
+// The least-squares fit recovers a transposed convolution exactly from its own outputs, for the
+// paper's k18 s16, a pure block transform (k16 s16) and a 3-tap geometry (k5 s2).
+TEST(Derive, LeastSquaresRecoversATransposedConvolution) {
+  struct Geo {
+    int C, k, s, h, w, samples;
+  };
+  for (const Geo g : {Geo{3, 18, 16, 3, 4, 12}, Geo{2, 16, 16, 2, 3, 8}, Geo{4, 5, 2, 5, 6, 30}}) {
+    Rng rng{uint64_t(g.k * 100 + g.s)};
+    const Tensor Wt = Tensor::uniform({g.C, 3, g.k, g.k}, -1.f, 1.f, rng), bt = Tensor::from({3}, {0.3f, -0.2f, 0.1f});
+    LinearSynthesisFit fit(g.C, g.k, g.s);
+    for (int i = 0; i < g.samples; ++i) {
+      const Tensor yh = Tensor::uniform({1, g.C, g.h, g.w}, -2.f, 2.f, rng);
+      fit.add(yh, conv_transpose2d_same(yh, Wt, bt, g.s));
+    }
+    const Tensor W = Tensor::zeros(Wt.shape()), b = Tensor::zeros({3});
+    const double mse = fit.solve(W, b);
+    EXPECT_LT(mse, 1e-6) << "k" << g.k << " s" << g.s;  // float rounding of targets of order 1–10
+    EXPECT_EQ(fit.positions(), int64_t(g.samples) * g.h * g.w);
+    for (int64_t e = 0; e < W.numel(); ++e) ASSERT_NEAR(W.data()[e], Wt.data()[e], 2e-4) << "k" << g.k << " s" << g.s << " @" << e;
+    for (int o = 0; o < 3; ++o) EXPECT_NEAR(b.data()[o], bt.data()[o], 2e-4) << "k" << g.k;
+  }
+}
+
+// On noisy targets the fit is the minimum (any step away costs) and its reported error is the
+// error the convolution with the fitted weights really makes.
+TEST(Derive, LeastSquaresIsTheMinimumAndReportsItsError) {
+  const int C = 3, k = 18, s = 16;
+  Rng rng{5};
+  const Tensor Wt = Tensor::uniform({C, 3, k, k}, -0.05f, 0.05f, rng), bt = Tensor::from({3}, {0.1f, 0.f, -0.1f});
+  LinearSynthesisFit fit(C, k, s);
+  std::vector<std::pair<Tensor, Tensor>> data;
+  for (int i = 0; i < 10; ++i) {
+    const Tensor yh = Tensor::uniform({1, C, 3, 3}, -2.f, 2.f, rng);
+    Tensor x = conv_transpose2d_same(yh, Wt, bt, s);
+    for (int64_t e = 0; e < x.numel(); ++e) x.data()[e] += 0.1f * (rng.uniform() - 0.5f);
+    fit.add(yh, x);
+    data.emplace_back(yh, x);
+  }
+  const Tensor W = Tensor::zeros(Wt.shape()), b = Tensor::zeros({3});
+  const double reported = fit.solve(W, b);
+  auto mse = [&] {
+    double se = 0, n = 0;
+    for (const auto& [yh, x] : data) {
+      const Tensor r = conv_transpose2d_same(yh, W, b, s);
+      for (int64_t e = 0; e < x.numel(); ++e) se += double(r.data()[e] - x.data()[e]) * (r.data()[e] - x.data()[e]);
+      n += double(x.numel());
+    }
+    return se / n;
+  };
+  const double best = mse();
+  EXPECT_NEAR(reported, best, 1e-3 * best);
+  EXPECT_GT(best, 0.5 * 0.1 * 0.1 / 12);  // the noise cannot be fitted away (variance 0.1²/12)
+  for (float* p : {b.data(), b.data() + 2, W.data() + 7, W.data() + W.numel() / 2}) {
+    for (float d : {-0.02f, 0.02f}) {
+      *p += d;
+      EXPECT_GT(mse(), best);
+      *p -= d;
+    }
+  }
+}
+
+// decoded_latents() is what the decoder gives g_s: its synthesis is the stream's reconstruction.
+TEST(Derive, DecodedLatentsAreTheDecodersLatents) {
+  nn::Model m(nn::Config::parse(std::string(kTinyCfg) + "rate.gains = log\nrate.lambdas = 0.005,0.02\n"));
+  Rng rng{3};
+  m.init(rng);
+  m.finalize();
+  const Tensor img = Tensor::uniform({1, 3, 70, 90}, 0.f, 255.f, rng);
+  for (double lam : {0.005, 0.011}) {
+    const nn::Encoded e = nn::compress(m, img, 0, lam);
+    const Tensor yh = nn::decoded_latents(m, nn::latents_at(m, nn::analysis(m, img), lam), lam);
+    EXPECT_EQ(nn::synthesize(m, yh, 70, 90).to_vector(), e.recon.to_vector()) << lam;
+  }
+}
+
+// ntc derive: a JPEG-like run from a trained two-layer one. Everything but the synthesis is copied,
+// the synthesis is fitted, and the new run resumes like any other; mismatched configs are errors.
+TEST(Derive, JpegLikeRunFromATrainedRun) {
+  Scratch s(3);
+  std::ofstream(s.dir + "/src.cfg") << kTinyCfg << "rate.gains = log\n";
+  const std::string body = "latent_channels = 16\nanalysis = cnn\nanalysis.channels_base = 16\nanalysis.activation = gdn\n"
+                           "hyper_analysis = hyper\nhyper_synthesis = hyper\nrate.gains = log\n";
+  std::ofstream(s.dir + "/jl.cfg") << "name = tiny_jl\n" << body << "synthesis = jpeg_like\n";
+  TrainOptions o = s.options(6);
+  o.config = s.dir + "/src.cfg";
+  o.lambdas = {0.005f, 0.02f};
+  ASSERT_EQ(run_training(o, false), 0);
+  DeriveOptions d;
+  d.from = checkpoint_path(o.out);
+  d.config = s.dir + "/jl.cfg";
+  d.out = s.dir + "/jl";
+  d.crops = 3;
+  d.crop = 64;
+  int64_t calls = 0;
+  d.progress = [&](int64_t) { ++calls; };
+  ASSERT_EQ(run_derive(d), 0);
+  EXPECT_EQ(calls, 3);
+  const auto src = nn::load_model(model_path(o.out)), jl = nn::load_model(model_path(d.out));
+  EXPECT_EQ(jl->rate_lambdas(), src->rate_lambdas());
+  EXPECT_EQ(jl->config().str("synthesis"), "jpeg_like");
+  int copied = 0;
+  for (const auto& [name, t] : jl->named_parameters()) {
+    if (name.rfind("g_s.", 0) == 0) continue;
+    for (const auto& [n2, t2] : src->named_parameters())
+      if (n2 == name) {
+        EXPECT_EQ(t.to_vector(), t2.to_vector()) << name;
+        ++copied;
+      }
+  }
+  EXPECT_GT(copied, 20);
+  // Training hours carry over; the derived run trains on from the source's step.
+  TrainOptions r = s.options(8);
+  r.out = d.out;
+  ResumeOverrides over;
+  over.steps = true;
+  ASSERT_EQ(run_training(r, true, over), 0);
+  EXPECT_NE(checkpoint_info(checkpoint_path(d.out)).find("\"step\":8"), std::string::npos);
+  // An existing run is not overwritten; only the synthesis may differ; the fit needs jpeg_like.
+  EXPECT_THROW(run_derive(d), Error);
+  std::string wide = body;
+  wide.replace(wide.find("channels_base = 16"), 18, "channels_base = 24");
+  std::ofstream(s.dir + "/wide.cfg") << "name = w\n" << wide << "synthesis = jpeg_like\n";
+  d.config = s.dir + "/wide.cfg";
+  d.out = s.dir + "/wide";
+  EXPECT_THROW(run_derive(d), Error);
+  d.config = s.dir + "/src.cfg";
+  d.out = s.dir + "/same";
+  EXPECT_THROW(run_derive(d), Error);
 }
 
 }  // namespace

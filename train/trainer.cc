@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <immintrin.h>
 #include <memory>
 #include <sstream>
@@ -358,6 +359,56 @@ void write_snapshot(const std::string& out_dir, const std::string& file) {
   const std::string src = checkpoint_path(out_dir);
   const FullCheckpoint c = load_full_checkpoint(read_file(src), src);
   write_file_atomic(file, serialize_checkpoint(*c.model, c.o, c.st, *c.adam, kF16));
+}
+
+std::vector<std::string> write_derived_checkpoint(
+    const std::string& from, const std::string& config_text, const std::string& config_origin, const std::string& out_dir,
+    const std::function<void(nn::Model&, nn::Model&, const TrainOptions&)>& fill) {
+  const std::string ckpt = checkpoint_path(out_dir);
+  if (std::filesystem::exists(ckpt)) fail("derive: ", out_dir, " already has a checkpoint; pick another --out");
+  FullCheckpoint c = load_full_checkpoint(read_file(from), from);
+  nn::Model& src = *c.model;
+  std::string text = config_text;
+  const nn::Config probe = nn::Config::parse(text, config_origin);
+  {  // the source's rate points, as its config states them
+    std::istringstream in(src.config().text());
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream words(line.substr(0, line.find('=')));
+      std::string key;
+      if (!(words >> key) || (key != "rate.lambdas" && key != "lambda") || probe.has(key)) continue;
+      text += "\n# the rate points of the run it was derived from (added by ntc derive)\n" + line + "\n";
+    }
+  }
+  nn::Model dst(nn::Config::parse(text, config_origin));
+  if (dst.rate_lambdas() != src.rate_lambdas())
+    fail("derive: the config's rate points differ from those of ", from, " (leave rate.lambdas out to take the source's)");
+  if (dst.log_gains() != src.log_gains()) fail("derive: the config's rate.gains differs from that of ", from);
+  Rng init(c.o.seed);
+  dst.init(init);
+  std::vector<std::string> fresh;
+  const nn::NamedTensors a = src.named_parameters();
+  for (const auto& [name, t] : dst.named_parameters()) {
+    auto it = std::find_if(a.begin(), a.end(), [&](const auto& p) { return p.first == name; });
+    if (it == a.end() || it->second.shape() != t.shape()) {
+      fresh.push_back(name);
+      continue;
+    }
+    std::memcpy(t.data(), it->second.data(), size_t(t.numel()) * sizeof(float));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  fill(src, dst, c.o);
+  c.st.train_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<Tensor> params;
+  for (auto& [n, t] : dst.named_parameters()) params.push_back(t);
+  Adam adam(params, parse_adam_form(c.o.adam));
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) fail("derive: cannot create '", out_dir, "': ", ec.message());
+  write_file_atomic(ckpt, serialize_checkpoint(dst, c.o, c.st, adam, 0));  // f32 weights, no moments
+  dst.finalize();
+  nn::save_model(model_path(out_dir), dst, nn::WeightFormat::F16);
+  return fresh;
 }
 
 std::string checkpoint_path(const std::string& out) { return out + "/checkpoint.ntck"; }

@@ -8,8 +8,13 @@
 // on this or another machine with the same build — continues bit for bit as if never stopped.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
+
+namespace ntc::nn {
+class Model;
+}
 
 namespace ntc::train {
 
@@ -71,6 +76,17 @@ void set_step_limit_for_tests(int64_t n);
 // Adam's moments (half the size of the weights in f32; a campaign commits it at every stop). A
 // resume from it (--from) continues the schedule and the data order; Adam restarts with a warm-up.
 void write_snapshot(const std::string& out_dir, const std::string& file);
+
+// A new run derived from a trained one (`ntc derive`, train/derive.h). The checkpoint or snapshot
+// `from` gives the options, step, training hours, data position and noise state; the model is the
+// one config_text describes, with the source's rate points (rate.lambdas, or lambda) added when it
+// names none. Every parameter whose name and shape the source also has is copied; then
+// fill(source, derived) sets the rest; its time joins the training hours.
+// Writes out_dir/checkpoint.ntck with weights only (a resume warms Adam up again, as from a
+// snapshot) and out_dir/model.ntcm. Returns the names of the parameters that were not copied.
+std::vector<std::string> write_derived_checkpoint(
+    const std::string& from, const std::string& config_text, const std::string& config_origin, const std::string& out_dir,
+    const std::function<void(nn::Model& source, nn::Model& derived, const TrainOptions& o)>& fill);
 
 // One line of JSON about a checkpoint or snapshot: step, planned steps, training hours, schedule.
 std::string checkpoint_info(const std::string& file);
