@@ -60,8 +60,18 @@ std::vector<int32_t> GaussianConditional::indexes(const Tensor& r) const {
   const float* rv = r.data();
   if (mode_ == ScaleMode::TfIndex) {
     const auto& th = index_thresholds();
-    for (size_t i = 0; i < idx.size(); ++i)  // thresholds <= r (NaN compares false: 63)
-      idx[i] = int32_t(std::upper_bound(th.begin(), th.end(), rv[i]) - th.begin());
+    // std::upper_bound's answer (how many thresholds are not above r; NaN: all 63), searched
+    // without branches: a Kodak image's 300K indexes were 6% of its decode with the branchy search.
+    for (size_t i = 0; i < idx.size(); ++i) {
+      const float v = rv[i];
+      const float* b = th.data();
+      for (size_t n = th.size(); n > 1;) {
+        const size_t half = n / 2;
+        b = v < b[half] ? b : b + half;
+        n -= half;
+      }
+      idx[i] = int32_t(b - th.data()) + int32_t(!(v < *b));
+    }
   } else {
     const auto& tab = scale_table();
     for (size_t i = 0; i < idx.size(); ++i) {

@@ -37,7 +37,8 @@ Tensor Tensor::empty(const Shape& s) {
   for (int64_t d : s) NTC_CHECK(d >= 0, "negative dimension in ", shape_str(s));
   auto p = std::make_shared<TensorImpl>();
   p->shape = s;
-  p->data = Buffer(size_t(numel_of(s)));
+  p->numel = numel_of(s);
+  p->data = Buffer(size_t(p->numel));
   return Tensor(std::move(p));
 }
 
@@ -118,6 +119,7 @@ void Tensor::zero_grad() { p_->grad = Buffer(); }
 Tensor Tensor::detach() const {
   auto p = std::make_shared<TensorImpl>();
   p->shape = p_->shape;
+  p->numel = p_->numel;
   p->data = p_->data;
   return Tensor(std::move(p));
 }
@@ -143,6 +145,7 @@ Tensor Tensor::reshape(const Shape& s) const {
   NTC_CHECK(numel_of(ns) == numel(), "reshape ", shape_str(shape()), " -> ", shape_str(s));
   auto p = std::make_shared<TensorImpl>();
   p->shape = ns;
+  p->numel = p_->numel;
   p->data = p_->data;
   Tensor out(std::move(p));
   if (needs_grad({this})) {

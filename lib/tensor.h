@@ -60,6 +60,7 @@ struct Node {
 
 struct TensorImpl {
   Shape shape;
+  int64_t numel = 0;  // numel_of(shape), set with it (numel() is called in hot loops)
   Buffer data;
   Buffer grad;  // empty until a gradient is accumulated
   bool requires_grad = false;
@@ -86,7 +87,7 @@ class Tensor {
   const Shape& shape() const { return p_->shape; }
   int ndim() const { return int(p_->shape.size()); }
   int64_t dim(int i) const;  // negative i counts from the end
-  int64_t numel() const { return numel_of(p_->shape); }
+  int64_t numel() const { return p_->numel; }
   float* data() const { return p_->data.data(); }
   const Buffer& buffer() const { return p_->data; }
   float item() const;

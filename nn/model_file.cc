@@ -108,16 +108,21 @@ std::unique_ptr<Model> deserialize_model(const uint8_t* data, size_t size, const
     float* dst = it->second.data();
     const int64_t n = numel_of(s);
     const uint8_t* src = r.take(size_t(n) * (dtype ? 2 : 4));
-    for (int64_t k = 0; k < n; ++k) {
-      if (dtype) {
+    int64_t k = 0;
+    if (dtype) {  // f16 → f32, 8 at a time (F16C), then the rest
+      for (; k + 8 <= n; k += 8)
+        _mm256_storeu_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * k))));
+      for (; k < n; ++k) {
         uint16_t h;
         std::memcpy(&h, src + 2 * k, 2);
         dst[k] = _cvtsh_ss(h);
-      } else {
-        std::memcpy(dst + k, src + 4 * k, 4);
       }
-      if (!std::isfinite(dst[k])) fail(origin, ": tensor '", name, "' holds a non-finite value");
+    } else {
+      std::memcpy(dst, src, size_t(n) * 4);
     }
+    bool finite = true;  // no early exit: a loop the compiler vectorises
+    for (k = 0; k < n; ++k) finite &= std::isfinite(dst[k]);
+    if (!finite) fail(origin, ": tensor '", name, "' holds a non-finite value");
     want.erase(it);
   }
   if (!want.empty()) fail(origin, ": missing tensor '", want.begin()->first, "' (and ", want.size() - 1, " more)");

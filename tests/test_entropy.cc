@@ -2,6 +2,9 @@
 // code length against the model's information content, and index determinism across threads.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <limits>
+
 #include <cmath>
 
 #include "codec/entropy_bottleneck.h"
@@ -174,6 +177,23 @@ TEST(GaussianConditional, IndexRules) {
         break;
       }
     EXPECT_EQ(ic[size_t(i)], want) << "scale " << s;
+  }
+}
+
+// The branchless search gives std::upper_bound's index everywhere: on every threshold and its
+// neighbouring floats, beyond both ends, for ±inf and NaN (63), and on random values.
+TEST(GaussianConditional, IndexSearchIsUpperBound) {
+  const auto& th = codec::index_thresholds();
+  std::vector<float> v = {-std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity(),
+                          std::numeric_limits<float>::quiet_NaN(), -1e30f, 1e30f, 0.f, -0.f};
+  for (float t : th) v.insert(v.end(), {t, std::nextafter(t, -1e9f), std::nextafter(t, 1e9f)});
+  Rng rng(9);
+  for (int i = 0; i < 5000; ++i) v.push_back(-2.f + 7.f * rng.uniform());
+  const Tensor r = Tensor::from({int64_t(v.size())}, v);
+  const auto idx = GaussianConditional(ScaleMode::TfIndex).indexes(r);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const int want = std::isnan(v[i]) ? 63 : int(std::upper_bound(th.begin(), th.end(), v[i]) - th.begin());
+    ASSERT_EQ(idx[i], want) << "r " << v[i];
   }
 }
 

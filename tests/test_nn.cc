@@ -3,6 +3,9 @@
 // model files (round trip, fp16, corruption, mismatch).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <limits>
+
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -222,6 +225,32 @@ TEST_F(ModelFile, Fp16StorageIsStableAndClose) {
   EXPECT_LT(err, 5e-3 * mx);
   // Two bytes saved per parameter, nothing else changes.
   EXPECT_EQ(serialize_model(*model_, WeightFormat::F32).size() - bytes.size(), size_t(2 * model_->num_parameters()));
+}
+
+// A weight that is not finite (inf, NaN; in f32 or f16, in the 8-wide conversion or its tail) is
+// refused on load, naming the tensor.
+TEST_F(ModelFile, NonFiniteWeightsAreRefused) {
+  const auto params = model_->named_parameters();
+  auto it = std::find_if(params.begin(), params.end(), [](const auto& p) { return p.second.numel() > 40; });
+  ASSERT_NE(it, params.end());
+  const Tensor& t = it->second;
+  for (WeightFormat fmt : {WeightFormat::F32, WeightFormat::F16})
+    for (int64_t k : {int64_t(3), int64_t(17), t.numel() - 1})
+      for (float bad : {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                        std::numeric_limits<float>::quiet_NaN()}) {
+        const float keep = t.data()[k];
+        t.data()[k] = bad;
+        const auto bytes = serialize_model(*model_, fmt);
+        t.data()[k] = keep;
+        try {
+          deserialize_model(bytes.data(), bytes.size());
+          ADD_FAILURE() << "loaded a model with " << bad << " at " << k;
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find(it->first), std::string::npos) << e.what();
+        }
+      }
+  const auto bytes = serialize_model(*model_, WeightFormat::F16);
+  EXPECT_NO_THROW(deserialize_model(bytes.data(), bytes.size()));
 }
 
 TEST_F(ModelFile, SaveIsAtomicAndLoadable) {
