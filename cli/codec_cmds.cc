@@ -179,6 +179,14 @@ int encode_overfit(const Args& a, const std::string& in, const std::string& out)
   if (o.iters < 4 * o.warmup_iters) o.candidates = 1;  // short runs: no warm-up race
   o.lambda = overfit_lambda(a);
   o.seed = uint64_t(a.integer("seed", 1));
+  if (a.has("overfit-widths")) {  // the decoder's size: synthesis and ARM hidden widths
+    const std::vector<double> w = a.numbers("overfit-widths");
+    if (w.size() != 2 || w[0] != std::floor(w[0]) || w[1] != std::floor(w[1]) || w[0] < 1 || w[1] < 1 ||
+        w[0] > nn::overfit::kMaxHidden || w[1] > nn::overfit::kMaxHidden)
+      fail("--overfit-widths wants SYN,ARM: two whole numbers 1..", nn::overfit::kMaxHidden);
+    o.syn_hidden = int(w[0]);
+    o.arm_hidden = int(w[1]);
+  }
   const std::vector<uint8_t> in_bytes = read_input(in);
   const Tensor img = read_image(in_bytes.data(), in_bytes.size(), in == "-" ? "stdin" : in);
   Progress bar("overfit " + in, train::overfit_total_iters(o), !a.has("quiet"));
@@ -205,12 +213,12 @@ int encode_overfit(const Args& a, const std::string& in, const std::string& out)
 }  // namespace
 
 int cmd_encode(const std::vector<std::string>& argv) {
-  Args a(argv, {"o", "model", "lambda", "quality", "sga", "sga-max-memory", "overfit", "iters", "seed"}, {"v", "psnr", "quiet"});
+  Args a(argv, {"o", "model", "lambda", "quality", "sga", "sga-max-memory", "overfit", "iters", "seed", "overfit-widths"}, {"v", "psnr", "quiet"});
   if (a.positional().size() != 1)
     usage_fail("usage: ntc encode IN.(png|jpg|ppm)|- -o OUT.ntc|- [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS] "
                "[--sga-max-memory MIB] [--overfit fast|medium|slow] [--iters N] [--seed S] [--psnr] [-v]");
   if (!a.has("o")) usage_fail("encode: -o OUT.ntc is required");
-  if (a.has("overfit") || a.has("iters") || a.has("seed")) return encode_overfit(a, a.positional()[0], a.str("o"));
+  if (a.has("overfit") || a.has("iters") || a.has("seed") || a.has("overfit-widths")) return encode_overfit(a, a.positional()[0], a.str("o"));
   const std::string in = a.positional()[0], out = a.str("o");
   LoadedModel lm = load(a.str("model"));
   const double rate = rate_lambda(*lm.model, a);

@@ -219,7 +219,6 @@ namespace {
 
 constexpr FrameFormat kOverfitFrame{{'N', 'T', 'C', 'O'}, "ntc overfitted stream"};
 constexpr uint8_t kOverfitVersion = 1;
-constexpr int kMaxHidden = 64;
 
 void write_header(BinWriter& w, const Stream& s) {
   const Arch& a = s.arch;

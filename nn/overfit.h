@@ -38,6 +38,8 @@ std::vector<std::pair<int, int>> context_offsets();
 constexpr int kGroups = 4;  // ARM weights, ARM biases, synthesis weights, synthesis biases
 extern const char* const kGroupNames[kGroups];
 
+constexpr int kMaxHidden = 64;  // the widest synthesis and ARM layers a stream may declare
+
 struct Arch {
   int height = 0, width = 0;
   int channels = 3;  // 3, or 1 for a grey image

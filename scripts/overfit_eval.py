@@ -3,7 +3,7 @@
 against WebP and ntc's amortised default model on the same images, with encode times.
 
   scripts/overfit_eval.py --images A.png B.png ... --out DIR [--crop 256] [--lambdas 0.0016,0.0064,0.0256]
-                          [--iters 4000] [--threads 1] [--ntc build/ntc]
+                          [--iters 4000] [--widths SYN,ARM] [--threads 1] [--ntc build/ntc]
 
 Each image is centre-cropped to --crop × --crop pixels (0: the whole image). Writes DIR/overfit.json,
 DIR/webp.json and DIR/amortised.json (mean bpp and RGB PSNR per rate point, `ntc bdrate`'s format,
@@ -77,6 +77,7 @@ def main():
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--lambdas", default="0.0016,0.0064,0.0256")
     ap.add_argument("--iters", type=int, default=4000)
+    ap.add_argument("--widths", default="", help="the decoder's hidden widths SYN,ARM (ntc's default if empty)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ntc", default="build/ntc")
     ap.add_argument("--webp-q", default="5,15,30,50,70,85,95")
@@ -101,7 +102,8 @@ def main():
         for lam in lambdas:
             s = os.path.join(tmp, "%s_%g.ntco" % (base, lam))
             d = os.path.join(tmp, "%s_%g.ppm" % (base, lam))
-            t = run([a.ntc, "--threads", str(a.threads), "encode", src, "-o", s, "--iters", str(a.iters), "--lambda", str(lam), "--quiet"])
+            t = run([a.ntc, "--threads", str(a.threads), "encode", src, "-o", s, "--iters", str(a.iters), "--lambda", str(lam), "--quiet"]
+                    + (["--overfit-widths", a.widths] if a.widths else []))
             td = run([a.ntc, "--threads", "1", "decode", s, "-o", d])
             rows.append({"image": base, "lambda": lam, "bpp": 8 * os.path.getsize(s) / npx, "psnr": psnr(crop, load(d)[2]),
                          "encode_s": t, "decode_s": td})
@@ -133,7 +135,7 @@ def main():
         per.append({"image": os.path.basename(img), "vs_webp": bd(a.ntc, one(webp_rows, "w"), o, tmp),
                     "vs_amortised": bd(a.ntc, one(am_rows, "a"), o, tmp)})
     summary = {
-        "iters": a.iters, "crop": a.crop, "lambdas": lambdas, "threads": a.threads,
+        "iters": a.iters, "widths": a.widths or "16,8", "crop": a.crop, "lambdas": lambdas, "threads": a.threads,
         "bd_rate_vs_webp_of_means": bd(a.ntc, wp, ov, tmp),
         "bd_rate_vs_amortised_of_means": bd(a.ntc, am, ov, tmp),
         "per_image": per,
