@@ -576,29 +576,31 @@ TEST(Derive, LeastSquaresRecoversATransposedConvolution) {
   }
 }
 
-// On noisy targets the fit is the minimum (any step away costs) and its reported error is the
-// error the convolution with the fitted weights really makes.
+// On noisy targets, with unequal sample weights, the fit is the minimum of the weighted error (any
+// step away costs) and its reported error is the one the fitted convolution really makes.
 TEST(Derive, LeastSquaresIsTheMinimumAndReportsItsError) {
   const int C = 3, k = 18, s = 16;
   Rng rng{5};
   const Tensor Wt = Tensor::uniform({C, 3, k, k}, -0.05f, 0.05f, rng), bt = Tensor::from({3}, {0.1f, 0.f, -0.1f});
   LinearSynthesisFit fit(C, k, s);
   std::vector<std::pair<Tensor, Tensor>> data;
+  auto weight = [](size_t i) { return 0.25 + double(i % 3); };
   for (int i = 0; i < 10; ++i) {
     const Tensor yh = Tensor::uniform({1, C, 3, 3}, -2.f, 2.f, rng);
     Tensor x = conv_transpose2d_same(yh, Wt, bt, s);
     for (int64_t e = 0; e < x.numel(); ++e) x.data()[e] += 0.1f * (rng.uniform() - 0.5f);
-    fit.add(yh, x);
+    fit.add(yh, x, weight(size_t(i)));
     data.emplace_back(yh, x);
   }
   const Tensor W = Tensor::zeros(Wt.shape()), b = Tensor::zeros({3});
   const double reported = fit.solve(W, b);
   auto mse = [&] {
     double se = 0, n = 0;
-    for (const auto& [yh, x] : data) {
+    for (size_t i = 0; i < data.size(); ++i) {
+      const auto& [yh, x] = data[i];
       const Tensor r = conv_transpose2d_same(yh, W, b, s);
-      for (int64_t e = 0; e < x.numel(); ++e) se += double(r.data()[e] - x.data()[e]) * (r.data()[e] - x.data()[e]);
-      n += double(x.numel());
+      for (int64_t e = 0; e < x.numel(); ++e) se += weight(i) * (r.data()[e] - x.data()[e]) * (r.data()[e] - x.data()[e]);
+      n += weight(i) * double(x.numel());
     }
     return se / n;
   };

@@ -114,7 +114,8 @@ LinearSynthesisFit::LinearSynthesisFit(int C, int k, int s) : C_(C), k_(k), s_(s
     }
 }
 
-void LinearSynthesisFit::add(const Tensor& yh, const Tensor& x) {
+void LinearSynthesisFit::add(const Tensor& yh, const Tensor& x, double weight) {
+  NTC_CHECK(weight > 0 && std::isfinite(weight), "derive: sample weight ", weight);
   const int C = C_, s = s_;
   NTC_CHECK(yh.ndim() == 4 && yh.dim(0) == 1 && yh.dim(1) == C && x.ndim() == 4 && x.dim(0) == 1 && x.dim(1) == 3 &&
                 x.dim(2) == yh.dim(2) * s && x.dim(3) == yh.dim(3) * s,
@@ -140,9 +141,9 @@ void LinearSynthesisFit::add(const Tensor& yh, const Tensor& x) {
         }
     tmp_.resize(size_t(dim) * dim);
     gemm(true, false, dim, dim, n, 1.f, F_.data(), dim, F_.data(), dim, 0.f, tmp_.data(), dim);
-    for (size_t e = 0; e < tmp_.size(); ++e) c.G[e] += tmp_[e];
+    for (size_t e = 0; e < tmp_.size(); ++e) c.G[e] += weight * tmp_[e];
     for (int r = 0; r < n; ++r)
-      for (int e = 0; e < dim; ++e) c.sum[size_t(e)] += F_[size_t(r) * dim + e];
+      for (int e = 0; e < dim; ++e) c.sum[size_t(e)] += weight * F_[size_t(r) * dim + e];
     const int P = int(c.phases.size()), cols = 3 * P;
     T_.resize(size_t(n) * cols);
     for (int i = 0; i < h; ++i)
@@ -157,16 +158,17 @@ void LinearSynthesisFit::add(const Tensor& yh, const Tensor& x) {
     for (int u = 0; u < P; ++u) {
       Phase& f = phases_[size_t(c.phases[size_t(u)])];
       for (int e = 0; e < dim; ++e)
-        for (int o = 0; o < 3; ++o) f.r[size_t(e) * 3 + o] += tmp_[size_t(e) * cols + u * 3 + o];
+        for (int o = 0; o < 3; ++o) f.r[size_t(e) * 3 + o] += weight * tmp_[size_t(e) * cols + u * 3 + o];
       for (int r = 0; r < n; ++r)
         for (int o = 0; o < 3; ++o) {
           const double v = T_[size_t(r) * cols + u * 3 + o];
-          f.x[o] += v;
-          f.xx[o] += v * v;
+          f.x[o] += weight * v;
+          f.xx[o] += weight * v * v;
         }
     }
   }
   count_ += n;
+  weight_ += weight * n;
 }
 
 double LinearSynthesisFit::solve(const Tensor& W, const Tensor& B) const {
@@ -176,7 +178,7 @@ double LinearSynthesisFit::solve(const Tensor& W, const Tensor& B) const {
   if (count_ == 0) fail("derive: no images to fit the synthesis to");
   const auto taps = phase_taps(k, s);
   // For a fixed bias b: w = G⁻¹(r − b·sum) per phase and colour; b then minimises what is left.
-  const double N = double(count_);
+  const double N = weight_;  // Σ weight over latent positions
   std::vector<std::vector<double>> u(phases_.size() * 3), v(classes_.size());
   double num[3] = {}, den = 0;
   for (size_t ci = 0; ci < classes_.size(); ++ci) {
@@ -245,7 +247,8 @@ LinearFitStats fit_linear_synthesis(nn::Model& m, const std::function<Tensor()>&
   if (source) source->finalize();
   NoGrad ng;
   LinearFitStats st;
-  double source_se = 0;
+  double source_se = 0, weights = 0;
+  const double top = rates.back() > 0 ? rates.back() : 1.0;
   for (;;) {
     const Tensor img = next_image();
     if (!img.defined()) break;
@@ -256,11 +259,15 @@ LinearFitStats fit_linear_synthesis(nn::Model& m, const std::function<Tensor()>&
     const Tensor y = nn::analysis(m, img);
     for (double lambda : rates) {
       const Tensor yh = nn::decoded_latents(m, nn::latents_at(m, y, lambda), lambda);
-      fit.add(yh, x);
+      const double wt = lambda > 0 ? lambda / top : 1.0;  // λ·MSE: the fine-tune's weighting of each rate
+      fit.add(yh, x, wt);
+      weights += wt * double(yh.dim(2) * yh.dim(3));
       if (source) {
         const Tensor xs = source->g_s()(yh);
         NTC_CHECK(xs.shape() == x.shape(), "derive: the source's synthesis gives ", shape_str(xs.shape()));
-        for (int64_t e = 0; e < x.numel(); ++e) source_se += double(xs.data()[e] - x.data()[e]) * (xs.data()[e] - x.data()[e]);
+        double se = 0;
+        for (int64_t e = 0; e < x.numel(); ++e) se += double(xs.data()[e] - x.data()[e]) * (xs.data()[e] - x.data()[e]);
+        source_se += wt * se;
       }
     }
     ++st.images;
@@ -268,7 +275,7 @@ LinearFitStats fit_linear_synthesis(nn::Model& m, const std::function<Tensor()>&
   }
   st.mse = fit.solve(W, B) * 255.0 * 255.0;
   st.samples = fit.positions();
-  if (source) st.source_mse = source_se / (double(st.samples) * m.latent_stride() * m.latent_stride() * 3) * 255.0 * 255.0;
+  if (source) st.source_mse = source_se / (weights * m.latent_stride() * m.latent_stride() * 3) * 255.0 * 255.0;
   m.finalize();
   return st;
 }

@@ -6,7 +6,9 @@
 // the least-squares fit of the training crops x from their decoded latents ŷ at every rate point
 // (exactly the ŷ a decoder gets). A short fine-tune (`ntc train --resume`) then adapts the rest.
 //
-// The fit is exact linear least squares, solved in pieces. With same padding, output pixel
+// The fit is exact weighted linear least squares, solved in pieces. Each rate point's samples weigh
+// λ / λ_max: a fine-tune's loss R + λ·MSE weighs them so, and an unweighted fit, dominated by the
+// large errors of the low rates, left the top rate point 7 dB under the source's synthesis. With same padding, output pixel
 // (s·i + p, s·j + q) of a stride-s transposed convolution reads the latents at (i + d, j + e)
 // through the taps p + pt − d·s (rows; pt the top padding) and q + pl − e·s (columns), for the few
 // offsets d, e that keep the tap inside [0, k). Each tap belongs to exactly one phase (p, q), so
@@ -32,17 +34,20 @@ namespace ntc::train {
 
 struct LinearFitStats {
   int64_t images = 0, samples = 0;  // images, and latent positions × rate points
-  double mse = 0;          // of the fitted synthesis's output (before rounding) on the fitting data, 0..255 scale
+  // Mean squared errors on the fitting data (0..255 scale, outputs before rounding), each rate point
+  // weighted by λ / λ_max, as the distortion term λ·MSE of the training loss weighs it:
+  double mse = 0;          // of the fitted synthesis
   double source_mse = -1;  // of the source's synthesis on the same latents (when a source is given)
 };
 
-// The least-squares problem itself: min over W [C, 3, k, k] and b [3] of Σ ‖conv_transpose2d(ŷ, W, b,
-// stride s, same padding) − x‖² over the pairs added.
+// The least-squares problem itself: min over W [C, 3, k, k] and b [3] of Σ weight·‖conv_transpose2d(ŷ,
+// W, b, stride s, same padding) − x‖² over the pairs added.
 class LinearSynthesisFit {
  public:
   LinearSynthesisFit(int channels, int kernel, int stride);
-  void add(const Tensor& y_hat, const Tensor& x);  // [1, C, h, w] and its target [1, 3, h·s, w·s]
-  // Writes the minimiser into W and b and returns its mean squared error per value.
+  // y_hat [1, C, h, w] and its target x [1, 3, h·s, w·s], weighted (> 0).
+  void add(const Tensor& y_hat, const Tensor& x, double weight = 1.0);
+  // Writes the minimiser into W and b and returns its weighted mean squared error per value.
   double solve(const Tensor& W, const Tensor& b) const;
   int64_t positions() const { return count_; }  // latent positions added
 
@@ -62,6 +67,7 @@ class LinearSynthesisFit {
   std::vector<Class> classes_;
   std::vector<Phase> phases_;
   int64_t count_ = 0;
+  double weight_ = 0;  // Σ weight over the latent positions added
   std::vector<float> F_, T_, tmp_;
 };
 
