@@ -21,6 +21,7 @@
 #include "nn/profile.h"
 #include "nn/transforms.h"
 
+#include <map>
 #include <set>
 
 namespace ntc::nn {
@@ -73,6 +74,21 @@ TEST(Models, HyperSynthesisWidthsAndShippedFamilySize) {
   Model f(Config::load("ntc_two_layer"));
   EXPECT_LT(f.num_parameters(), 3'990'000);
   EXPECT_TRUE(f.log_gains());
+  // The JPEG-like family is the same model with a linear synthesis: every other parameter has the
+  // two-layer family's name and shape, so `ntc derive` copies all of them.
+  Model j(Config::load("ntc_jpeg_like"));
+  EXPECT_TRUE(j.log_gains());
+  std::map<std::string, Shape> two;
+  for (const auto& [n, t] : f.named_parameters()) two[n] = t.shape();
+  int64_t shared = 0;
+  for (const auto& [n, t] : j.named_parameters()) {
+    if (n.rfind("g_s.", 0) == 0) continue;
+    ASSERT_TRUE(two.count(n)) << n;
+    EXPECT_EQ(two[n], t.shape()) << n;
+    shared += t.numel();
+  }
+  EXPECT_EQ(shared + j.g_s().num_parameters(), j.num_parameters());
+  EXPECT_EQ(j.g_s().num_parameters(), 192 * 3 * 18 * 18 + 3);
 }
 
 TEST(Models, ParameterNamesAreSemantic) {
