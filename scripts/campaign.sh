@@ -25,8 +25,8 @@
 #
 # Environment: NTC_RUNS (run folders, default ../runs beside the checkout), NTC_TRAIN_DATA
 # (default ../shared/data/train), NTC_KODAK (default ../shared/data/kodak), NTC_THREADS (threads of
-# a resumed trainer, default 2: two families training side by side take 1 each), NTC_RESUME_ARGS
-# (more flags for `ntc train --resume`, e.g. --steps N).
+# a trainer, cool-down or evaluation, default 2: two families training side by side take 1 each),
+# NTC_RESUME_ARGS (more flags for `ntc train --resume`, e.g. --steps N).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${NTC_RUNS:-$ROOT/../runs}
@@ -119,9 +119,9 @@ cooldown() {
   rm -rf "$cool"
   echo "campaign: cooling down $FAMILY from step $step for $D steps into $cool ${NTC_COOL_ARGS:-}"
   # shellcheck disable=SC2086
-  "$BIN" --threads 2 train --resume --from "$RUN/checkpoint.ntck" --out "$cool" --steps $((step + D)) \
+  "$BIN" --threads "$THREADS" train --resume --from "$RUN/checkpoint.ntck" --out "$cool" --steps $((step + D)) \
     --decay-from "$step" --data "$DATA" ${NTC_COOL_ARGS:-} 2>>"$cool.stderr"
-  "$BIN" --threads 2 eval --model "$cool/model.ntcm" --data "$KODAK" --json "$cool/kodak.json" \
+  "$BIN" --threads "$THREADS" eval --model "$cool/model.ntcm" --data "$KODAK" --json "$cool/kodak.json" \
     --name "ntc $FAMILY (step $step + $D cool-down${NTC_COOL_TAG:+, $NTC_COOL_TAG})" --quiet
   "$BIN" train --info --out "$cool" >"$cool/info.json"
   echo "campaign: cooled model $cool/model.ntcm, evaluation $cool/kodak.json"
