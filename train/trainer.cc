@@ -399,6 +399,7 @@ std::vector<std::string> write_derived_checkpoint(
   const auto t0 = std::chrono::steady_clock::now();
   fill(src, dst, c.o);
   c.st.train_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  c.o.config = config_origin;  // what the run trains now (its text is the checkpoint's config)
   std::vector<Tensor> params;
   for (auto& [n, t] : dst.named_parameters()) params.push_back(t);
   Adam adam(params, parse_adam_form(c.o.adam));
