@@ -388,13 +388,13 @@ std::vector<std::string> write_derived_checkpoint(
   dst.init(init);
   std::vector<std::string> fresh;
   const nn::NamedTensors a = src.named_parameters();
-  for (const auto& [name, t] : dst.named_parameters()) {
-    auto it = std::find_if(a.begin(), a.end(), [&](const auto& p) { return p.first == name; });
-    if (it == a.end() || it->second.shape() != t.shape()) {
-      fresh.push_back(name);
+  for (const auto& p : dst.named_parameters()) {
+    auto it = std::find_if(a.begin(), a.end(), [&](const auto& q) { return q.first == p.first; });
+    if (it == a.end() || it->second.shape() != p.second.shape()) {
+      fresh.push_back(p.first);
       continue;
     }
-    std::memcpy(t.data(), it->second.data(), size_t(t.numel()) * sizeof(float));
+    std::memcpy(p.second.data(), it->second.data(), size_t(p.second.numel()) * sizeof(float));
   }
   const auto t0 = std::chrono::steady_clock::now();
   fill(src, dst, c.o);
