@@ -276,8 +276,7 @@ LinearFitStats fit_linear_synthesis(nn::Model& m, const std::function<Tensor()>&
   st.mse = fit.solve(W, B) * 255.0 * 255.0;
   st.samples = fit.positions();
   if (source) st.source_mse = source_se / (weights * m.latent_stride() * m.latent_stride() * 3) * 255.0 * 255.0;
-  m.finalize();
-  return st;
+  return st;  // the entropy tables (finalize) do not depend on the synthesis: nothing to redo
 }
 
 int run_derive(const DeriveOptions& o) {
