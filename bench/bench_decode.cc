@@ -81,7 +81,7 @@ int bench_decode_model(const cli::Args& args) {
   uint64_t hash = 0;
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    const std::vector<uint8_t> mb = read_file(file);
+    const FileBytes mb = read_file_bytes(file);
     model = nn::deserialize_model(mb.data(), mb.size(), file);
     hash = nn::model_hash(mb.data(), mb.size());
     load.push_back(ms_since(t0));

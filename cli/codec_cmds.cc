@@ -78,10 +78,17 @@ struct LoadedModel {
 LoadedModel load(const std::string& arg) {
   LoadedModel m;
   const std::string path = m.path = resolve_model(arg);
-  const std::vector<uint8_t> bytes = read_file(path);
+  const FileBytes bytes = read_file_bytes(path);
   m.model = nn::deserialize_model(bytes.data(), bytes.size(), path);
   m.hash = nn::model_hash(bytes.data(), bytes.size());
   return m;
+}
+
+// The identity streams made by ntc 0.2 and earlier carry (FNV-1a of the file): computed only for such a
+// stream, from the file read again.
+uint64_t legacy_hash(const LoadedModel& m) {
+  const std::vector<uint8_t> bytes = read_file(m.path);
+  return nn::legacy_model_hash(bytes.data(), bytes.size());
 }
 
 // "-" is stdin (inputs) or stdout (outputs); files are written atomically as always.
@@ -275,15 +282,17 @@ int cmd_decode(const std::vector<std::string>& argv) {
     return 0;
   }
   LoadedModel lm = load(a.str("model"));
+  uint64_t expect = lm.hash;
   {  // a PNG too large to write is refused before the (long) decode, not after it
     const codec::Container c = codec::read_container(bytes.data(), bytes.size(), in == "-" ? "stdin" : in);
     if (format == "png" && !png_writable(c.width, c.height))
       fail("decode: the stream holds a ", c.width, "x", c.height, " image, too large for PNG output; decode to .ppm");
+    if (c.model_hash != lm.hash && c.model_hash == legacy_hash(lm)) expect = c.model_hash;  // made by ntc 0.2 and earlier
   }
   const double t0 = now_s();
   set_memory_budget(size_t(max_memory) << 20);  // the model is loaded: the budget bounds the decode
   mem_reset_peak();
-  const Tensor img = nn::decompress(*lm.model, bytes.data(), bytes.size(), lm.hash, max_pixels);
+  const Tensor img = nn::decompress(*lm.model, bytes.data(), bytes.size(), expect, max_pixels);
   const double t1 = now_s();
   write_output(out, image_file_bytes(img, format == "ppm", out));
   if (a.has("v"))
@@ -328,7 +337,8 @@ int cmd_info(const std::vector<std::string>& argv) {
   for (const std::string& path : candidates) {
     if (!std::ifstream(path).good()) continue;
     const std::vector<uint8_t> mb = read_file(path);
-    if (nn::model_hash(mb.data(), mb.size()) != c.model_hash) continue;
+    if (nn::model_hash(mb.data(), mb.size()) != c.model_hash && nn::legacy_model_hash(mb.data(), mb.size()) != c.model_hash)
+      continue;
     model_path = path;
     for (const Family& f : kFamilies)
       if (path.size() >= std::strlen(f.file) && path.compare(path.size() - std::strlen(f.file), std::string::npos, f.file) == 0)

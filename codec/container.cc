@@ -1,5 +1,7 @@
 #include "codec/container.h"
 
+#include <cstring>
+
 #include "lib/common.h"
 #include "lib/framed.h"
 
@@ -22,6 +24,12 @@ std::vector<uint8_t> write_container(const Container& c) {
   }
   for (const auto& s : c.sections) w.raw(s.data(), s.size());
   return close_frame(std::move(w));
+}
+
+uint64_t peek_model_hash(const uint8_t* data, size_t size) {
+  uint64_t h = 0;  // magic (4), version, flags, section count (4), then the hash
+  if (size >= 16 && std::memcmp(data, kStreamFrame.magic, 4) == 0) std::memcpy(&h, data + 8, 8);
+  return h;
 }
 
 Container read_container(const uint8_t* data, size_t size, const std::string& origin) {

@@ -24,5 +24,8 @@ struct Container {
 std::vector<uint8_t> write_container(const Container& c);
 // `origin` (a path, or "stream") begins every error message.
 Container read_container(const uint8_t* data, size_t size, const std::string& origin = "stream");
+// The model hash field of what looks like a stream's header (magic and size only; no checks):
+// for choosing which of a model's identities to expect. 0 when there is no such header.
+uint64_t peek_model_hash(const uint8_t* data, size_t size);
 
 }  // namespace ntc::codec

@@ -4,7 +4,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -27,8 +29,52 @@ size_t size_class(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
+// Blocks of kSlabMin up to kHuge are carved from slabs: kSlab bytes, 2 MiB aligned and advised for
+// huge pages, like the large blocks. A fresh process's parameters and activations are mostly such
+// blocks; carved from 4 KiB pages one by one they cost a page fault per 4 KiB on first touch.
+// Slabs are at most kSlabCap in all (then such blocks come from the system one by one, as larger
+// ones do): a slab returns to the system only when none of its blocks is live, so one long-lived
+// block (a parameter) keeps its slab's free blocks cached, which must stay a bounded amount.
+constexpr size_t kSlabMin = size_t(64) << 10;
+constexpr size_t kSlab = size_t(8) << 20;
+constexpr size_t kSlabCap = size_t(16) << 20;
+
+struct Slab {
+  char* base = nullptr;
+  size_t used = 0;  // bytes carved so far, from base
+  size_t live = 0;  // carved blocks handed out and not yet returned
+};
+
 struct Cache {
   std::mutex mu;
+  std::map<uintptr_t, Slab> slabs;  // by base address
+  Slab* current = nullptr;          // the slab blocks are carved from
+
+  Slab* slab_of(const void* p) {
+    if (slabs.empty()) return nullptr;
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    auto it = slabs.upper_bound(a);
+    if (it == slabs.begin()) return nullptr;
+    --it;
+    return a < it->first + kSlab ? &it->second : nullptr;
+  }
+  // A fresh block of `cls` bytes (kSlabMin <= cls < kHuge) from the current slab, or from a new one;
+  // null when the slabs are at their cap or the system refuses one.
+  void* carve(size_t cls) {
+    if (!current || current->used + cls > kSlab) {
+      if ((slabs.size() + 1) * kSlab > kSlabCap) return nullptr;
+      void* b = nullptr;
+      if (posix_memalign(&b, kHuge, kSlab) != 0) return nullptr;
+      madvise(b, kSlab, MADV_HUGEPAGE);
+      Slab& sl = slabs[reinterpret_cast<uintptr_t>(b)];
+      sl.base = static_cast<char*>(b);
+      current = &sl;
+    }
+    void* p = current->base + current->used;
+    current->used += cls;
+    current->live++;
+    return p;
+  }
   std::unordered_map<size_t, std::vector<void*>> free;  // size class -> blocks
   MemStats st;
 
@@ -44,6 +90,7 @@ struct Cache {
       if (it != free.end() && !it->second.empty()) {
         void* p = it->second.back();
         it->second.pop_back();
+        if (Slab* sl = slab_of(p)) sl->live++;
         st.cached -= cls;
         st.reused_allocs++;
         bump(cls);
@@ -51,6 +98,14 @@ struct Cache {
       }
       if (budget && st.in_use + st.cached + cls > budget) release_locked();  // make room first
       bump(cls);  // reserved before the system call, so that threads cannot overrun the budget together
+    }
+    if (cls >= kSlabMin && cls < kHuge) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (void* p = carve(cls)) {
+        st.fresh_bytes += cls;
+        st.fresh_allocs++;
+        return p;
+      }
     }
     void* p = nullptr;
     if (cls >= kHuge) {
@@ -70,15 +125,35 @@ struct Cache {
     st.fresh_allocs++;
     return p;
   }
+  // Cached blocks go back to the system; a slab's blocks only once none of them is live (then the
+  // whole slab goes).
   void release_locked() {
     for (auto& [c, v] : free) {
-      for (void* q : v) std::free(q);
-      st.cached -= c * v.size();
-      v.clear();
+      size_t kept = 0;
+      for (void* q : v) {
+        const Slab* sl = slab_of(q);
+        if (sl && sl->live) {
+          v[kept++] = q;
+        } else {
+          if (!sl) std::free(q);
+          st.cached -= c;
+        }
+      }
+      v.resize(kept);
+    }
+    for (auto it = slabs.begin(); it != slabs.end();) {
+      if (it->second.live) {
+        ++it;
+        continue;
+      }
+      if (current == &it->second) current = nullptr;
+      std::free(it->second.base);
+      it = slabs.erase(it);
     }
   }
   void put(void* p, size_t cls) {
     std::lock_guard<std::mutex> lock(mu);
+    if (Slab* sl = slab_of(p)) sl->live--;
     free[cls].push_back(p);
     st.in_use -= cls;
     st.cached += cls;

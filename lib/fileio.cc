@@ -1,9 +1,13 @@
 #include "lib/fileio.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "lib/common.h"
@@ -30,6 +34,50 @@ std::vector<uint8_t> read_file(const std::string& path) {
   const bool err = std::ferror(f);
   std::fclose(f);
   if (err) fail("cannot read ", path);
+  return out;
+}
+
+void FileBytes::Free::operator()(uint8_t* p) const { std::free(p); }
+
+FileBytes read_file_bytes(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
+  struct stat st {};
+  const bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  FileBytes out;
+  if (!regular) {  // pipes and the like: the general reader, then one copy
+    close(fd);
+    const std::vector<uint8_t> v = read_file(path);
+    out.p_.reset(static_cast<uint8_t*>(std::malloc(v.size() ? v.size() : 1)));
+    if (!out.p_) fail("out of memory reading ", path);
+    if (!v.empty()) std::memcpy(out.p_.get(), v.data(), v.size());
+    out.n_ = v.size();
+    return out;
+  }
+  constexpr size_t kHuge = size_t(2) << 20;
+  // One byte more than the file's size: a file that grew since fstat is noticed.
+  const size_t cap = size_t(st.st_size) + 1;
+  void* p = nullptr;
+  if (posix_memalign(&p, cap >= kHuge ? kHuge : 64, cap) != 0) {
+    close(fd);
+    fail("out of memory reading ", path, " (", cap, " bytes)");
+  }
+  if (cap >= kHuge) madvise(p, cap, MADV_HUGEPAGE);
+  out.p_.reset(static_cast<uint8_t*>(p));
+  size_t n = 0;
+  while (n < cap) {
+    const ssize_t r = read(fd, out.p_.get() + n, cap - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      close(fd);
+      fail("cannot read ", path, ": ", std::strerror(errno));
+    }
+    if (r == 0) break;
+    n += size_t(r);
+  }
+  close(fd);
+  if (n == cap) fail("cannot read ", path, ": it grew while being read");
+  out.n_ = n;
   return out;
 }
 

@@ -21,10 +21,17 @@ int64_t numel_of(const Shape& s) {
 
 namespace {
 thread_local int64_t t_param_budget = -1;  // parameters Tensor::param may still allocate (-1: any)
+thread_local bool t_param_unset = false;    // Tensor::param leaves values unset (a loader writes them)
 }  // namespace
 
-ParamBudget::ParamBudget(int64_t elements) : saved_(t_param_budget) { t_param_budget = elements; }
-ParamBudget::~ParamBudget() { t_param_budget = saved_; }
+ParamBudget::ParamBudget(int64_t elements, bool unset) : saved_(t_param_budget), saved_unset_(t_param_unset) {
+  t_param_budget = elements;
+  t_param_unset = unset;
+}
+ParamBudget::~ParamBudget() {
+  t_param_budget = saved_;
+  t_param_unset = saved_unset_;
+}
 
 std::string shape_str(const Shape& s) {
   std::string r = "[";
@@ -75,7 +82,7 @@ Tensor Tensor::param(const Shape& s) {
     if (n > t_param_budget) fail("the config asks for more parameters than the file holds (at a ", shape_str(s), " tensor)");
     t_param_budget -= n;
   }
-  Tensor t = zeros(s);
+  Tensor t = t_param_unset ? empty(s) : zeros(s);
   t.p_->requires_grad = true;
   t.p_->is_param = true;
   return t;

@@ -34,16 +34,18 @@ int64_t numel_of(const Shape& s);  // throws on a negative dimension or an int64
 
 // While one is active on this thread, Tensor::param allocates at most `elements` values in all,
 // and fails before allocating beyond that: a model file's loader sets it from the file's size, so
-// a few bytes of config cannot demand gigabytes (nn/model_file.cc).
+// a few bytes of config cannot demand gigabytes (nn/model_file.cc). With `unset`, parameters are
+// not zeroed either: for a loader that then writes every one of them, or fails.
 class ParamBudget {
  public:
-  explicit ParamBudget(int64_t elements);
+  explicit ParamBudget(int64_t elements, bool unset = false);
   ~ParamBudget();
   ParamBudget(const ParamBudget&) = delete;
   ParamBudget& operator=(const ParamBudget&) = delete;
 
  private:
   int64_t saved_;
+  bool saved_unset_;
 };
 std::string shape_str(const Shape& s);
 

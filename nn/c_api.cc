@@ -12,6 +12,7 @@
 #include "lib/alloc.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
+#include "codec/container.h"
 #include "lib/ops/ops.h"
 #include "lib/threads.h"
 #include "nn/compress.h"
@@ -22,6 +23,7 @@
 struct ntc_model {
   std::unique_ptr<ntc::nn::Model> model;
   uint64_t hash = 0;
+  uint64_t legacy_hash = 0;  // what streams made by ntc 0.2 and earlier carry (nn/model_file.h)
   std::mutex mu;  // one call at a time per model
 };
 
@@ -61,10 +63,11 @@ ntc_status guarded(F&& f) {
   }
 }
 
-ntc_status load_bytes(const std::vector<uint8_t>& bytes, const std::string& origin, ntc_model** out) {
+ntc_status load_bytes(const uint8_t* data, size_t size, const std::string& origin, ntc_model** out) {
   auto m = std::make_unique<ntc_model>();
-  m->model = ntc::nn::deserialize_model(bytes.data(), bytes.size(), origin);
-  m->hash = ntc::nn::model_hash(bytes.data(), bytes.size());
+  m->model = ntc::nn::deserialize_model(data, size, origin);
+  m->hash = ntc::nn::model_hash(data, size);
+  m->legacy_hash = ntc::nn::legacy_model_hash(data, size);
   *out = m.release();
   return NTC_OK;
 }
@@ -105,14 +108,15 @@ ntc_status ntc_model_load(const char* path, ntc_model** model) {
   *model = nullptr;
   return guarded([&] {
     const std::string p = path ? path : ntc::nn::model_dir() + "/ntc_two_layer.ntcm";
-    load_bytes(ntc::read_file(p), p, model);
+    const ntc::FileBytes bytes = ntc::read_file_bytes(p);
+    load_bytes(bytes.data(), bytes.size(), p, model);
   });
 }
 
 ntc_status ntc_model_load_memory(const uint8_t* data, size_t size, ntc_model** model) {
   if (!model || (!data && size)) return set_error(NTC_ERROR_ARGUMENT, "ntc_model_load_memory: null pointer");
   *model = nullptr;
-  return guarded([&] { load_bytes(std::vector<uint8_t>(data, data + size), "model (memory)", model); });
+  return guarded([&] { load_bytes(data, size, "model (memory)", model); });
 }
 
 void ntc_model_free(ntc_model* model) { delete model; }
@@ -170,7 +174,11 @@ ntc_status ntc_decode(ntc_model* model, const uint8_t* data, size_t size, uint8_
   return guarded([&] {
     BudgetScope scope(budget);
     const ntc::Tensor img = overfit ? ntc::nn::overfit::decode(data, size, "stream", max_pixels)
-                                    : ntc::nn::decompress(*model->model, data, size, model->hash, max_pixels);
+                                    : ntc::nn::decompress(*model->model, data, size,
+                                                          ntc::codec::peek_model_hash(data, size) == model->legacy_hash
+                                                              ? model->legacy_hash
+                                                              : model->hash,
+                                                          max_pixels);
     const int h = int(img.dim(2)), w = int(img.dim(3));
     const size_t plane = size_t(w) * size_t(h);
     auto* px = static_cast<uint8_t*>(std::malloc(plane * 3));

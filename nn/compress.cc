@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "codec/container.h"
@@ -303,8 +304,12 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
   };
   NTC_CHECK(m.finalized(), "decompress: the model has no entropy tables (finalize it)");
   const codec::Container c = codec::read_container(data, size);
-  if (c.model_hash != model_hash)
-    fail("this stream was made with another model (stream model hash ", c.model_hash, ", this model ", model_hash, ")");
+  if (c.model_hash != model_hash) {
+    char a[17], b[17];  // hexadecimal, as `ntc info` prints them
+    std::snprintf(a, sizeof a, "%016llx", (unsigned long long)c.model_hash);
+    std::snprintf(b, sizeof b, "%016llx", (unsigned long long)model_hash);
+    fail("this stream was made with another model (stream model hash ", a, ", this model ", b, ")");
+  }
   if (int64_t(c.width) * int64_t(c.height) > max_pixels)
     fail("the stream declares a ", c.width, "x", c.height, " image, more than the limit of ", max_pixels,
          " pixels (--max-pixels raises it)");

@@ -39,7 +39,30 @@ codec::CdfTable read_table(BinReader& r, const std::string& origin) {
 
 }  // namespace
 
-uint64_t model_hash(const uint8_t* data, size_t size) { return fnv1a(data, size); }
+uint64_t model_hash(const uint8_t* data, size_t size) {
+  constexpr uint64_t P1 = 0x9E3779B97F4A7C15ull, P2 = 0xC2B2AE3D27D4EB4Full;
+  auto rotl = [](uint64_t x, int r) { return (x << r) | (x >> (64 - r)); };
+  // Lane i takes words i, i+4, i+8, …: a ← rotl(a ⊕ w·P2, 31)·P1. Each step is a bijection of w for a
+  // given a, and the four lanes' chains run in parallel.
+  uint64_t a[4] = {P1, P1 + 1, P1 + 2, P1 + 3};
+  size_t i = 0;
+  for (; i + 32 <= size; i += 32)
+    for (int l = 0; l < 4; ++l) {
+      uint64_t w;
+      std::memcpy(&w, data + i + 8 * l, 8);  // little-endian (x86-64)
+      a[l] = rotl(a[l] ^ (w * P2), 31) * P1;
+    }
+  uint64_t h = uint64_t(size) * P2;
+  for (int l = 0; l < 4; ++l) h = rotl(h ^ a[l], 27) * P1;
+  h = fnv1a(data + i, size - i, h);  // the last size mod 32 bytes
+  h ^= h >> 33;  // avalanche: every input bit reaches every output bit
+  h *= P2;
+  h ^= h >> 29;
+  h *= P1;
+  return h ^ (h >> 32);
+}
+
+uint64_t legacy_model_hash(const uint8_t* data, size_t size) { return fnv1a(data, size); }
 
 std::vector<uint8_t> serialize_model(const Model& m, WeightFormat fmt) {
   NTC_CHECK(m.finalized(), "save_model: finalize() the model first (entropy tables)");
@@ -80,8 +103,9 @@ std::unique_ptr<Model> deserialize_model(const uint8_t* data, size_t size, const
   std::unique_ptr<Model> m;
   {
     // Every parameter is stored with at least 2 bytes (f16): the config may not ask for more
-    // parameters than the file could hold, checked before each allocation.
-    ParamBudget budget(int64_t(size / 2));
+    // parameters than the file could hold, checked before each allocation. Nor are they zeroed:
+    // every one is read below, or loading fails.
+    ParamBudget budget(int64_t(size / 2), true);
     try {
       m = std::make_unique<Model>(Config::parse(r.str(cfg_len), origin + " (embedded config)"));
     } catch (const Error& e) {

@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 #define NTC_API_VERSION 1
-#define NTC_VERSION_STRING "0.2.0"
+#define NTC_VERSION_STRING "0.3.0"
 
 typedef struct ntc_model ntc_model;
 
@@ -39,7 +39,7 @@ typedef enum {
 } ntc_status;
 
 int ntc_api_version(void);         /* NTC_API_VERSION of the library actually loaded */
-const char* ntc_version(void);     /* "0.2.0" */
+const char* ntc_version(void);     /* "0.3.0" */
 const char* ntc_last_error(void);  /* the message of this thread's last failure ("" if none) */
 
 /* Loads a model file; path NULL loads the default model (the two-layer family) from the model

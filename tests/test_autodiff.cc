@@ -116,6 +116,33 @@ TEST(Memory, BuffersAreReused) {
   EXPECT_GE(s1.reused_allocs - s0.reused_allocs, 9u);
 }
 
+// Blocks of 64 KiB up to 2 MiB are carved from huge-page slabs (lib/alloc.cc), 16 MiB of them at
+// most: a slab goes back to the system only when none of its blocks is live, so live blocks spread
+// over many slabs could otherwise pin any amount of cached memory. After mem_release_cache at most
+// the slabs' 16 MiB stays cached, however the live blocks are spread.
+TEST(Memory, MidSizeBlocksComeFromBoundedSlabs) {
+  mem_release_cache();
+  std::vector<Buffer> v;
+  for (int i = 0; i < 120; ++i) {
+    v.emplace_back(size_t(64) << 10);  // 256 KiB each: 30 MiB in all
+    v.back().data()[0] = float(i);
+    v.back().data()[(64 << 10) - 1] = float(i);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(v.back().data()) % 64, 0u);
+  }
+  for (int i = 0; i < 120; ++i) ASSERT_EQ(v[size_t(i)].data()[(64 << 10) - 1], float(i));  // no overlap
+  std::vector<Buffer> keep;
+  for (int i = 0; i < 120; i += 10) keep.push_back(v[size_t(i)]);  // live blocks all along
+  v.clear();
+  EXPECT_GE(mem_stats().cached, size_t(100) << 18);
+  mem_release_cache();
+  EXPECT_LE(mem_stats().cached, size_t(16) << 20);
+  Buffer again(size_t(64) << 10);  // a cached block of the class, or a fresh one: either works
+  again.data()[0] = 1.f;
+  keep.clear();
+  mem_release_cache();
+  EXPECT_LE(mem_stats().cached, size_t(16) << 20);
+}
+
 // conv -> GDN -> convT, 1000 forward/backward iterations: resident memory must not grow.
 // The memory budget (lib/alloc.h): live tensor bytes may not pass it; cached blocks are given
 // back to make room; a refused allocation is an ntc::Error and leaves the accounting intact.

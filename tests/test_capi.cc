@@ -2,6 +2,8 @@
 // temporary prefix with the out-of-tree example built by pkg-config alone, and the Python module
 // (python/test_ntc.py, with Debian's python3 and numpy).
 #include <gtest/gtest.h>
+
+#include <cstring>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "lib/fileio.h"
+#include "lib/framed.h"
 #include "lib/image.h"
 #include "nn/compress.h"
 #include "nn/config.h"
@@ -96,6 +99,19 @@ TEST(CApi, RoundTripStatusesAndThreads) {
   const Tensor ref = nn::decompress(*cpp, s1, n1, nn::model_hash(mb.data(), mb.size()));
   for (int i = 0; i < w * h; ++i)
     for (int c = 0; c < 3; ++c) ASSERT_EQ(px[i * 3 + c], uint8_t(ref.data()[c * w * h + i])) << i;
+  {  // A stream that names the model as ntc 0.2 did (FNV-1a of the file) decodes the same.
+    std::vector<uint8_t> legacy(s1, s1 + n1);
+    const uint64_t fnv = nn::legacy_model_hash(mb.data(), mb.size());
+    std::memcpy(legacy.data() + 8, &fnv, 8);
+    reseal_frame(legacy);
+    uint8_t* lp = nullptr;
+    ASSERT_EQ(ntc_decode(m, legacy.data(), legacy.size(), &lp, &ow, &oh), NTC_OK) << ntc_last_error();
+    EXPECT_EQ(std::vector<uint8_t>(lp, lp + size_t(w) * h * 3), std::vector<uint8_t>(px, px + size_t(w) * h * 3));
+    ntc_free(lp);
+    legacy[8] ^= 1;  // neither identity
+    reseal_frame(legacy);
+    EXPECT_EQ(ntc_decode(m, legacy.data(), legacy.size(), &lp, &ow, &oh), NTC_ERROR_CORRUPT);
+  }
   // One model, several threads at once: the same bytes.
   std::vector<std::vector<uint8_t>> outs(4);
   std::vector<std::thread> ts;

@@ -8,10 +8,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "codec/container.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
+#include "lib/framed.h"
 #include "lib/image.h"
 #include "lib/json.h"
 #include "lib/metrics.h"
@@ -230,6 +232,48 @@ TEST(Image, ReadsPnmPngAndJpegOnly) {
       EXPECT_EQ(read_image(dir + "/rt" + ext).to_vector(), x.to_vector()) << ext << " " << h << "x" << w;
     }
   }
+}
+
+// The model's identity in streams (data/MODELS.md): model_hash, a four-lane word hash, is not
+// FNV-1a, reacts to every byte and to the length, and has no collisions over one-byte changes of a
+// model file. A stream that carries the file's FNV-1a (as ntc 0.2 wrote) still decodes with
+// `ntc decode` and the C API; one that carries neither is refused with a one-line error.
+TEST(Cli, ModelIdentityAndStreamsOfNtc02) {
+  const auto bytes = nn::serialize_model(*tiny(), nn::WeightFormat::F16);
+  const uint64_t id = nn::model_hash(bytes.data(), bytes.size());
+  EXPECT_NE(id, nn::legacy_model_hash(bytes.data(), bytes.size()));
+  std::set<uint64_t> seen{id};
+  for (size_t at : {size_t(0), size_t(7), size_t(31), size_t(32), bytes.size() / 2, bytes.size() - 33, bytes.size() - 1}) {
+    auto v = bytes;
+    for (uint8_t bit : {uint8_t(1), uint8_t(0x80)}) {
+      v[at] ^= bit;
+      EXPECT_TRUE(seen.insert(nn::model_hash(v.data(), v.size())).second) << "byte " << at << " bit " << int(bit);
+      v[at] ^= bit;
+    }
+  }
+  for (size_t n : {size_t(0), size_t(1), size_t(31), size_t(32), size_t(33), bytes.size() - 1})
+    EXPECT_TRUE(seen.insert(nn::model_hash(bytes.data(), n)).second) << "length " << n;
+
+  Bin b;
+  if (b.bin.empty()) GTEST_SKIP() << "NTC_BIN not set (run through make test)";
+  write_file_atomic(b.dir + "/m.ntcm", bytes);
+  const Tensor img = picture(40, 56);
+  const uint64_t legacy = nn::legacy_model_hash(bytes.data(), bytes.size());
+  const nn::Encoded old = nn::compress(*nn::deserialize_model(bytes.data(), bytes.size()), img, legacy);
+  write_file_atomic(b.dir + "/old.ntc", old.bytes);
+  const std::string M = " --model " + b.dir + "/m.ntcm";
+  ASSERT_EQ(b.run("decode " + b.dir + "/old.ntc -o " + b.dir + "/old.ppm" + M), 0) << b.err();
+  EXPECT_EQ(read_image(b.dir + "/old.ppm").to_vector(), old.recon.to_vector());
+  ASSERT_EQ(b.run("encode " + b.dir + "/old.ppm -o " + b.dir + "/new.ntc" + M), 0) << b.err();
+  const auto fresh = read_file(b.dir + "/new.ntc");
+  EXPECT_EQ(codec::peek_model_hash(fresh.data(), fresh.size()), id);  // new streams carry model_hash
+  auto other = old.bytes;
+  const uint64_t wrong = legacy ^ 1;
+  std::memcpy(other.data() + 8, &wrong, 8);
+  reseal_frame(other);
+  write_file_atomic(b.dir + "/other.ntc", other);
+  EXPECT_EQ(b.run("decode " + b.dir + "/other.ntc -o " + b.dir + "/x.ppm" + M), 1);
+  EXPECT_NE(b.err().find("made with another model"), std::string::npos) << b.err();
 }
 
 // Pipes: '-' is stdin or stdout for encode and decode (the summary line moves to stderr, the
@@ -522,7 +566,10 @@ TEST(Cli, GoldenStreamsDecodeToTheirImages) {
     ASSERT_TRUE(fs::exists(ntc) && fs::exists(ppm)) << ntc << " missing: regenerate with NTC_REGENERATE_GOLDEN=1";
     const auto bytes = read_file(ntc);
     const std::string out = ::testing::TempDir() + "/golden_" + name + ".ppm";
-    write_image(out, nn::decompress(*loaded, bytes.data(), bytes.size(), hash));
+    // Streams made by ntc 0.2 carry the file's FNV-1a (nn::legacy_model_hash); both identities decode.
+    const uint64_t legacy = nn::legacy_model_hash(mb.data(), mb.size()), carried = codec::peek_model_hash(bytes.data(), bytes.size());
+    ASSERT_TRUE(carried == hash || carried == legacy) << name << ": made with another model";
+    write_image(out, nn::decompress(*loaded, bytes.data(), bytes.size(), carried));
     EXPECT_EQ(read_file(out), read_file(ppm)) << name << ": the decoder no longer reproduces its golden image";
     fs::remove(out);
   }
