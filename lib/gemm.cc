@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
@@ -128,6 +129,21 @@ void gemm_panels(bool ta, int M, int N, int K, float alpha, const float* A, int 
     if (p == Precision::Bf16) bf16_panels_tile(ta, m, n, K, alpha, a, lda, part, beta, c, ldc);
     else k::sgemm_panels(ta, m, n, K, alpha, a, lda, part, beta, c, ldc);
   });
+}
+
+void reserve_blas_buffers() {
+  static std::atomic<int> reserved{0};
+  const int T = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (use_ntc_kernel() || T <= reserved.load()) return;
+  constexpr int n = 128;  // large enough for OpenBLAS's buffered path
+#pragma omp parallel num_threads(T)
+  {
+    std::vector<float> a(size_t(n) * n, 0.f), c(size_t(n) * n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, a.data(), n, 0.f, c.data(), n);
+  }
+  int r = reserved.load();
+  while (r < T && !reserved.compare_exchange_weak(r, T)) {
+  }
 }
 
 void set_gemm_backend(GemmBackend b) { g_backend.store(b); }

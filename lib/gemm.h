@@ -69,6 +69,13 @@ class PortableProducts {
 void check_bf16_available();
 // Whether bf16 products run at full speed here: AVX512_BF16 and the 512-bit target in force.
 bool bf16_products_available();
+// OpenBLAS maps a working buffer (128 MB of address space) the first time each concurrent caller
+// needs one, and under an address-space limit (ulimit -v) a refused mapping makes it retry forever
+// instead of failing. Where OpenBLAS is the back end, this has every OpenMP thread call it once, so
+// that its buffers are mapped while address space is plentiful and a later shortage is ntc's own
+// one-line "out of memory" error. Model construction calls it; it costs one small product per
+// thread, once per thread count.
+void reserve_blas_buffers();
 void set_gemm_backend(GemmBackend b);
 const char* gemm_backend_name();  // the back end gemm() uses now: "openblas" or "ntc"
 

@@ -5,6 +5,7 @@
 
 #include "kernels/kernels.h"
 #include "lib/common.h"
+#include "lib/gemm.h"
 #include "lib/ops/ops.h"
 #include "nn/transforms.h"
 
@@ -56,7 +57,9 @@ Model::Model(const Config& cfg) : cfg_(cfg) {
   // Downsampling factor as SNTC measures it: 64 / width of the last latent of a 64x64 image.
   NoGrad ng;
   // A batch of no images: every layer works out its output shape and computes nothing (a 64×64
-  // image through g_a took 2 ms of every model load).
+  // image through g_a took 2 ms of every model load). That forward pass also made OpenBLAS, where
+  // it is the back end, map its buffers early; reserve_blas_buffers does that now (lib/gemm.h).
+  reserve_blas_buffers();
   Tensor probe = Tensor::zeros({0, 3, 64, 64});
   Tensor y = g_a()(probe);
   Tensor last = hyper_ ? (*h_a_)(y) : y;
