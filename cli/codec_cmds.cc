@@ -212,8 +212,9 @@ int encode_overfit(const Args& a, const std::string& in, const std::string& out)
                  r.arch.channels, r.arch.channels == 1 ? "" : "s", r.arch.levels, o.lambda, o.iters, r.weight_bits,
                  nn::overfit::decoder_flops(r.arch).total(), t1 - t0, num_threads());
   if (a.has("v"))
-    std::fprintf(stderr, "last training step: loss %.4f, latents %.4f bpp (estimate), PSNR %.2f dB (float)\n", r.train_loss,
-                 r.train_bpp, r.train_psnr);
+    std::fprintf(stderr, "last training step: loss %.4f, latents %.4f bpp (estimate), PSNR %.2f dB (float); coded the state "
+                 "of iteration %d: hard-rounded loss %.4f, latents %.4f bpp, PSNR %.2f dB\n", r.train_loss, r.train_bpp,
+                 r.train_psnr, r.kept_iter, r.kept_loss, r.kept_bpp, r.kept_psnr);
   return 0;
 }
 

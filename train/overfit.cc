@@ -109,9 +109,53 @@ struct Run {
   double loss = 0, bpp = 0, mse255 = 0;
 };
 
+// The loss with hard rounding (what the decoder sees, before the weights are quantised); no graph.
+Terms hard_terms(const Net& n, const Tensor& target, double lambda) {
+  NoGrad ng;
+  Rng unused(0);
+  return forward(n, target, Quant::Hard, 0.1f, 0.f, unused, lambda);
+}
+
+// The best state seen: the parameters with the lowest hard-rounded loss.
+struct Best {
+  std::vector<std::vector<float>> p;
+  double loss = INFINITY, bpp = 0, mse255 = 0;
+  int iter = -1;
+  void keep(const Net& n, const Terms& t, double loss_value, int it) {
+    const std::vector<Tensor> ps = n.params();
+    p.resize(ps.size());
+    for (size_t i = 0; i < ps.size(); ++i) p[i].assign(ps[i].data(), ps[i].data() + ps[i].numel());
+    loss = loss_value;
+    bpp = t.bpp;
+    mse255 = t.mse255;
+    iter = it;
+  }
+  void restore(Net& n) const {
+    std::vector<Tensor> ps = n.params();
+    for (size_t i = 0; i < ps.size(); ++i) std::copy(p[i].begin(), p[i].end(), ps[i].data());
+  }
+};
+
+// Measures the current state with hard rounding and keeps it if it is the best; returns its loss.
+double check_point(const Net& n, const Tensor& target, double lambda, int it, Best& best) {
+  const Terms t = hard_terms(n, target, lambda);
+  const double l = double(t.loss.data()[0]);
+  if (l < best.loss) best.keep(n, t, l, it);
+  return l;
+}
+
+// best (optional): every o.eval_every iterations of the soft phase, and at every iteration of the hard
+// phase (whose training loss is the hard loss), the state is measured and kept if it is the best; the
+// hard phase starts from the best state of the soft phase.
 void train_steps(Run& r, const Tensor& target, int from, int to, int total, const OverfitOptions& o, int hard_from,
-                 const std::function<void(int, double)>& each) {
+                 const std::function<void(int, double)>& each, Best* best = nullptr) {
   for (int it = from; it < to; ++it) {
+    if (best && it > 0 && it < hard_from && o.eval_every > 0 && it % o.eval_every == 0)
+      check_point(r.net, target, o.lambda, it, *best);
+    if (best && it == hard_from && it > 0) {
+      const double now = check_point(r.net, target, o.lambda, it, *best);
+      if (best->loss < now) best->restore(r.net);
+    }
     // Cosine decay over the soft phase; the hard phase starts again from hard_lr_scale·lr.
     const bool hard = it >= hard_from;
     const double frac = hard ? double(it - hard_from) / std::max(1, total - hard_from) : double(it) / std::max(1, hard_from);
@@ -128,6 +172,7 @@ void train_steps(Run& r, const Tensor& target, int from, int to, int total, cons
     r.loss = double(t.loss.data()[0]);
     r.bpp = t.bpp;
     r.mse255 = t.mse255;
+    if (best && hard && r.loss < best->loss) best->keep(r.net, t, r.loss, it);
     t.loss.backward();
     r.adam->step(std::max(lr, o.lr * 1e-4f));
     r.adam_lat->step(std::max(lr, o.lr * 1e-4f) * (hard ? 1.f : o.latent_lr_scale));
@@ -270,9 +315,23 @@ OverfitResult overfit_encode(const Tensor& img, const OverfitOptions& o) {
   } else {
     best = start(o.seed);
   }
-  // The winner goes on from where the warm-up left it.
-  train_steps(best, target, o.candidates > 1 ? warmup : 0, o.iters, o.iters, o, hard_from, each);
+  // The winner goes on from where the warm-up left it; the best state it passes through is coded.
+  // (eval_every 0: the last state, as before keeping the best.)
+  Best kept;
+  const bool keep = o.eval_every > 0;
+  train_steps(best, target, o.candidates > 1 ? warmup : 0, o.iters, o.iters, o, hard_from, each, keep ? &kept : nullptr);
+  if (keep) {
+    const double last = check_point(best.net, target, o.lambda, o.iters, kept);
+    if (kept.loss < last) kept.restore(best.net);
+  } else {
+    const Terms t = hard_terms(best.net, target, o.lambda);
+    kept.keep(best.net, t, double(t.loss.data()[0]), o.iters);
+  }
   OverfitResult res;
+  res.kept_iter = kept.iter;
+  res.kept_loss = kept.loss;
+  res.kept_bpp = kept.bpp;
+  res.kept_psnr = 10 * std::log10(255.0 * 255.0 / std::max(kept.mse255, 1e-12));
   const Coded c = quantise_and_code(best.net, img, o.lambda);
   res.bytes = c.bytes;
   res.recon = c.recon;
