@@ -47,6 +47,12 @@ struct BPanels {
   const float* (*get)(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch);
   const void* ctx;
   size_t col0 = 0;
+  // Optional, read by the bf16 kernel only (sgemm_bf16_panels; its twin and the fp32 kernel use
+  // get): the same panels as bf16 pair words, built without the fp32 ones. pairs(ctx, k0, kc, j0,
+  // nc, scratch) returns, for panel q (nr = 32), w[q·kc2·32 + t·32 + c] (kc2 = ⌈kc/2⌉) = the pair
+  // word of get's values at rows k0+2t and k0+2t+1 (0 beyond kc) of that column: exactly what the
+  // kernel makes of get's panels. It may write scratch (room for kGemmKC/2 × 2048 words).
+  const uint32_t* (*pairs)(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, uint32_t* scratch) = nullptr;
 };
 void sgemm_panels(bool ta, int M, int N, int K, float alpha, const float* A, int lda, const BPanels& b, float beta,
                   float* C, int ldc);
@@ -77,6 +83,21 @@ void sgemm_bf16(bool ta, bool tb, int M, int N, int K, float alpha, const float*
                 float beta, float* C, int ldc);
 void sgemm_bf16_panels(bool ta, int M, int N, int K, float alpha, const float* A, int lda, const BPanels& b, float beta,
                        float* C, int ldc);
+// Pair words (the low half to_bf16(lo[i]), the high half to_bf16(hi[i]), or 0 where hi is null),
+// i < n, into panel layout: for panel q = i / 32, dst[q·panel_words + i % 32]; columns of the last
+// panel at or beyond n get 0. Needs AVX512BW (bf16_supported()).
+void bf16_pair_rows(const float* lo, const float* hi, size_t n, size_t panel_words, uint32_t* dst);
+// An op(B) [K, N] (row-major B, ldb) packed once as the kernel's pair panels, for a B that meets
+// many blocks of A (conv2d's input gradient): BPanels{packed_pairs_panels, &p, 0, packed_pairs}
+// serves it (get gives the bf16 values as fp32, which the twin rounds to themselves). col0 must
+// stay a multiple of 32. dst: packed_b_floats(K, N) floats' room (as words). AVX512BW.
+struct PackedPairs {
+  const uint32_t* data;
+  size_t n_pad;  // N rounded up to 32
+};
+PackedPairs pack_b_pairs_all(const float* B, int ldb, int K, int N, uint32_t* dst);
+const float* packed_pairs_panels(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch);
+const uint32_t* packed_pairs(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, uint32_t* scratch);
 
 namespace ref {
 void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <vector>
@@ -187,7 +188,8 @@ Scratch& scratch() {
   return s;
 }
 
-// get_b(k0, kc, j0, nc, scratch) → the fp32 panels (nr = 32) of op(B)[k0 : k0+kc, j0 : j0+nc].
+// get_b(k0, kc, j0, nc, scratch) → the pair panels (nr = 32) of op(B)[k0 : k0+kc, j0 : j0+nc],
+// in scratch.pb or held by the caller.
 template <class GetB>
 void gemm_blocked(bool ta, size_t M, size_t N, size_t K, float alpha, const float* A, size_t lda, const GetB& get_b,
                   float beta, float* C, size_t ldc) {
@@ -199,19 +201,33 @@ void gemm_blocked(bool ta, size_t M, size_t N, size_t K, float alpha, const floa
   }
   Scratch& s = scratch();
   alignas(64) float acc[kMR * kNR];
+  // With more than one column block, op(A) is packed once for all of them (up to 16 MB a thread):
+  // k-block k0 at (k0/2)·Mp words, its row block i0 at i0·kc2 within it.
+  const size_t Mp = (M + kMR - 1) / kMR * kMR, a_words = Mp * (K / 2 + (K + kKC - 1) / kKC);
+  const bool whole_a = N > kNC && a_words <= (size_t(4) << 20);
+  thread_local std::vector<uint32_t> packed_a;
+  if (whole_a) {
+    if (packed_a.size() < a_words) packed_a.resize(a_words);
+    for (size_t k0 = 0; k0 < K; k0 += kKC) {
+      const size_t kc = std::min(kKC, K - k0);
+      for (size_t i0 = 0; i0 < M; i0 += kMC)
+        pack_a(ta, A, lda, i0, std::min(kMC, M - i0), k0, kc, packed_a.data() + k0 / 2 * Mp + i0 * ((kc + 1) / 2));
+    }
+  }
   for (size_t j0 = 0; j0 < N; j0 += kNC) {
     const size_t nc = std::min(kNC, N - j0);
     for (size_t k0 = 0; k0 < K; k0 += kKC) {
       const size_t kc = std::min(kKC, K - k0), kc2 = (kc + 1) / 2;
-      convert_b_avx512(get_b(k0, kc, j0, nc, s.fb.get()), kc, nc, s.pb.get());
+      const uint32_t* pb = get_b(k0, kc, j0, nc, s);
       for (size_t i0 = 0; i0 < M; i0 += kMC) {
         const size_t mc = std::min(kMC, M - i0);
-        pack_a(ta, A, lda, i0, mc, k0, kc, s.pa.get());
+        const uint32_t* pa = whole_a ? packed_a.data() + k0 / 2 * Mp + i0 * kc2 : s.pa.get();
+        if (!whole_a) pack_a(ta, A, lda, i0, mc, k0, kc, s.pa.get());
         for (size_t q = 0; q < nc; q += kNR)
           for (size_t p = 0; p < mc; p += kMR) {
             const size_t m = std::min(kMR, mc - p), n = std::min(kNR, nc - q);
             float* c = C + (i0 + p) * ldc + j0 + q;
-            micro_kernel(kc2, s.pa.get() + p * kc2, s.pb.get() + q * kc2, acc, c, ldc, m == kMR && n == kNR, alpha,
+            micro_kernel(kc2, pa + p * kc2, pb + q * kc2, acc, c, ldc, m == kMR && n == kNR, alpha,
                          beta, k0 == 0);
             if (m < kMR || n < kNR) fold(acc, c, ldc, m, n, alpha, beta, k0 == 0);
           }
@@ -253,9 +269,10 @@ void sgemm_bf16(bool ta, bool tb, int M, int N, int K, float alpha, const float*
                 float beta, float* C, int ldc) {
   gemm_blocked(
       ta, size_t(M), size_t(N), size_t(K), alpha, A, size_t(lda),
-      [&](size_t k0, size_t kc, size_t j0, size_t nc, float* fb) {
-        pack_b_f32(tb, B, size_t(ldb), k0, kc, j0, nc, fb);
-        return static_cast<const float*>(fb);
+      [&](size_t k0, size_t kc, size_t j0, size_t nc, Scratch& s) {
+        pack_b_f32(tb, B, size_t(ldb), k0, kc, j0, nc, s.fb.get());
+        convert_b_avx512(s.fb.get(), kc, nc, s.pb.get());
+        return static_cast<const uint32_t*>(s.pb.get());
       },
       beta, C, size_t(ldc));
 }
@@ -264,8 +281,54 @@ void sgemm_bf16_panels(bool ta, int M, int N, int K, float alpha, const float* A
                        float* C, int ldc) {
   gemm_blocked(
       ta, size_t(M), size_t(N), size_t(K), alpha, A, size_t(lda),
-      [&](size_t k0, size_t kc, size_t j0, size_t nc, float* fb) { return b.get(b.ctx, k0, kc, b.col0 + j0, nc, kNR, fb); },
+      [&](size_t k0, size_t kc, size_t j0, size_t nc, Scratch& s) {
+        if (b.pairs) return b.pairs(b.ctx, k0, kc, b.col0 + j0, nc, s.pb.get());
+        convert_b_avx512(b.get(b.ctx, k0, kc, b.col0 + j0, nc, kNR, s.fb.get()), kc, nc, s.pb.get());
+        return static_cast<const uint32_t*>(s.pb.get());
+      },
       beta, C, size_t(ldc));
+}
+
+__attribute__((target("avx512f,avx512bw"))) void bf16_pair_rows(const float* lo, const float* hi, size_t n,
+                                                                 size_t panel_words, uint32_t* dst) {
+  for (size_t q = 0; q * kNR < n; ++q)
+    for (size_t h = 0; h < kNR; h += 16) {
+      const size_t i = q * kNR + h, cnt = i < n ? std::min<size_t>(16, n - i) : 0;
+      const __mmask16 m = __mmask16(cnt == 16 ? 0xFFFFu : (1u << cnt) - 1);
+      const __m512i l = round_bf16(_mm512_maskz_loadu_epi32(m, lo + i));
+      const __m512i u = hi ? round_bf16(_mm512_maskz_loadu_epi32(m, hi + i)) : _mm512_setzero_si512();
+      _mm512_storeu_si512(dst + q * panel_words + h, _mm512_or_si512(l, _mm512_slli_epi32(u, 16)));
+    }
+}
+
+PackedPairs pack_b_pairs_all(const float* B, int ldb, int K, int N, uint32_t* dst) {
+  const size_t n_pad = (size_t(N) + kNR - 1) / kNR * kNR;
+  for (size_t k0 = 0; k0 < size_t(K); k0 += kKC) {  // k-block k0: kc2 × n_pad words at (k0/2)·n_pad
+    const size_t kc = std::min(kKC, size_t(K) - k0), kc2 = (kc + 1) / 2;
+    for (size_t t = 0; t < kc2; ++t)
+      bf16_pair_rows(B + (k0 + 2 * t) * size_t(ldb), 2 * t + 1 < kc ? B + (k0 + 2 * t + 1) * size_t(ldb) : nullptr,
+                     size_t(N), kc2 * kNR, dst + k0 / 2 * n_pad + t * kNR);
+  }
+  return {dst, n_pad};
+}
+
+const uint32_t* packed_pairs(const void* ctx, size_t k0, size_t kc, size_t j0, size_t, uint32_t*) {
+  const auto& p = *static_cast<const PackedPairs*>(ctx);
+  // Panel j0/32 of k-block k0 (j0 is a multiple of 32: BPanels' col0 and the kernel's column blocks).
+  return p.data + k0 / 2 * p.n_pad + j0 * ((kc + 1) / 2);
+}
+
+const float* packed_pairs_panels(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch) {
+  if (nr != kNR) std::abort();  // bf16 panels are 32 columns wide (gemm_panels checks)
+  const uint32_t* w = packed_pairs(ctx, k0, kc, j0, nc, nullptr);
+  const size_t kc2 = (kc + 1) / 2;
+  for (size_t q = 0; q < nc; q += kNR)
+    for (size_t k = 0; k < kc; ++k)
+      for (size_t c = 0; c < kNR; ++c) {
+        const uint32_t word = w[q * kc2 + k / 2 * kNR + c];
+        scratch[q * kc + k * kNR + c] = bf16_value(uint16_t(k % 2 ? word >> 16 : word & 0xFFFFu));
+      }
+  return scratch;
 }
 
 size_t sgemm_bf16_nr() { return kNR; }

@@ -191,6 +191,38 @@ const float* im2col_panels_t(const void* ctx, size_t k0, size_t kc, size_t j0, s
   return scratch;
 }
 
+const uint32_t* im2col_pairs(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, uint32_t* scratch) {
+  const auto& s = *static_cast<const Im2colSource*>(ctx);
+  thread_local std::vector<float> lo, hi;
+  if (lo.size() < nc) lo.resize(nc), hi.resize(nc);
+  const size_t kc2 = (kc + 1) / 2, nr = sgemm_bf16_nr();
+  for (size_t t = 0; t < kc2; ++t) {
+    im2col_row(s, int(k0 + 2 * t), int64_t(j0), int64_t(nc), lo.data());
+    const bool pair = 2 * t + 1 < kc;
+    if (pair) im2col_row(s, int(k0 + 2 * t + 1), int64_t(j0), int64_t(nc), hi.data());
+    bf16_pair_rows(lo.data(), pair ? hi.data() : nullptr, nc, kc2 * nr, scratch + t * nr);
+  }
+  return scratch;
+}
+
+const uint32_t* im2col_pairs_t(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, uint32_t* scratch) {
+  const auto& s = *static_cast<const Im2colSource*>(ctx);
+  const size_t kc2 = (kc + 1) / 2, nr = sgemm_bf16_nr();
+  // One panel at a time: its nr rows of the column matrix, transposed into an fp32 panel in cache
+  // (pack_panels, as im2col_panels_t), then rounded two k-rows at a time into pair words.
+  thread_local std::vector<float> rows, panel;
+  if (rows.size() < nr * kc) rows.resize(nr * kc), panel.resize(nr * kc);
+  for (size_t q = 0; q < nc; q += nr) {
+    const size_t n = std::min(nr, nc - q);
+    for (size_t c = 0; c < n; ++c) im2col_row(s, int(j0 + q + c), int64_t(k0), int64_t(kc), rows.data() + c * kc);
+    pack_panels(true, rows.data(), kc, kc, n, panel.data());
+    for (size_t t = 0; t < kc2; ++t)
+      bf16_pair_rows(panel.data() + 2 * t * nr, 2 * t + 1 < kc ? panel.data() + (2 * t + 1) * nr : nullptr, nr, 0,
+                     scratch + q * kc2 + t * nr);
+  }
+  return scratch;
+}
+
 namespace ref {
 
 void im2col(const ConvGeom& g, const float* x, float* col) {

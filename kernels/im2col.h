@@ -53,6 +53,10 @@ void im2col_row(const Im2colSource& s, int r, int64_t j0, int64_t n, float* out)
 // or its transpose (conv2d weight gradient: dy·colᵀ).
 const float* im2col_panels(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch);
 const float* im2col_panels_t(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch);
+// The same as bf16 pair panels (BPanels::pairs, for bf16 products): built from the rows without
+// the fp32 panels (half the bytes written, and no second pass to round them). Need AVX512BW.
+const uint32_t* im2col_pairs(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, uint32_t* scratch);
+const uint32_t* im2col_pairs_t(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, uint32_t* scratch);
 
 namespace ref {
 void im2col(const ConvGeom& g, const float* x, float* col);

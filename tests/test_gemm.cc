@@ -317,12 +317,15 @@ TEST(GemmBf16, RoundsToNearestEvenAndFlushesSubnormals) {
 }
 
 // The kernel against its twin, bit for bit, on edge shapes (odd K: a half pair at the end of a
-// k-block; K over one block; tiles cut at MR = 12 and NR = 32), every transpose, alpha and beta.
+// k-block; K over one block; tiles cut at MR = 12 and NR = 32; M over one row block and N over one
+// column block), every transpose, alpha and beta.
 TEST(GemmBf16, KernelMatchesScalarTwinBitForBit) {
   if (!ntc::k::bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16 (the twin alone runs here)";
   std::vector<Case> cs = cases();
   for (const Case& c : std::vector<Case>{{false, false, 13, 33, 1, 1, 0},   {false, true, 12, 32, 257, 1, 0},
-                                         {true, false, 25, 65, 511, 0.5f, -0.75f}, {true, true, 1, 2049, 3, 1, 1}})
+                                         {true, false, 25, 65, 511, 0.5f, -0.75f}, {true, true, 1, 2049, 3, 1, 1},
+                                         // over one column block: op(A) packed once for all of them
+                                         {false, false, 150, 2080, 301, 1, 0.5f}, {true, false, 13, 2050, 513, -1, 0}})
     cs.push_back(c);
   for (const Case& c : cs) {
     Operands o = make(c, 11);
@@ -394,16 +397,161 @@ TEST(GemmBf16, PanelsAndThreadsGiveTheSameBits) {
   ntc::k::sgemm_bf16_panels(false, M, rows, int(cols), 1.f, D.data(), int(cols), {ntc::k::im2col_panels_t, &src}, 0.f,
                             Ct.data(), rows);
   ASSERT_EQ(0, std::memcmp(Ct.data(), want_t.data(), Ct.size() * 4)) << "im2col_panels_t";
+  // The pair panels built straight from x (BPanels::pairs) give the same bits.
+  ntc::k::sgemm_bf16_panels(false, M, int(cols), rows, 1.f, A.data(), rows,
+                            {ntc::k::im2col_panels, &src, 0, ntc::k::im2col_pairs}, 0.f, C.data(), int(cols));
+  ASSERT_EQ(0, std::memcmp(C.data(), want.data(), C.size() * 4)) << "im2col_pairs";
+  ntc::k::sgemm_bf16_panels(false, M, rows, int(cols), 1.f, D.data(), int(cols),
+                            {ntc::k::im2col_panels_t, &src, 0, ntc::k::im2col_pairs_t}, 0.f, Ct.data(), rows);
+  ASSERT_EQ(0, std::memcmp(Ct.data(), want_t.data(), Ct.size() * 4)) << "im2col_pairs_t";
   const int saved = ntc::num_threads();
   for (int threads : {1, 3}) {
     ntc::set_num_threads(threads);
     std::vector<float> P(want.size()), Q(want.size());
-    ntc::gemm_panels(false, M, int(cols), rows, 1.f, A.data(), rows, {ntc::k::im2col_panels, &src}, 0.f, P.data(),
-                     int(cols), ntc::Precision::Bf16);
+    ntc::gemm_panels(false, M, int(cols), rows, 1.f, A.data(), rows, {ntc::k::im2col_panels, &src, 0, ntc::k::im2col_pairs},
+                     0.f, P.data(), int(cols), ntc::Precision::Bf16);
     ntc::gemm(false, false, M, int(cols), rows, 1.f, A.data(), rows, col.data(), int(cols), 0.f, Q.data(), int(cols),
               ntc::Precision::Bf16);
     EXPECT_EQ(0, std::memcmp(P.data(), want.data(), P.size() * 4)) << threads << " threads";
     EXPECT_EQ(0, std::memcmp(Q.data(), want.data(), Q.size() * 4)) << threads << " threads";
+  }
+  ntc::set_num_threads(saved);
+}
+
+// The pair panels (BPanels::pairs) are exactly the kernel's rounding of the fp32 panels: im2col's
+// forward and transposed forms on k-blocks of odd and even height, column blocks that start inside
+// an image and end inside a panel, and a B packed once (pack_b_pairs_all), whose fp32 form gives
+// the twin the same values.
+TEST(GemmBf16, PairPanelsAreTheRoundedFp32Panels) {
+  if (!ntc::k::bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16 (the pair builders need AVX-512)";
+  using ntc::k::to_bf16;
+  std::mt19937 gen(9);
+  std::uniform_real_distribution<float> u(-3, 3);
+  const size_t nr = 32;
+  auto rounded_pairs = [&](const float* p, size_t kc, size_t nc) {  // fp32 panels → pair words
+    const size_t kc2 = (kc + 1) / 2, panels = (nc + nr - 1) / nr;
+    std::vector<uint32_t> w(panels * kc2 * nr);
+    for (size_t q = 0; q < panels; ++q)
+      for (size_t t = 0; t < kc2; ++t)
+        for (size_t c = 0; c < nr; ++c) {
+          const float lo = p[q * kc * nr + 2 * t * nr + c], hi = 2 * t + 1 < kc ? p[q * kc * nr + (2 * t + 1) * nr + c] : 0.f;
+          w[q * kc2 * nr + t * nr + c] = uint32_t(to_bf16(lo)) | uint32_t(to_bf16(hi)) << 16;
+        }
+    return w;
+  };
+  struct Geo {
+    ntc::k::ConvGeom g;
+    int G;
+  };
+  for (const Geo& geo : {Geo{{12, 23, 61, 5, 5, 2, 1, 2, 12, 31}, 2}, Geo{{3, 9, 14, 3, 3, 1, 1, 1, 9, 14}, 3},
+                         Geo{{20, 16, 16, 4, 4, 3, 0, 0, 5, 5}, 1}}) {
+    const ntc::k::ConvGeom& g = geo.g;
+    const int64_t xs = int64_t(g.C) * g.H * g.W;
+    std::vector<float> x(size_t(geo.G * xs));
+    for (float& v : x) v = u(gen);
+    x[5] = 0x1p-130f;  // a subnormal: flushed
+    const ntc::k::Im2colSource src{g, x.data(), xs, geo.G};
+    const size_t K = size_t(src.rows()), cols = size_t(geo.G * g.band_cols());
+    std::vector<float> fb(ntc::k::kGemmKC * 2048);  // (per geometry: a fresh one each time)
+    std::vector<uint32_t> wb(ntc::k::kGemmKC / 2 * 2048);
+    for (size_t k0 = 0; k0 < K; k0 += ntc::k::kGemmKC)
+      for (size_t kc : {std::min(ntc::k::kGemmKC, K - k0), size_t(1), size_t(7)}) {
+        if (k0 + kc > K) continue;
+        for (auto [j0, n] : {std::pair<size_t, size_t>{0, SIZE_MAX}, {32, SIZE_MAX}, {64, 45}}) {
+          if (j0 >= cols) continue;
+          const size_t nc = std::min(n, cols - j0);
+          const std::vector<uint32_t> want = rounded_pairs(ntc::k::im2col_panels(&src, k0, kc, j0, nc, nr, fb.data()), kc, nc);
+          const uint32_t* got = ntc::k::im2col_pairs(&src, k0, kc, j0, nc, wb.data());
+          ASSERT_EQ(0, std::memcmp(got, want.data(), want.size() * 4)) << "im2col_pairs " << K << " " << k0 << " " << kc << " " << j0;
+        }
+      }
+    // Transposed: k runs along the columns of the column matrix, the panel columns are its rows.
+    for (size_t k0 = 0; k0 < cols; k0 += ntc::k::kGemmKC)
+      for (size_t kc : {std::min(ntc::k::kGemmKC, cols - k0), size_t(1), size_t(9)}) {
+        if (k0 + kc > cols) continue;
+        for (auto [j0, n] : {std::pair<size_t, size_t>{0, SIZE_MAX}, {32, SIZE_MAX}, {0, 13}}) {
+          if (j0 >= K) continue;
+          const size_t nc = std::min(n, K - j0);
+          const std::vector<uint32_t> want = rounded_pairs(ntc::k::im2col_panels_t(&src, k0, kc, j0, nc, nr, fb.data()), kc, nc);
+          const uint32_t* got = ntc::k::im2col_pairs_t(&src, k0, kc, j0, nc, wb.data());
+          ASSERT_EQ(0, std::memcmp(got, want.data(), want.size() * 4)) << "im2col_pairs_t " << k0 << " " << kc << " " << j0;
+        }
+      }
+  }
+  // A B packed once: its pair panels are the rounding of pack_b_all's, block by block, and the
+  // product through them (kernel, pairs) equals the twin's through their fp32 form and on B itself.
+  const int K = 301, N = 77, M = 13;
+  std::vector<float> fb(ntc::k::kGemmKC * 2048);
+  std::vector<float> B(size_t(K) * N), A(size_t(M) * K);
+  for (float& v : B) v = u(gen);
+  for (float& v : A) v = u(gen);
+  std::vector<float> packed(ntc::k::packed_b_floats(K, N)), words(ntc::k::packed_b_floats(K, N));
+  const ntc::k::PackedB pb = ntc::k::pack_b_all(false, B.data(), N, K, N, packed.data());
+  const ntc::k::PackedPairs pp = ntc::k::pack_b_pairs_all(B.data(), N, K, N, reinterpret_cast<uint32_t*>(words.data()));
+  ASSERT_EQ(pp.n_pad, pb.n_pad);
+  for (size_t k0 = 0; k0 < size_t(K); k0 += ntc::k::kGemmKC) {
+    const size_t kc = std::min(ntc::k::kGemmKC, size_t(K) - k0);
+    for (size_t j0 = 0; j0 < size_t(N); j0 += nr) {
+      const size_t nc = std::min(nr, size_t(N) - j0);
+      const std::vector<uint32_t> want =
+          rounded_pairs(ntc::k::packed_b_panels(&pb, k0, kc, j0, nc, nr, fb.data()), kc, nc);
+      ASSERT_EQ(0, std::memcmp(ntc::k::packed_pairs(&pp, k0, kc, j0, nc, nullptr), want.data(), want.size() * 4)) << k0 << " " << j0;
+    }
+  }
+  std::vector<float> want(size_t(M) * N), C1(want.size()), C2(want.size());
+  ntc::k::ref::sgemm_bf16(false, false, M, N, K, 1.f, A.data(), K, B.data(), N, 0.f, want.data(), N);
+  ntc::k::sgemm_bf16_panels(false, M, N, K, 1.f, A.data(), K, {ntc::k::packed_pairs_panels, &pp, 0, ntc::k::packed_pairs},
+                            0.f, C1.data(), N);
+  ntc::k::ref::sgemm_bf16_panels(false, M, N, K, 1.f, A.data(), K, {ntc::k::packed_pairs_panels, &pp, 0, ntc::k::packed_pairs},
+                                 0.f, C2.data(), N);
+  EXPECT_EQ(0, std::memcmp(C1.data(), want.data(), want.size() * 4));
+  EXPECT_EQ(0, std::memcmp(C2.data(), want.data(), want.size() * 4));
+}
+
+// conv2d in bf16 on the kernel (implicit columns, pair panels, dy packed once) gives exactly the
+// bits of the twin on materialised columns (--kernels ref): forward and both gradients, on 1 and 2
+// threads.
+TEST(GemmBf16, Conv2dKernelAndTwinGiveTheSameBits) {
+  if (!ntc::k::bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16 (the twin alone runs here)";
+  std::mt19937 gen(12);
+  std::uniform_real_distribution<float> u(-1, 1);
+  auto rnd = [&](ntc::Shape s) {
+    ntc::Tensor t = ntc::Tensor::empty(s);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = u(gen);
+    return t;
+  };
+  struct Case {
+    ntc::Shape x, w;
+    int stride;
+  };
+  const int saved = ntc::num_threads();
+  for (const Case& c : {Case{{3, 13, 21, 18}, {17, 13, 5, 5}, 2}, Case{{2, 40, 9, 11}, {33, 40, 3, 3}, 1}}) {
+    const ntc::Tensor x0 = rnd(c.x), w0 = rnd(c.w), b0 = rnd({c.w[0]});
+    auto run = [&](bool twin, int threads) {
+      ntc::k::set_reference_kernels(twin);
+      ntc::set_num_threads(threads);
+      ntc::Tensor x = x0.clone(), w = w0.clone(), b = b0.clone();
+      x.set_requires_grad(true);
+      w.set_requires_grad(true);
+      ntc::Tensor y;
+      {
+        ntc::ConvPrecisionScope scope(ntc::Precision::Bf16);
+        y = ntc::conv2d_same(x, w, b, c.stride);
+      }
+      ntc::Tensor l = ntc::sum(ntc::mul(y, y));
+      l.backward();
+      std::vector<float> out = y.to_vector();
+      out.insert(out.end(), x.grad(), x.grad() + x.numel());
+      out.insert(out.end(), w.grad(), w.grad() + w.numel());
+      ntc::k::set_reference_kernels(false);
+      return out;
+    };
+    const std::vector<float> twin = run(true, 1);
+    for (int threads : {1, 2}) {
+      const std::vector<float> kernel = run(false, threads);
+      ASSERT_EQ(kernel.size(), twin.size());
+      EXPECT_EQ(0, std::memcmp(kernel.data(), twin.data(), twin.size() * 4)) << ntc::shape_str(c.x) << " " << threads;
+    }
   }
   ntc::set_num_threads(saved);
 }

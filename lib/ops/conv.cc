@@ -250,7 +250,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
         init_rows(C, b, Cout, cols, ldc);
         if (implicit) {
           const k::Im2colSource src{band(g, oy0, oy1), x.data() + it.n0 * xsz, xsz, G};
-          gemm_panels(false, Cout, int(cols), K, 1.f, w.data(), K, {k::im2col_panels, &src}, 1.f, C, int(ldc), prec);
+          gemm_panels(false, Cout, int(cols), K, 1.f, w.data(), K, {k::im2col_panels, &src, 0, k::im2col_pairs}, 1.f, C,
+                      int(ldc), prec);
         } else {
           int64_t ldb;
           const float* B = operand(it.n0, it.n1, oy0, oy1, s, cols, &ldb);
@@ -297,8 +298,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
           }
           if (gw && implicit) {
             const k::Im2colSource src{band(g, oy0, oy1), x.data() + it.n0 * xsz, xsz, G, fused ? 1 : 0};
-            gemm_panels(false, Cout, Ka, int(cols), 1.f, dy, int(ldg), {k::im2col_panels_t, &src}, oy0 ? 1.f : 0.f, gw,
-                        Ka, prec);
+            gemm_panels(false, Cout, Ka, int(cols), 1.f, dy, int(ldg), {k::im2col_panels_t, &src, 0, k::im2col_pairs_t},
+                        oy0 ? 1.f : 0.f, gw, Ka, prec);
           } else if (gw) {
             int64_t ldb;
             const float* B = operand(it.n0, it.n1, oy0, oy1, s, cols, &ldb);
@@ -314,14 +315,22 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
             }
             if (implicit) {
               // dx a few channels at a time: their columns (Wᵀ·dy) stay in cache until col2im
-              // adds them up; dy is packed once for all of them.
-              const k::PackedB pdy = k::pack_b_all(false, dy, int(ldg), Cout, int(cols), s + col_room);
+              // adds them up; dy is packed once for all of them (as bf16 pair words for bf16 products).
+              k::PackedB pdy{};
+              k::PackedPairs pdy2{};
+              k::BPanels dyp{k::packed_b_panels, &pdy};
+              if (prec == Precision::Bf16) {
+                check_bf16_available();  // before the AVX-512 packing
+                pdy2 = k::pack_b_pairs_all(dy, int(ldg), Cout, int(cols), reinterpret_cast<uint32_t*>(s + col_room));
+                dyp = {k::packed_pairs_panels, &pdy2, 0, k::packed_pairs};
+              } else {
+                pdy = k::pack_b_all(false, dy, int(ldg), Cout, int(cols), s + col_room);
+              }
               const int kk = g.kh * g.kw;
               const int cb = std::clamp(int(dx_cols / (int64_t(kk) * cols)), 1, g.C);
               for (int c0 = 0; c0 < g.C; c0 += cb) {
                 const int c1 = std::min(g.C, c0 + cb);
-                gemm_panels(true, (c1 - c0) * kk, int(cols), Cout, 1.f, w.data() + c0 * kk, K,
-                            {k::packed_b_panels, &pdy}, 0.f, s, int(cols), prec);
+                gemm_panels(true, (c1 - c0) * kk, int(cols), Cout, 1.f, w.data() + c0 * kk, K, dyp, 0.f, s, int(cols), prec);
                 k::ConvGeom gbd = band(g, oy0, oy1);
                 gbd.C = c1 - c0;
                 gbd.ld = cols;
