@@ -288,7 +288,7 @@ int cmd_decode(const std::vector<std::string>& argv) {
     const codec::Container c = codec::read_container(bytes.data(), bytes.size(), in == "-" ? "stdin" : in);
     if (format == "png" && !png_writable(c.width, c.height))
       fail("decode: the stream holds a ", c.width, "x", c.height, " image, too large for PNG output; decode to .ppm");
-    if (c.model_hash != lm.hash && c.model_hash == legacy_hash(lm)) expect = c.model_hash;  // made by ntc 0.2 and earlier
+    expect = nn::accepted_model_hash(c.model_hash, lm.hash, [&] { return legacy_hash(lm); });  // ntc 0.2 streams too
   }
   const double t0 = now_s();
   set_memory_budget(size_t(max_memory) << 20);  // the model is loaded: the budget bounds the decode

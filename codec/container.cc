@@ -6,6 +6,12 @@
 #include "lib/framed.h"
 
 namespace ntc::codec {
+namespace {
+// Where the model identity sits in a stream: after the frame's magic (4 bytes), the version, the
+// flags and the section count (codec/BITSTREAM.md). write_container checks it; peek_model_hash
+// reads it without parsing the rest.
+constexpr size_t kModelHashOffset = 8;
+}  // namespace
 
 std::vector<uint8_t> write_container(const Container& c) {
   NTC_CHECK(c.height >= 1 && c.height <= kMaxImageSide && c.width >= 1 && c.width <= kMaxImageSide,
@@ -15,6 +21,7 @@ std::vector<uint8_t> write_container(const Container& c) {
   w.put<uint8_t>(kBitstreamVersion);
   w.put<uint8_t>(0);  // flags, reserved
   w.put<uint16_t>(uint16_t(c.sections.size()));
+  NTC_CHECK(w.out.size() == kModelHashOffset, "container: header layout");
   w.put<uint64_t>(c.model_hash);
   w.put<uint32_t>(c.height);
   w.put<uint32_t>(c.width);
@@ -27,8 +34,9 @@ std::vector<uint8_t> write_container(const Container& c) {
 }
 
 uint64_t peek_model_hash(const uint8_t* data, size_t size) {
-  uint64_t h = 0;  // magic (4), version, flags, section count (4), then the hash
-  if (size >= 16 && std::memcmp(data, kStreamFrame.magic, 4) == 0) std::memcpy(&h, data + 8, 8);
+  uint64_t h = 0;
+  if (size >= kModelHashOffset + 8 && std::memcmp(data, kStreamFrame.magic, 4) == 0)
+    std::memcpy(&h, data + kModelHashOffset, 8);
   return h;
 }
 

@@ -18,7 +18,7 @@ namespace ntc {
 namespace {
 
 constexpr size_t kAlign = 64;
-constexpr size_t kHuge = size_t(2) << 20;
+constexpr size_t kHuge = kHugePageBytes;
 
 size_t size_class(size_t bytes) {
   if (bytes == 0) bytes = 1;

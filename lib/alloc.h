@@ -18,6 +18,10 @@
 
 namespace ntc {
 
+// The transparent huge page size these VMs use (x86-64: 2 MiB): the alignment of large blocks and
+// of large file buffers (lib/fileio), and the limit of slab-carved blocks.
+constexpr size_t kHugePageBytes = size_t(2) << 20;
+
 class Buffer {
  public:
   Buffer() = default;

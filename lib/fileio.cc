@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "lib/alloc.h"
 #include "lib/common.h"
 
 namespace ntc {
@@ -54,7 +55,7 @@ FileBytes read_file_bytes(const std::string& path) {
     out.n_ = v.size();
     return out;
   }
-  constexpr size_t kHuge = size_t(2) << 20;
+  constexpr size_t kHuge = kHugePageBytes;
   // One byte more than the file's size: a file that grew since fstat is noticed.
   const size_t cap = size_t(st.st_size) + 1;
   void* p = nullptr;

@@ -9,10 +9,10 @@
 #include <new>
 #include <string>
 
+#include "codec/container.h"
 #include "lib/alloc.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
-#include "codec/container.h"
 #include "lib/ops/ops.h"
 #include "lib/threads.h"
 #include "nn/compress.h"
@@ -175,9 +175,9 @@ ntc_status ntc_decode(ntc_model* model, const uint8_t* data, size_t size, uint8_
     BudgetScope scope(budget);
     const ntc::Tensor img = overfit ? ntc::nn::overfit::decode(data, size, "stream", max_pixels)
                                     : ntc::nn::decompress(*model->model, data, size,
-                                                          ntc::codec::peek_model_hash(data, size) == model->legacy_hash
-                                                              ? model->legacy_hash
-                                                              : model->hash,
+                                                          ntc::nn::accepted_model_hash(ntc::codec::peek_model_hash(data, size),
+                                                                                       model->hash,
+                                                                                       [&] { return model->legacy_hash; }),
                                                           max_pixels);
     const int h = int(img.dim(2)), w = int(img.dim(3));
     const size_t plane = size_t(w) * size_t(h);

@@ -64,6 +64,12 @@ uint64_t model_hash(const uint8_t* data, size_t size) {
 
 uint64_t legacy_model_hash(const uint8_t* data, size_t size) { return fnv1a(data, size); }
 
+uint64_t accepted_model_hash(uint64_t stream_hash, uint64_t hash, const std::function<uint64_t()>& legacy) {
+  if (stream_hash == hash) return hash;
+  const uint64_t old = legacy();
+  return stream_hash == old ? old : hash;
+}
+
 std::vector<uint8_t> serialize_model(const Model& m, WeightFormat fmt) {
   NTC_CHECK(m.finalized(), "save_model: finalize() the model first (entropy tables)");
   BinWriter w = open_frame_writer(kModelFrame);

@@ -5,6 +5,7 @@
 // mismatch) is an ntc::Error that says what is wrong.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,5 +29,10 @@ uint64_t model_hash(const uint8_t* data, size_t size);
 // The identity that streams made by ntc 0.2 and earlier carry: FNV-1a 64 of the file. Decoders accept
 // it too; callers compute it only for a stream that does not carry model_hash.
 uint64_t legacy_model_hash(const uint8_t* data, size_t size);
+// The identity a decoder demands of a stream that carries stream_hash, for a model whose identity is
+// `hash`: `hash`, or the legacy one where the stream carries that (an ntc 0.2 stream). legacy()
+// gives the model's legacy identity; it is called only for a stream that does not carry `hash`.
+// The one rule of the CLI and the C API.
+uint64_t accepted_model_hash(uint64_t stream_hash, uint64_t hash, const std::function<uint64_t()>& legacy);
 
 }  // namespace ntc::nn

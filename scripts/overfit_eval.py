@@ -4,6 +4,8 @@ against WebP and ntc's amortised default model on the same images, with encode t
 
   scripts/overfit_eval.py --images A.png B.png ... --out DIR [--crop 256] [--lambdas 0.0016,0.0064,0.0256]
                           [--iters 4000] [--widths SYN,ARM] [--threads 1] [--ntc build/ntc]
+  scripts/overfit_eval.py --merge DIR1 DIR2 ... --out DIR   (runs of the same settings on different
+                          images, e.g. two halves run side by side on one thread each: one summary)
 
 Each image is centre-cropped to --crop × --crop pixels (0: the whole image). Writes DIR/overfit.json,
 DIR/webp.json and DIR/amortised.json (mean bpp and RGB PSNR per rate point, `ntc bdrate`'s format,
@@ -72,7 +74,8 @@ def bd(ntc, ref, test, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", nargs="+", required=True)
+    ap.add_argument("--images", nargs="+")
+    ap.add_argument("--merge", nargs="+", default=[], help="output folders of earlier runs to merge into --out")
     ap.add_argument("--out", required=True)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--lambdas", default="0.0016,0.0064,0.0256")
@@ -83,11 +86,27 @@ def main():
     ap.add_argument("--webp-q", default="5,15,30,50,70,85,95")
     ap.add_argument("--amortised-q", default="5,20,35,50,65,80,95")
     a = ap.parse_args()
+    if bool(a.images) == bool(a.merge):
+        ap.error("give --images or --merge")
     os.makedirs(a.out, exist_ok=True)
     tmp = os.path.join(a.out, "tmp")
     os.makedirs(tmp, exist_ok=True)
     lambdas = [float(x) for x in a.lambdas.split(",")]
     ov_rows, webp_rows, am_rows = [], [], []
+    if a.merge:
+        meta = None
+        for d in a.merge:
+            m = json.load(open(os.path.join(d, "summary.json")))
+            dflt = {"widths": "16,8", "threads": 1}  # summaries written before these were recorded
+            key = {k: m.get(k, dflt.get(k)) for k in ("iters", "widths", "crop", "lambdas", "threads")}
+            if meta is not None and key != meta:
+                raise SystemExit("%s: other settings than %s (%s against %s)" % (d, a.merge[0], key, meta))
+            meta = key
+            for rows, name in ((ov_rows, "overfit"), (webp_rows, "webp"), (am_rows, "amortised")):
+                rows.extend(json.load(open(os.path.join(d, name + ".json")))["images"])
+        a.iters, a.widths, a.crop, lambdas, a.threads = meta["iters"], meta["widths"], meta["crop"], meta["lambdas"], meta["threads"]
+        a.images = [rows[0]["image"] for rows in ov_rows]
+        return summarise(a, lambdas, ov_rows, webp_rows, am_rows, tmp)
     for img in a.images:
         w, h, px = load(img)
         c = a.crop or min(w, h)
@@ -123,6 +142,10 @@ def main():
             run([a.ntc, "--threads", "1", "decode", s, "-o", d])
             rows.append({"image": base, "quality": int(q), "bpp": 8 * os.path.getsize(s) / npx, "psnr": psnr(crop, load(d)[2])})
         am_rows.append(rows)
+    return summarise(a, lambdas, ov_rows, webp_rows, am_rows, tmp)
+
+
+def summarise(a, lambdas, ov_rows, webp_rows, am_rows, tmp):
     ov = curve("ntc overfit (%d iterations)" % a.iters, ov_rows, "images")
     wp = curve("WebP (cwebp)", webp_rows, "images")
     am = curve("ntc amortised (default model)", am_rows, "images")

@@ -95,7 +95,9 @@ TEST(Filters, ChannelsOrderedByEnergy) {
   std::vector<int> seen;
   for (size_t i = 0; i < e.size(); ++i) {
     seen.push_back(e[i].first);
-    if (i) EXPECT_GE(e[i - 1].second, e[i].second);
+    if (i) {
+      EXPECT_GE(e[i - 1].second, e[i].second);
+    }
   }
   std::sort(seen.begin(), seen.end());
   for (int c = 0; c < 12; ++c) EXPECT_EQ(seen[size_t(c)], c);

@@ -3,11 +3,11 @@
 // (python/test_ntc.py, with Debian's python3 and numpy).
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>

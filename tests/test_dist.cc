@@ -412,7 +412,9 @@ TEST(Mpi, ADeadOrHungRankEndsTheJob) {
     EXPECT_NE(rc, 0) << out;
     std::ifstream e(j.dir + "/" + out + ".err");
     const std::string err(std::istreambuf_iterator<char>(e), {});
-    if (sig == SIGSTOP) EXPECT_NE(err.find("no answer from the other ranks"), std::string::npos) << err;
+    if (sig == SIGSTOP) {
+      EXPECT_NE(err.find("no answer from the other ranks"), std::string::npos) << err;
+    }
     EXPECT_EQ(j.sh(j.bin + " train --info --out " + j.dir + "/" + out), 0) << out << ": " << j.err();
   }
 }
