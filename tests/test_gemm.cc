@@ -452,31 +452,28 @@ TEST(GemmBf16, PairPanelsAreTheRoundedFp32Panels) {
     x[5] = 0x1p-130f;  // a subnormal: flushed
     const ntc::k::Im2colSource src{g, x.data(), xs, geo.G};
     const size_t K = size_t(src.rows()), cols = size_t(geo.G * g.band_cols());
-    std::vector<float> fb(ntc::k::kGemmKC * 2048);  // (per geometry: a fresh one each time)
-    std::vector<uint32_t> wb(ntc::k::kGemmKC / 2 * 2048);
-    for (size_t k0 = 0; k0 < K; k0 += ntc::k::kGemmKC)
-      for (size_t kc : {std::min(ntc::k::kGemmKC, K - k0), size_t(1), size_t(7)}) {
-        if (k0 + kc > K) continue;
-        for (auto [j0, n] : {std::pair<size_t, size_t>{0, SIZE_MAX}, {32, SIZE_MAX}, {64, 45}}) {
-          if (j0 >= cols) continue;
-          const size_t nc = std::min(n, cols - j0);
-          const std::vector<uint32_t> want = rounded_pairs(ntc::k::im2col_panels(&src, k0, kc, j0, nc, nr, fb.data()), kc, nc);
-          const uint32_t* got = ntc::k::im2col_pairs(&src, k0, kc, j0, nc, wb.data());
-          ASSERT_EQ(0, std::memcmp(got, want.data(), want.size() * 4)) << "im2col_pairs " << K << " " << k0 << " " << kc << " " << j0;
+    // Each builder against the rounding of its fp32 twin: op(B) has `rows` rows (k) and `width`
+    // columns; k-blocks whole, of 1 and of an odd height; column blocks from 0, from inside the
+    // matrix and short ones.
+    auto check = [&](auto fp32, auto pairs, size_t rows, size_t width, size_t odd_kc, std::pair<size_t, size_t> short_block,
+                     const char* what) {
+      std::vector<float> fb(ntc::k::kGemmKC * 2048);
+      std::vector<uint32_t> wb(ntc::k::kGemmKC / 2 * 2048);
+      for (size_t k0 = 0; k0 < rows; k0 += ntc::k::kGemmKC)
+        for (size_t kc : {std::min(ntc::k::kGemmKC, rows - k0), size_t(1), odd_kc}) {
+          if (k0 + kc > rows) continue;
+          for (auto [j0, n] : {std::pair<size_t, size_t>{0, SIZE_MAX}, {32, SIZE_MAX}, short_block}) {
+            if (j0 >= width) continue;
+            const size_t nc = std::min(n, width - j0);
+            const std::vector<uint32_t> want = rounded_pairs(fp32(&src, k0, kc, j0, nc, nr, fb.data()), kc, nc);
+            const uint32_t* got = pairs(&src, k0, kc, j0, nc, wb.data());
+            ASSERT_EQ(0, std::memcmp(got, want.data(), want.size() * 4)) << what << " " << k0 << " " << kc << " " << j0;
+          }
         }
-      }
+    };
+    check(ntc::k::im2col_panels, ntc::k::im2col_pairs, K, cols, 7, {64, 45}, "im2col_pairs");
     // Transposed: k runs along the columns of the column matrix, the panel columns are its rows.
-    for (size_t k0 = 0; k0 < cols; k0 += ntc::k::kGemmKC)
-      for (size_t kc : {std::min(ntc::k::kGemmKC, cols - k0), size_t(1), size_t(9)}) {
-        if (k0 + kc > cols) continue;
-        for (auto [j0, n] : {std::pair<size_t, size_t>{0, SIZE_MAX}, {32, SIZE_MAX}, {0, 13}}) {
-          if (j0 >= K) continue;
-          const size_t nc = std::min(n, K - j0);
-          const std::vector<uint32_t> want = rounded_pairs(ntc::k::im2col_panels_t(&src, k0, kc, j0, nc, nr, fb.data()), kc, nc);
-          const uint32_t* got = ntc::k::im2col_pairs_t(&src, k0, kc, j0, nc, wb.data());
-          ASSERT_EQ(0, std::memcmp(got, want.data(), want.size() * 4)) << "im2col_pairs_t " << k0 << " " << kc << " " << j0;
-        }
-      }
+    check(ntc::k::im2col_panels_t, ntc::k::im2col_pairs_t, cols, K, 9, {0, 13}, "im2col_pairs_t");
   }
   // A B packed once: its pair panels are the rounding of pack_b_all's, block by block, and the
   // product through them (kernel, pairs) equals the twin's through their fp32 form and on B itself.
