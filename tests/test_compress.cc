@@ -502,10 +502,11 @@ TEST(Compress, DecoderSideIsTheSameOnEveryTargetBackendAndThreadCount) {
             << hwy::TargetName(target) << ", " << gemm_backend_name() << ", " << threads << " threads";
       }
   }
+  const bool saved_ref0 = k::use_reference_kernels();  // on in the scalar build
   k::set_reference_kernels(true);
   set_gemm_backend(GemmBackend::Auto);
   EXPECT_EQ(portable::run_decoder_side(m, z_hat, y_hat, true), want) << "scalar twins";
-  k::set_reference_kernels(false);
+  k::set_reference_kernels(saved_ref0);
   set_num_threads(saved);
   // Outside the scope the back end shows.
   set_gemm_backend(GemmBackend::OpenBLAS);
@@ -541,10 +542,11 @@ TEST(Compress, EncoderWritesTheSameStreamEverywhere) {
         }
   }
   set_band_budget_divisor(1);
+  const bool saved_ref1 = k::use_reference_kernels();  // on in the scalar build
   k::set_reference_kernels(true);
   set_gemm_backend(GemmBackend::Auto);
   EXPECT_EQ(compress(*m, img, 3).bytes, want) << "scalar twins";
-  k::set_reference_kernels(false);
+  k::set_reference_kernels(saved_ref1);
   set_num_threads(saved);
 }
 
@@ -638,10 +640,11 @@ TEST(Compress, ScaleIndexesRightAtTheThresholdsAreTheSameEverywhere) {
             << hwy::TargetName(target_isa) << ", " << gemm_backend_name() << ", " << threads << " threads";
       }
   }
+  const bool saved_ref2 = k::use_reference_kernels();  // on in the scalar build
   k::set_reference_kernels(true);
   set_gemm_backend(GemmBackend::Auto);
   EXPECT_EQ(m.gaussian_conditional().indexes(r_of(true)), want) << "scalar twins";
-  k::set_reference_kernels(false);
+  k::set_reference_kernels(saved_ref2);
   set_num_threads(saved);
   set_gemm_backend(GemmBackend::OpenBLAS);
   const std::vector<int32_t> blas = m.gaussian_conditional().indexes(r_of(false));

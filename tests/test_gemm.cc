@@ -522,6 +522,7 @@ TEST(GemmBf16, Conv2dKernelAndTwinGiveTheSameBits) {
     int stride;
   };
   const int saved = ntc::num_threads();
+  const bool saved_ref = ntc::k::use_reference_kernels();  // on in the scalar build
   for (const Case& c : {Case{{3, 13, 21, 18}, {17, 13, 5, 5}, 2}, Case{{2, 40, 9, 11}, {33, 40, 3, 3}, 1}}) {
     const ntc::Tensor x0 = rnd(c.x), w0 = rnd(c.w), b0 = rnd({c.w[0]});
     auto run = [&](bool twin, int threads) {
@@ -540,7 +541,7 @@ TEST(GemmBf16, Conv2dKernelAndTwinGiveTheSameBits) {
       std::vector<float> out = y.to_vector();
       out.insert(out.end(), x.grad(), x.grad() + x.numel());
       out.insert(out.end(), w.grad(), w.grad() + w.numel());
-      ntc::k::set_reference_kernels(false);
+      ntc::k::set_reference_kernels(saved_ref);
       return out;
     };
     const std::vector<float> twin = run(true, 1);
@@ -558,7 +559,7 @@ TEST(GemmBf16, Conv2dKernelAndTwinGiveTheSameBits) {
 // from the unrounded ones; the precision is taken at the forward call (the backward, run outside
 // the scope, keeps it); outside the scope conv2d is fp32 again.
 TEST(GemmBf16, Conv2dRoundsTheOperandsOfAllThreeProducts) {
-  const bool emulate = !ntc::k::bf16_supported();
+  const bool emulate = !ntc::k::bf16_supported(), saved_ref = ntc::k::use_reference_kernels();
   if (emulate) ntc::k::set_reference_kernels(true);  // the twin: the same bits, slowly
   std::mt19937 gen(4);
   std::uniform_real_distribution<float> u(-1, 1);
@@ -610,5 +611,5 @@ TEST(GemmBf16, Conv2dRoundsTheOperandsOfAllThreeProducts) {
   EXPECT_LT(maxdiff(bf.gb, fp.gb), 1e-4);  // the bias gradient stays an fp32 sum of dy
   const Out after = run(x0, w0, gy, ntc::Precision::F32);
   EXPECT_EQ(after.y, fp.y);
-  if (emulate) ntc::k::set_reference_kernels(false);
+  ntc::k::set_reference_kernels(saved_ref);
 }

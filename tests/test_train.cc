@@ -216,7 +216,7 @@ TEST(Train, ResumeIsBitExact) {
 // precision, differs from the fp32 run, and a resume may switch precision. Without AVX512_BF16
 // the scalar twin runs (the same bits, slowly).
 TEST(Train, Bf16ResumeIsExactAndPrecisionCanSwitch) {
-  const bool emulate = !k::bf16_supported();
+  const bool emulate = !k::bf16_supported(), saved_ref = k::use_reference_kernels();
   if (emulate) k::set_reference_kernels(true);
   Scratch s(2);
   TrainOptions o = s.options(12);
@@ -257,7 +257,7 @@ TEST(Train, Bf16ResumeIsExactAndPrecisionCanSwitch) {
     ASSERT_EQ(run_training(b, true, os), 0);
     EXPECT_NE(checkpoint_info(checkpoint_path(o.out)).find("\"precision\":\"fp32\""), std::string::npos);
   }
-  if (emulate) k::set_reference_kernels(false);
+  k::set_reference_kernels(saved_ref);
 }
 
 // A process killed at random moments while writing checkpoints always leaves a loadable one.
