@@ -405,6 +405,8 @@ TEST(GemmBf16, PanelsAndThreadsGiveTheSameBits) {
                             {ntc::k::im2col_panels_t, &src, 0, ntc::k::im2col_pairs_t}, 0.f, Ct.data(), rows);
   ASSERT_EQ(0, std::memcmp(Ct.data(), want_t.data(), Ct.size() * 4)) << "im2col_pairs_t";
   const int saved = ntc::num_threads();
+  const bool saved_ref = ntc::k::use_reference_kernels();  // on in the scalar build: lib/gemm on the kernel here
+  ntc::k::set_reference_kernels(false);
   for (int threads : {1, 3}) {
     ntc::set_num_threads(threads);
     std::vector<float> P(want.size()), Q(want.size());
@@ -416,6 +418,7 @@ TEST(GemmBf16, PanelsAndThreadsGiveTheSameBits) {
     EXPECT_EQ(0, std::memcmp(Q.data(), want.data(), Q.size() * 4)) << threads << " threads";
   }
   ntc::set_num_threads(saved);
+  ntc::k::set_reference_kernels(saved_ref);
 }
 
 // The pair panels (BPanels::pairs) are exactly the kernel's rounding of the fp32 panels: im2col's
