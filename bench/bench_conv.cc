@@ -7,6 +7,8 @@
 // paper's convention (lib/flops.h): forward = conv2d_flops / conv_transpose2d_flops; backward =
 // forward for dW plus forward for dx where dx is computed (not for the image-input layer).
 // Every layer's forward is spot-checked against a direct double-precision sum before timing.
+// --precision bf16 runs the conv2d layers' products on bf16 operands (as `ntc train --precision
+// bf16` runs the analysis transforms); the transposed convolutions are always fp32.
 #include <cblas.h>
 
 #include <algorithm>
@@ -114,12 +116,18 @@ double sgemm_gflops(int reps) {
 }
 
 int bench_conv(const std::vector<std::string>& argv) {
-  cli::Args args(argv, {"reps", "set"}, {"json"});
+  cli::Args args(argv, {"reps", "set", "precision"}, {"json"});
   const std::string set = args.str("set", "jpegl");
   if (set != "jpegl" && set != "light") fail("bench conv: --set wants jpegl or light");
   const bool json = args.has("json");
   const int reps = int(args.integer("reps", 3));
   if (reps < 1) fail("--reps wants >= 1");
+  const std::string precision = args.str("precision", "fp32");
+  if (precision != "fp32" && precision != "bf16") fail("bench conv: --precision wants fp32 or bf16");
+  const Precision prec = precision == "bf16" ? Precision::Bf16 : Precision::F32;
+  if (prec == Precision::Bf16) check_bf16_available();
+  // bf16 operands carry 8 significant bits: the spot check allows their rounding
+  const double tolerance = prec == Precision::Bf16 ? 2e-2 : 1e-4;
   Rng rng(2024);
 
   const int G = kSgemmN;
@@ -154,8 +162,8 @@ int bench_conv(const std::vector<std::string>& argv) {
 
   JsonOut rows = JsonOut::array();
   if (!json)
-    std::printf("sgemm %d^3: %.1f GFLOP/s (%d threads, kernels %s, OpenBLAS %s, GEMM %s)\n%-44s %9s %9s %6s %9s %9s %6s\n", G,
-                sgemm, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), "layer", "fwd ms", "GFLOP/s",
+    std::printf("sgemm %d^3: %.1f GFLOP/s (%d threads, kernels %s, OpenBLAS %s, GEMM %s, conv2d products %s)\n%-44s %9s %9s %6s %9s %9s %6s\n", G,
+                sgemm, num_threads(), k::kernel_target_name(), blas_kernel_name(), gemm_backend_name(), precision.c_str(), "layer", "fwd ms", "GFLOP/s",
                 "ratio", "bwd ms", "GFLOP/s", "ratio");
   for (const Layer& L : layers) {
     Tensor x = Tensor::uniform({L.N, L.Cin, L.H, L.W}, -1, 1, rng);
@@ -164,6 +172,7 @@ int bench_conv(const std::vector<std::string>& argv) {
                                -wb, wb, rng);
     Tensor b = Tensor::uniform({L.Cout}, -0.1f, 0.1f, rng);
     auto fwd = [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) {
+      ConvPrecisionScope scope(prec);  // conv2d keeps it for its backward
       return L.transposed ? conv_transpose2d_same(xi, wi, bi, L.s) : conv2d_same(xi, wi, bi, L.s);
     };
     Tensor y;
@@ -172,7 +181,7 @@ int bench_conv(const std::vector<std::string>& argv) {
       y = fwd(x, w, b);
     }
     const double err = spot_check(L, x, w, b, y, rng);
-    if (err > 1e-4) fail("bench conv: ", L.name, " forward disagrees with the direct sum (rel err ", err, ")");
+    if (err > tolerance) fail("bench conv: ", L.name, " forward disagrees with the direct sum (rel err ", err, ")");
 
     const int64_t Ho = y.dim(2), Wo = y.dim(3);
     const int64_t conv_flops = L.transposed
@@ -211,7 +220,7 @@ int bench_conv(const std::vector<std::string>& argv) {
     std::fflush(stdout);
   }
   if (json)
-    std::printf("%s\n", json_line(JsonOut{{"bench", "conv"}, {"set", set}, {"threads", num_threads()},
+    std::printf("%s\n", json_line(JsonOut{{"bench", "conv"}, {"set", set}, {"precision", precision}, {"threads", num_threads()},
                                           {"kernels", k::kernel_target_name()}, {"blas", blas_kernel_name()},
                                           {"gemm", gemm_backend_name()}, {"sgemm_n", G}, {"sgemm_gflops", sgemm},
                                           {"layers", rows}, {"peak_rss_mb", double(peak_rss_bytes()) / 1e6},

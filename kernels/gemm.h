@@ -87,6 +87,9 @@ void sgemm_bf16_panels(bool ta, int M, int N, int K, float alpha, const float* A
 // i < n, into panel layout: for panel q = i / 32, dst[q·panel_words + i % 32]; columns of the last
 // panel at or beyond n get 0. Needs AVX512BW (bf16_supported()).
 void bf16_pair_rows(const float* lo, const float* hi, size_t n, size_t panel_words, uint32_t* dst);
+// Pair words of neighbouring values: dst[t] = to_bf16(src[2t]) | to_bf16(src[2t+1]) << 16 for
+// t < (n + 1) / 2 (the last word's high half 0 when n is odd); writes no further. AVX512BW.
+void bf16_pairs_contiguous(const float* src, size_t n, uint32_t* dst);
 // An op(B) [K, N] (row-major B, ldb) packed once as the kernel's pair panels, for a B that meets
 // many blocks of A (conv2d's input gradient): BPanels{packed_pairs_panels, &p, 0, packed_pairs}
 // serves it (get gives the bf16 values as fp32, which the twin rounds to themselves). col0 must

@@ -301,6 +301,25 @@ __attribute__((target("avx512f,avx512bw"))) void bf16_pair_rows(const float* lo,
     }
 }
 
+// 32 consecutive values (two vectors) → their 16 pair words: each half rounded, narrowed to 16 bits
+// (vpmovdw), the halves side by side.
+__attribute__((target("avx512f,avx512bw"), always_inline)) static inline __m512i pair_words16(__m512i lo, __m512i hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(round_bf16(lo))),
+                            _mm512_cvtepi32_epi16(round_bf16(hi)), 1);
+}
+
+__attribute__((target("avx512f,avx512bw"))) void bf16_pairs_contiguous(const float* src, size_t n, uint32_t* dst) {
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    _mm512_storeu_si512(dst + i / 2, pair_words16(_mm512_loadu_si512(src + i), _mm512_loadu_si512(src + i + 16)));
+  if (i < n) {
+    const size_t r = n - i;  // 1 … 31 values left: (r + 1) / 2 words, the last one's high half 0 when r is odd
+    const __mmask16 m0 = __mmask16(r >= 16 ? 0xFFFFu : (1u << r) - 1), m1 = __mmask16(r > 16 ? (1u << (r - 16)) - 1 : 0u);
+    _mm512_mask_storeu_epi32(dst + i / 2, __mmask16((1u << ((r + 1) / 2)) - 1),
+                             pair_words16(_mm512_maskz_loadu_epi32(m0, src + i), _mm512_maskz_loadu_epi32(m1, src + i + 16)));
+  }
+}
+
 PackedPairs pack_b_pairs_all(const float* B, int ldb, int K, int N, uint32_t* dst) {
   const size_t n_pad = (size_t(N) + kNR - 1) / kNR * kNR;
   for (size_t k0 = 0; k0 < size_t(K); k0 += kKC) {  // k-block k0: kc2 × n_pad words at (k0/2)·n_pad

@@ -191,15 +191,76 @@ const float* im2col_panels_t(const void* ctx, size_t k0, size_t kc, size_t j0, s
   return scratch;
 }
 
+namespace {
+
+// Whether column-matrix rows r and r + 1 read neighbouring inputs: stride 2, and kx, kx + 1 of
+// one channel and kernel row. Then the pair of output column t is x[2t + kx − pad_l] and the
+// value after it, so pair words are rounded straight from the input row, 32 values at a time.
+bool adjacent_pair(const ConvGeom& g, int r) {
+  return g.stride == 2 && r + 1 < g.C * g.kh * g.kw && r % g.kw + 1 < g.kw;
+}
+
+// out[0 : n] = the pair words of rows r, r + 1 (adjacent_pair), columns [j0, j0 + n): the same
+// words as im2col_row of both rows and bf16_pair_rows, with no fp32 rows in between.
+void pair_row_s2(const Im2colSource& s, int r, int64_t j0, int64_t n, uint32_t* out) {
+  const ConvGeom& g = s.g;
+  const int kx = r % g.kw, ky = (r / g.kw) % g.kh, c = r / (g.kw * g.kh), off = kx - g.pad_l;
+  int alo, ahi, blo, bhi;  // output columns whose first / second value is inside the image
+  valid_range(off, 2, g.W, g.Wo, &alo, &ahi);
+  valid_range(off + 1, 2, g.W, g.Wo, &blo, &bhi);
+  const int vlo = std::max(alo, blo), vhi = std::min(ahi, bhi);  // both inside: the vector run
+  const int64_t bc = g.band_cols();
+  const int oy_end = g.band_end();
+  const int64_t i0 = j0 / bc, local = j0 - i0 * bc;
+  int oy = g.oy0 + int(local / g.Wo), ox = int(local % g.Wo);
+  const float* xc = s.x + i0 * s.x_stride + int64_t(c) * g.H * g.W;  // image i, channel c
+  for (uint32_t *o = out, *end = out + n; o < end;) {
+    const int len = int(std::min<int64_t>(g.Wo - ox, end - o));
+    const int iy = oy * 2 + ky - g.pad_t;
+    if (iy < 0 || iy >= g.H) {
+      std::fill(o, o + len, 0u);
+    } else {
+      const float* xr = xc + int64_t(iy) * g.W;
+      uint32_t* oo = o - ox;  // oo[t] is output column t of this row
+      const int a = std::clamp(vlo, ox, ox + len), b = std::clamp(vhi, a, ox + len);
+      auto edge = [&](int t) {  // a column with at most one value inside
+        const uint32_t lo = t >= alo && t < ahi ? to_bf16(xr[2 * t + off]) : 0u;
+        const uint32_t hi = t >= blo && t < bhi ? to_bf16(xr[2 * t + off + 1]) : 0u;
+        oo[t] = lo | hi << 16;
+      };
+      for (int t = ox; t < a; ++t) edge(t);
+      if (b > a) bf16_pairs_contiguous(xr + 2 * a + off, size_t(2 * (b - a)), oo + a);
+      for (int t = b; t < ox + len; ++t) edge(t);
+    }
+    o += len;
+    ox = 0;
+    if (++oy == oy_end) {  // the next image of the group
+      oy = g.oy0;
+      xc += s.x_stride;
+    }
+  }
+}
+
+}  // namespace
+
 const uint32_t* im2col_pairs(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, uint32_t* scratch) {
   const auto& s = *static_cast<const Im2colSource*>(ctx);
+  const size_t kc2 = (kc + 1) / 2, nr = sgemm_bf16_nr(), width = (nc + nr - 1) / nr * nr;
   thread_local std::vector<float> lo, hi;
+  thread_local std::vector<uint32_t> words;
   if (lo.size() < nc) lo.resize(nc), hi.resize(nc);
-  const size_t kc2 = (kc + 1) / 2, nr = sgemm_bf16_nr();
+  if (words.size() < width) words.resize(width);
+  std::fill(words.begin() + std::ptrdiff_t(nc), words.begin() + std::ptrdiff_t(width), 0u);  // the last panel's padding
   for (size_t t = 0; t < kc2; ++t) {
-    im2col_row(s, int(k0 + 2 * t), int64_t(j0), int64_t(nc), lo.data());
+    const int r = int(k0 + 2 * t);
     const bool pair = 2 * t + 1 < kc;
-    if (pair) im2col_row(s, int(k0 + 2 * t + 1), int64_t(j0), int64_t(nc), hi.data());
+    if (pair && s.ones == 0 && adjacent_pair(s.g, r)) {
+      pair_row_s2(s, r, int64_t(j0), int64_t(nc), words.data());
+      for (size_t q = 0; q < width; q += nr) std::memcpy(scratch + q * kc2 + t * nr, words.data() + q, nr * sizeof(uint32_t));
+      continue;
+    }
+    im2col_row(s, r, int64_t(j0), int64_t(nc), lo.data());
+    if (pair) im2col_row(s, r + 1, int64_t(j0), int64_t(nc), hi.data());
     bf16_pair_rows(lo.data(), pair ? hi.data() : nullptr, nc, kc2 * nr, scratch + t * nr);
   }
   return scratch;
@@ -208,17 +269,22 @@ const uint32_t* im2col_pairs(const void* ctx, size_t k0, size_t kc, size_t j0, s
 const uint32_t* im2col_pairs_t(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, uint32_t* scratch) {
   const auto& s = *static_cast<const Im2colSource*>(ctx);
   const size_t kc2 = (kc + 1) / 2, nr = sgemm_bf16_nr();
-  // One panel at a time: its nr rows of the column matrix, transposed into an fp32 panel in cache
-  // (pack_panels, as im2col_panels_t), then rounded two k-rows at a time into pair words.
-  thread_local std::vector<float> rows, panel;
-  if (rows.size() < nr * kc) rows.resize(nr * kc), panel.resize(nr * kc);
+  // The panels' columns are column-matrix rows and their k the matrix's columns, so the pairs are
+  // neighbours within a row: each of a panel's nr rows is rounded into kc2 contiguous pair words
+  // (bf16_pairs_contiguous), and the words are transposed into the panel by the fp32 kernel's
+  // panel packer, which only moves 32-bit values (its panels are nr wide on the AVX-512 target,
+  // the only one bf16 products run on).
+  if (sgemm_nr() != nr) std::abort();
+  thread_local std::vector<float> row, words;  // words: pair words, kept in float storage for pack_panels
+  if (row.size() < kc) row.resize(kc);
+  if (words.size() < nr * kc2) words.resize(nr * kc2);
   for (size_t q = 0; q < nc; q += nr) {
     const size_t n = std::min(nr, nc - q);
-    for (size_t c = 0; c < n; ++c) im2col_row(s, int(j0 + q + c), int64_t(k0), int64_t(kc), rows.data() + c * kc);
-    pack_panels(true, rows.data(), kc, kc, n, panel.data());
-    for (size_t t = 0; t < kc2; ++t)
-      bf16_pair_rows(panel.data() + 2 * t * nr, 2 * t + 1 < kc ? panel.data() + (2 * t + 1) * nr : nullptr, nr, 0,
-                     scratch + q * kc2 + t * nr);
+    for (size_t c = 0; c < n; ++c) {
+      im2col_row(s, int(j0 + q + c), int64_t(k0), int64_t(kc), row.data());
+      bf16_pairs_contiguous(row.data(), kc, reinterpret_cast<uint32_t*>(words.data() + c * kc2));
+    }
+    pack_panels(true, words.data(), kc2, kc2, n, reinterpret_cast<float*>(scratch + q * kc2));
   }
   return scratch;
 }

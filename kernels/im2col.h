@@ -54,7 +54,10 @@ void im2col_row(const Im2colSource& s, int r, int64_t j0, int64_t n, float* out)
 const float* im2col_panels(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch);
 const float* im2col_panels_t(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr, float* scratch);
 // The same as bf16 pair panels (BPanels::pairs, for bf16 products): built from the rows without
-// the fp32 panels (half the bytes written, and no second pass to round them). Need AVX512BW.
+// the fp32 panels (half the bytes written, and no second pass to round them). In the forward form
+// a stride-2 pair of kernel columns (kx, kx + 1) reads neighbouring inputs, and its words are
+// rounded straight from the input row; in the transposed form each row's neighbours are paired
+// and the words transposed into the panel. Need AVX512BW.
 const uint32_t* im2col_pairs(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, uint32_t* scratch);
 const uint32_t* im2col_pairs_t(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, uint32_t* scratch);
 

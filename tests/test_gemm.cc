@@ -421,6 +421,33 @@ TEST(GemmBf16, PanelsAndThreadsGiveTheSameBits) {
   ntc::k::set_reference_kernels(saved_ref);
 }
 
+// Pair words of neighbouring values: to_bf16 of each value (subnormals flushed, NaN kept quiet,
+// infinities, ties to even), every length from 0 to 70, and nothing written past the last word.
+TEST(GemmBf16, ContiguousPairsAreToBf16OfNeighbours) {
+  if (!ntc::k::bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16 (the pair builders need AVX-512)";
+  using ntc::k::to_bf16;
+  std::mt19937 gen(4);
+  std::uniform_real_distribution<float> u(-3, 3);
+  std::vector<float> src(70);
+  for (float& v : src) v = u(gen);
+  src[3] = 0x1p-130f;
+  src[17] = -0x1p-140f;
+  src[20] = std::numeric_limits<float>::quiet_NaN();
+  src[33] = std::numeric_limits<float>::infinity();
+  src[40] = 1.f + 0x1p-8f;             // a tie: to even (1)
+  src[41] = 1.f + 0x1p-8f + 0x1p-7f;   // a tie: to even (up)
+  for (size_t n = 0; n <= src.size(); ++n) {
+    std::vector<uint32_t> got(40, 0xDEADBEEFu);
+    ntc::k::bf16_pairs_contiguous(src.data(), n, got.data());
+    const size_t words = (n + 1) / 2;
+    for (size_t t = 0; t < got.size(); ++t) {
+      const uint32_t want = t >= words ? 0xDEADBEEFu
+                                       : uint32_t(to_bf16(src[2 * t])) | uint32_t(2 * t + 1 < n ? to_bf16(src[2 * t + 1]) : 0) << 16;
+      ASSERT_EQ(want, got[t]) << "n " << n << " word " << t;
+    }
+  }
+}
+
 // The pair panels (BPanels::pairs) are exactly the kernel's rounding of the fp32 panels: im2col's
 // forward and transposed forms on k-blocks of odd and even height, column blocks that start inside
 // an image and end inside a panel, and a B packed once (pack_b_pairs_all), whose fp32 form gives
@@ -446,8 +473,11 @@ TEST(GemmBf16, PairPanelsAreTheRoundedFp32Panels) {
     ntc::k::ConvGeom g;
     int G;
   };
+  // Stride 2 (the first, second and fourth) also takes the pair rows rounded straight from x
+  // (neighbouring inputs): an odd and an even width whose last pair has one value inside, a band
+  // of rows that starts inside the image, and k-blocks that start at every kx.
   for (const Geo& geo : {Geo{{12, 23, 61, 5, 5, 2, 1, 2, 12, 31}, 2}, Geo{{3, 9, 14, 3, 3, 1, 1, 1, 9, 14}, 3},
-                         Geo{{20, 16, 16, 4, 4, 3, 0, 0, 5, 5}, 1}}) {
+                         Geo{{20, 16, 16, 4, 4, 3, 0, 0, 5, 5}, 1}, Geo{{5, 10, 20, 4, 4, 2, 1, 1, 5, 10, 2, 5}, 3}}) {
     const ntc::k::ConvGeom& g = geo.g;
     const int64_t xs = int64_t(g.C) * g.H * g.W;
     std::vector<float> x(size_t(geo.G * xs));
