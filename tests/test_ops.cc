@@ -293,6 +293,46 @@ TEST(Ops, ConvImplicitGemmMatchesExplicit) {
   set_num_threads(saved);
 }
 
+// conv_transpose2d's forward on ntc's kernel computes its columns a few output channels at a time
+// (x packed once) and adds each block up before the next: the bits of the whole product (one GEMM
+// for all K rows of columns, then col2im), which old streams' hyper-synthesis was decoded with.
+// Shapes with several channel blocks: the hyper-synthesis' k3 s1 and k5 s2 layers, the JPEG-like
+// synthesis' k18 s16; images grouped side by side and one large image; 1 and 3 threads.
+TEST(Ops, ConvTransposeInChannelBlocksGivesTheWholeProductsBits) {
+  Rng rng(57);
+  const int saved = num_threads();
+  PortableProducts portable;  // ntc's kernel whatever --gemm says, as the decoder runs it
+  struct Case {
+    int N, Cin, H, W, Cout, k, s;
+  };
+  for (const Case c : {Case{2, 40, 20, 30, 70, 3, 1}, Case{3, 24, 12, 17, 60, 5, 2}, Case{1, 16, 40, 36, 64, 3, 1},
+                       Case{2, 20, 4, 5, 30, 18, 16}}) {
+    const Tensor x = Tensor::uniform({c.N, c.Cin, c.H, c.W}, -1, 1, rng);
+    const Tensor w = Tensor::uniform({c.Cin, c.Cout, c.k, c.k}, -0.3f, 0.3f, rng), b = Tensor::uniform({c.Cout}, -1, 1, rng);
+    const Pad2 pad = same_pad_conv_transpose(c.k, c.k, c.s);
+    const int Ho = (c.H - 1) * c.s + c.k - pad.top - pad.bottom, Wo = (c.W - 1) * c.s + c.k - pad.left - pad.right;
+    const int K = c.Cout * c.k * c.k, P = c.H * c.W;
+    // The whole product per image: all K rows of columns in one GEMM, the bias, then col2im.
+    std::vector<float> want(size_t(c.N) * c.Cout * Ho * Wo), col(size_t(K) * P);
+    const k::ConvGeom g{c.Cout, Ho, Wo, c.k, c.k, c.s, pad.top, pad.left, c.H, c.W};
+    for (int n = 0; n < c.N; ++n) {
+      gemm(true, false, K, P, c.Cin, 1.f, w.data(), K, x.data() + int64_t(n) * c.Cin * P, P, 0.f, col.data(), P);
+      float* yn = want.data() + int64_t(n) * c.Cout * Ho * Wo;
+      for (int o = 0; o < c.Cout; ++o) std::fill(yn + int64_t(o) * Ho * Wo, yn + int64_t(o + 1) * Ho * Wo, b.data()[o]);
+      k::col2im(g, col.data(), yn);
+    }
+    ASSERT_GT(int64_t(c.k) * c.k * P * c.Cout, int64_t(1) << 17) << "the case should take several channel blocks";
+    for (int threads : {1, 3}) {
+      set_num_threads(threads);
+      NoGrad ng;
+      EXPECT_EQ(conv_transpose2d(x, w, b, c.s, pad).to_vector(), want)
+          << c.N << "x" << c.Cin << "x" << c.H << "x" << c.W << " -> " << c.Cout << ", k" << c.k << " s" << c.s << ", "
+          << threads << " threads";
+    }
+  }
+  set_num_threads(saved);
+}
+
 // 3x3 stride-1 convolutions with >= 128 channels in and out run Winograd F(2x2,3x3) forward; odd
 // sizes exercise the partial tiles at the bottom/right edges.
 TEST(Ops, WinogradConvolutionsMatchDirect) {

@@ -54,6 +54,9 @@ namespace {
 // (jpegl, 8×128², 2 threads, interleaved runs): 1–6% faster steps than 4096, and no change in
 // bench decode or bench sga.
 constexpr int64_t kChunkCols = 1024;
+// Columns computed a few channels at a time (conv2d's input gradient, conv_transpose2d's forward)
+// stay within this many floats: 512 KB, half of a Zen 5 core's L2.
+constexpr int64_t kColumnBlockFloats = int64_t(1) << 17;
 
 void check_bias(const Tensor& b, int64_t cout, const char* op) {
   if (b.defined())
@@ -277,7 +280,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
       if (x.requires_grad()) x.grad_acc();  // allocate before the workers start
       // scratch: col [Ka, max_cols], then dy of grouped images [Cout, max_cols]. Implicit: the
       // columns of a few channels' input gradient [dx_cols], packed dy, then grouped dy.
-      const int64_t dx_cols = int64_t(1) << 17;  // floats: 512 KB, half of a Zen 5 core's L2
+      const int64_t dx_cols = kColumnBlockFloats;
       const int64_t col_room = std::max<int64_t>(dx_cols, int64_t(g.kh) * g.kw * pl.max_cols);
       const int64_t scratch = implicit ? col_room + int64_t(k::packed_b_floats(Cout, int(pl.max_cols)))
                                        : int64_t(Ka) * pl.max_cols;
@@ -388,26 +391,44 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int s
     k::winograd_weights_transposed(w.data(), Cin, Cout, U.data());
     winograd_forward(x, U, Cout, b, y);
   } else {
-    // scratch: col [K, max_cols], then grouped inputs [Cin, max_cols]
-    for_items(pl.items.size(), size_t(K + Cin) * size_t(pl.max_cols), [&](size_t j, float* s) {
+    // With ntc's kernel, x is packed once and the output channels go a few at a time: their
+    // columns (Wᵀ·x) stay in cache until col2im adds them up, as in conv2d's input gradient, instead
+    // of a column matrix of all K rows (21 MB for the hyper-synthesis' last layer on a Kodak image,
+    // fresh memory in a short decode process). Each output element still gets the same products
+    // (the kernel's bits do not depend on how C is cut) and col2im adds its terms in the same order:
+    // the same bits as the whole product. scratch: columns, packed x, then grouped inputs [Cin, max_cols]
+    const bool blocked = gemm_takes_panels();
+    const int kk = kh * kw;
+    const int64_t col_room = blocked ? std::max<int64_t>(kColumnBlockFloats, int64_t(kk) * pl.max_cols) : int64_t(K) * pl.max_cols;
+    const int64_t packed = blocked ? int64_t(k::packed_b_floats(Cin, int(pl.max_cols))) : 0;
+    for_items(pl.items.size(), size_t(col_room + packed + int64_t(Cin) * pl.max_cols), [&](size_t j, float* s) {
       const Item it = pl.items[j];
       const int G = it.n1 - it.n0;
       const int64_t cols = int64_t(G) * P;
       const float* xs = x.data() + it.n0 * xsz;
       int64_t ldx = P;
       if (G > 1) {
-        float* buf = s + int64_t(K) * pl.max_cols;
+        float* buf = s + col_room + packed;
         gather(xs, xsz, G, Cin, P, buf, cols);
         xs = buf;
         ldx = cols;
       }
-      gemm(true, false, K, int(cols), Cin, 1.f, w.data(), K, xs, int(ldx), 0.f, s, int(cols));
+      for (int i = 0; i < G; ++i) init_rows(y.data() + (it.n0 + i) * ysz, b, Cout, int64_t(Ho) * Wo, int64_t(Ho) * Wo);
       k::ConvGeom gc = g;
       gc.ld = cols;
-      for (int i = 0; i < G; ++i) {
-        float* yn = y.data() + (it.n0 + i) * ysz;
-        init_rows(yn, b, Cout, int64_t(Ho) * Wo, int64_t(Ho) * Wo);
-        k::col2im(gc, s + i * P, yn);
+      if (!blocked) {
+        gemm(true, false, K, int(cols), Cin, 1.f, w.data(), K, xs, int(ldx), 0.f, s, int(cols));
+        for (int i = 0; i < G; ++i) k::col2im(gc, s + i * P, y.data() + (it.n0 + i) * ysz);
+        return;
+      }
+      k::PackedB px = k::pack_b_all(false, xs, int(ldx), Cin, int(cols), s + col_room);
+      const int cb = std::clamp(int(col_room / (int64_t(kk) * cols)), 1, Cout);
+      for (int c0 = 0; c0 < Cout; c0 += cb) {
+        const int c1 = std::min(Cout, c0 + cb);
+        gemm_panels(true, (c1 - c0) * kk, int(cols), Cin, 1.f, w.data() + c0 * kk, K, {k::packed_b_panels, &px}, 0.f, s,
+                    int(cols));
+        gc.C = c1 - c0;
+        for (int i = 0; i < G; ++i) k::col2im(gc, s + i * P, y.data() + (it.n0 + i) * ysz + int64_t(c0) * Ho * Wo);
       }
     });
   }
