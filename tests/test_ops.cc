@@ -7,6 +7,8 @@
 #include <tuple>
 
 #include "kernels/im2col.h"
+#include "kernels/kernels.h"
+#include "kernels/pointwise.h"
 #include "lib/common.h"
 #include "lib/flops.h"
 #include "lib/gemm.h"
@@ -291,6 +293,69 @@ TEST(Ops, ConvImplicitGemmMatchesExplicit) {
   }
   set_gemm_backend(GemmBackend::Auto);
   set_num_threads(saved);
+}
+
+// 1×1 convolutions with few channels run the direct kernel (kernels/pointwise.h) in training: its
+// AVX2 form and its scalar twin give the same bits on odd pixel counts (tails of 1 … 15 pixels,
+// several 16-pixel steps) and channel counts that leave partial groups of 4 rows.
+TEST(Ops, PointwiseKernelAndTwinGiveTheSameBits) {
+  const bool saved_ref = k::use_reference_kernels();  // on in the scalar build
+  k::set_reference_kernels(false);
+  Rng rng(71);
+  for (auto [Cin, Cout] : {std::pair{7, 16}, std::pair{16, 3}, std::pair{1, 1}, std::pair{5, 9}, std::pair{33, 2}})
+    for (int64_t P : {int64_t(1), int64_t(15), int64_t(16), int64_t(37), int64_t(300)}) {
+      const int64_t ld = P + 3;  // rows of a wider image
+      std::vector<float> x(size_t(Cin) * ld), dy(size_t(Cout) * ld), w(size_t(Cout) * Cin), b(static_cast<size_t>(Cout));
+      for (auto* v : {&x, &dy, &w, &b}) rng.fill_uniform(v->data(), v->size(), -1, 1);
+      std::vector<float> y1(size_t(Cout) * ld, 7.f), y2 = y1, dx1(size_t(Cin) * ld, 0.5f), dx2 = dx1;
+      std::vector<float> gw1(w.size()), gw2(w.size()), gb1(b.size()), gb2(b.size());
+      k::pointwise_fwd(x.data(), ld, Cin, w.data(), b.data(), Cout, y1.data(), ld, P);
+      k::ref::pointwise_fwd(x.data(), ld, Cin, w.data(), b.data(), Cout, y2.data(), ld, P);
+      k::pointwise_bwd(x.data(), ld, Cin, w.data(), dy.data(), ld, Cout, dx1.data(), ld, gw1.data(), gb1.data(), P);
+      k::ref::pointwise_bwd(x.data(), ld, Cin, w.data(), dy.data(), ld, Cout, dx2.data(), ld, gw2.data(), gb2.data(), P);
+      const std::string what = std::to_string(Cin) + "->" + std::to_string(Cout) + ", " + std::to_string(P) + " px";
+      EXPECT_EQ(y1, y2) << what;  // (the columns past P keep their 7s in both)
+      EXPECT_EQ(dx1, dx2) << what;
+      EXPECT_EQ(gw1, gw2) << what;
+      EXPECT_EQ(gb1, gb2) << what;
+      // and the twin is the convolution: against a double-precision sum
+      double worst = 0;
+      for (int o = 0; o < Cout; ++o)
+        for (int64_t p = 0; p < P; ++p) {
+          double want = b[size_t(o)];
+          for (int i = 0; i < Cin; ++i) want += double(w[size_t(o * Cin + i)]) * x[size_t(i * ld + p)];
+          worst = std::max(worst, std::fabs(want - y2[size_t(o * ld + p)]));
+        }
+      EXPECT_LT(worst, 1e-5 * (Cin + 1)) << what;
+    }
+  k::set_reference_kernels(saved_ref);
+}
+
+// conv2d through the pointwise kernel: the forward against the direct sum, the three gradients
+// against finite differences, and the same bits on 1 and 3 threads for an image of several chunks.
+TEST(Ops, PointwiseConvolutionForwardGradientsAndThreads) {
+  Rng rng(72);
+  const Tensor x = rnd({2, 5, 7, 9}, rng), w = rnd({6, 5, 1, 1}, rng), b = rnd({6}, rng);
+  expect_close(conv2d(x, w, b, 1, Pad2{}), conv2d_direct(x, w, b, 1, Pad2{}), "pointwise");
+  gradcheck("pointwise conv2d", {x, w, b}, [](auto& v) { return conv2d(v[0], v[1], v[2], 1, Pad2{}); });
+  gradcheck("pointwise conv2d, no bias", {x, w}, [](auto& v) { return conv2d(v[0], v[1], Tensor(), 1, Pad2{}); });
+  const int saved = num_threads();
+  const Tensor x0 = Tensor::uniform({2, 7, 101, 90}, -1, 1, rng), w0 = Tensor::uniform({16, 7, 1, 1}, -1, 1, rng);
+  const Tensor b0 = Tensor::uniform({16}, -1, 1, rng), gy = Tensor::uniform({2, 16, 101, 90}, -1, 1, rng);
+  ASSERT_GT(x0.dim(2) * x0.dim(3), k::kPointwiseChunk);
+  std::vector<std::vector<float>> runs;
+  for (int threads : {1, 3}) {
+    set_num_threads(threads);
+    Tensor xg = x0.detach().set_requires_grad(true), wg = w0.detach().set_requires_grad(true),
+           bg = b0.detach().set_requires_grad(true);
+    Tensor y = conv2d(xg, wg, bg, 1, Pad2{});
+    sum(mul(y, gy)).backward();
+    std::vector<float> all = y.to_vector();
+    for (const Tensor* t : {&xg, &wg, &bg}) all.insert(all.end(), t->grad(), t->grad() + t->numel());
+    runs.push_back(all);
+  }
+  set_num_threads(saved);
+  EXPECT_EQ(runs[0], runs[1]) << "1 vs 3 threads";
 }
 
 // conv_transpose2d's forward on ntc's kernel computes its columns a few output channels at a time
