@@ -53,6 +53,39 @@ TEST(OverfitOps, UpsampleMatchesItsDefinitionAndFiniteDifferences) {
   EXPECT_THROW(upsample2(x, 1, 4), Error);  // 3 → 4 is not a ×2 step
 }
 
+// The plane functions (the decoder's too) against the separable definition computed element by
+// element, column pass by columns: the same floats, forward and adjoint (overfitted streams decode
+// to the pixels their encoder saw, whichever way the passes are scheduled).
+TEST(OverfitOps, UpsamplePlaneIsTheSeparableDefinitionBitForBit) {
+  auto nb = [](int64_t i, int64_t n) { return (i & 1) ? std::min(i / 2 + 1, n - 1) : std::max<int64_t>(i / 2 - 1, 0); };
+  for (auto [h, w, oh, ow] : std::vector<std::array<int64_t, 4>>{{5, 7, 10, 14}, {5, 7, 9, 13}, {1, 1, 2, 2}, {3, 1, 5, 1}}) {
+    Rng rng(uint64_t(h * 100 + w));
+    std::vector<float> in(size_t(h * w)), g(size_t(oh * ow));
+    rng.fill_uniform(in.data(), in.size(), -1, 1);
+    rng.fill_uniform(g.data(), g.size(), -1, 1);
+    std::vector<float> rows(size_t(h * ow)), want(size_t(oh * ow)), grow(size_t(h * ow), 0.f), gwant(size_t(h * w), 0.5f);
+    for (int64_t r = 0; r < h; ++r)
+      for (int64_t c = 0; c < ow; ++c) rows[size_t(r * ow + c)] = 0.75f * in[size_t(r * w + c / 2)] + 0.25f * in[size_t(r * w + nb(c, w))];
+    for (int64_t c = 0; c < ow; ++c)
+      for (int64_t i = 0; i < oh; ++i) want[size_t(i * ow + c)] = 0.75f * rows[size_t(i / 2 * ow + c)] + 0.25f * rows[size_t(nb(i, h) * ow + c)];
+    for (int64_t c = 0; c < ow; ++c)
+      for (int64_t i = 0; i < oh; ++i) {
+        grow[size_t(i / 2 * ow + c)] += 0.75f * g[size_t(i * ow + c)];
+        grow[size_t(nb(i, h) * ow + c)] += 0.25f * g[size_t(i * ow + c)];
+      }
+    for (int64_t r = 0; r < h; ++r)
+      for (int64_t c = 0; c < ow; ++c) {
+        gwant[size_t(r * w + c / 2)] += 0.75f * grow[size_t(r * ow + c)];
+        gwant[size_t(r * w + nb(c, w))] += 0.25f * grow[size_t(r * ow + c)];
+      }
+    std::vector<float> out(want.size()), gin(gwant.size(), 0.5f), tmp(size_t(h * ow));
+    upsample2_plane(in.data(), h, w, out.data(), oh, ow, tmp.data());
+    upsample2_plane_adj(g.data(), oh, ow, gin.data(), h, w, tmp.data());
+    EXPECT_EQ(out, want) << h << "x" << w << " -> " << oh << "x" << ow;
+    EXPECT_EQ(gin, gwant) << h << "x" << w << " -> " << oh << "x" << ow << " (adjoint)";
+  }
+}
+
 TEST(OverfitOps, SoftRoundLimitsAndFiniteDifferences) {
   const Tensor x = Tensor::from({5}, {-1.3f, -0.5f, 0.2f, 0.49f, 2.75f});
   const Tensor cold = soft_round(x, 1e-3f), hot = soft_round(x, 50.f);
