@@ -6,6 +6,7 @@
 #include <new>
 #include <tuple>
 
+#include "kernels/conv3x3.h"
 #include "kernels/im2col.h"
 #include "kernels/kernels.h"
 #include "kernels/pointwise.h"
@@ -349,6 +350,80 @@ TEST(Ops, PointwiseConvolutionForwardGradientsAndThreads) {
     Tensor xg = x0.detach().set_requires_grad(true), wg = w0.detach().set_requires_grad(true),
            bg = b0.detach().set_requires_grad(true);
     Tensor y = conv2d(xg, wg, bg, 1, Pad2{});
+    sum(mul(y, gy)).backward();
+    std::vector<float> all = y.to_vector();
+    for (const Tensor* t : {&xg, &wg, &bg}) all.insert(all.end(), t->grad(), t->grad() + t->numel());
+    runs.push_back(all);
+  }
+  set_num_threads(saved);
+  EXPECT_EQ(runs[0], runs[1]) << "1 vs 3 threads";
+}
+
+// 3×3 stride-1 convolutions with at most 4 channels run the direct kernel (kernels/conv3x3.h) in
+// training: its AVX2 form and its scalar twin give the same bits, forward (fresh and accumulated),
+// flipped (the input gradient) and for the weight and bias gradients, on widths below, at and past
+// a 16-pixel step with tails, and on row ranges that start inside the image.
+TEST(Ops, Conv3x3KernelAndTwinGiveTheSameBits) {
+  const bool saved_ref = k::use_reference_kernels();  // on in the scalar build
+  k::set_reference_kernels(false);
+  Rng rng(73);
+  for (auto [Cin, Cout] : {std::pair{3, 3}, std::pair{1, 4}, std::pair{4, 1}, std::pair{2, 3}})
+    for (auto [H, W] : {std::pair{1, 1}, std::pair{5, 7}, std::pair{4, 16}, std::pair{6, 37}, std::pair{3, 50}}) {
+      std::vector<float> x(size_t(Cin) * H * W), dy(size_t(Cout) * H * W), w(size_t(Cout) * Cin * 9), b(static_cast<size_t>(Cout));
+      for (auto* v : {&x, &dy, &w, &b}) rng.fill_uniform(v->data(), v->size(), -1, 1);
+      std::vector<float> xp(size_t(Cin) * (H + 2) * (W + 2));
+      k::conv3x3_pad(x.data(), Cin, H, W, xp.data());
+      const std::string what = std::to_string(Cin) + "->" + std::to_string(Cout) + " " + std::to_string(H) + "x" + std::to_string(W);
+      for (bool acc : {false, true}) {
+        std::vector<float> y1(size_t(Cout) * H * W, 0.25f), y2 = y1;
+        k::conv3x3_rows(xp.data(), Cin, H, W, w.data(), b.data(), Cout, acc, y1.data(), H / 3, H);
+        k::ref::conv3x3_rows(xp.data(), Cin, H, W, w.data(), b.data(), Cout, acc, y2.data(), H / 3, H);
+        EXPECT_EQ(y1, y2) << what << (acc ? ", accumulated" : "");
+        if (!acc) {  // the twin against a double-precision sum
+          double worst = 0;
+          for (int o = 0; o < Cout; ++o)
+            for (int r = H / 3; r < H; ++r)
+              for (int c = 0; c < W; ++c) {
+                double want = b[size_t(o)];
+                for (int i = 0; i < Cin; ++i)
+                  for (int ky = 0; ky < 3; ++ky)
+                    for (int kx = 0; kx < 3; ++kx) {
+                      const int iy = r + ky - 1, ix = c + kx - 1;
+                      if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                        want += double(w[size_t(((o * Cin + i) * 3 + ky) * 3 + kx)]) * x[size_t((i * H + iy) * W + ix)];
+                    }
+                worst = std::max(worst, std::fabs(want - y2[size_t((o * H + r) * W + c)]));
+              }
+          EXPECT_LT(worst, 1e-5 * (9 * Cin + 1)) << what;
+        }
+      }
+      std::vector<float> g1(w.size() + b.size(), 9.f), g2(g1.size(), -9.f);
+      k::conv3x3_grads(xp.data(), Cin, H, W, dy.data(), Cout, g1.data(), g1.data() + w.size(), 0, H);
+      k::ref::conv3x3_grads(xp.data(), Cin, H, W, dy.data(), Cout, g2.data(), g2.data() + w.size(), 0, H);
+      EXPECT_EQ(g1, g2) << what << ", weight and bias gradients";
+    }
+  k::set_reference_kernels(saved_ref);
+}
+
+// conv2d through the direct 3×3 kernel: the forward against the direct sum, the three gradients
+// against finite differences, and the same bits on 1 and 3 threads for images of several row chunks.
+TEST(Ops, Conv3x3SmallForwardGradientsAndThreads) {
+  Rng rng(74);
+  const Tensor x = rnd({2, 3, 6, 37}, rng), w = rnd({3, 3, 3, 3}, rng), b = rnd({3}, rng);  // 2 steps and a tail
+  const Pad2 one{1, 1, 1, 1};
+  expect_close(conv2d(x, w, b, 1, one), conv2d_direct(x, w, b, 1, one), "3x3 small");
+  expect_close(conv2d_same(x, w, b, 1), conv2d_direct(x, w, b, 1, one), "3x3 small, same");
+  gradcheck("3x3 small conv2d", {x, w, b}, [](auto& v) { return conv2d_same(v[0], v[1], v[2], 1); });
+  gradcheck("3x3 small conv2d, no bias", {x, w}, [](auto& v) { return conv2d_same(v[0], v[1], Tensor(), 1); });
+  const int saved = num_threads();
+  const Tensor x0 = Tensor::uniform({2, 3, 70, 300}, -1, 1, rng), w0 = Tensor::uniform({3, 3, 3, 3}, -1, 1, rng);
+  const Tensor b0 = Tensor::uniform({3}, -1, 1, rng), gy = Tensor::uniform({2, 3, 70, 300}, -1, 1, rng);
+  std::vector<std::vector<float>> runs;
+  for (int threads : {1, 3}) {
+    set_num_threads(threads);
+    Tensor xg = x0.detach().set_requires_grad(true), wg = w0.detach().set_requires_grad(true),
+           bg = b0.detach().set_requires_grad(true);
+    Tensor y = conv2d_same(xg, wg, bg, 1);
     sum(mul(y, gy)).backward();
     std::vector<float> all = y.to_vector();
     for (const Tensor* t : {&xg, &wg, &bg}) all.insert(all.end(), t->grad(), t->grad() + t->numel());

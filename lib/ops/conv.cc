@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/conv3x3.h"
 #include "kernels/im2col.h"
 #include "kernels/kernels.h"
 #include "kernels/pointwise.h"
@@ -201,6 +202,8 @@ namespace {
 // (kernels/pointwise.h) in training: on the overfitted codec's 7→16, 16→8 and 8→2 layers over a
 // Kodak image it was 2–5× faster than the GEMM path, forward and backward (bench overfit).
 constexpr int kPointwiseMaxChannels = 64;
+// Pixels per chunk of rows of the direct 3×3 kernel (rows = this / width, at least one).
+constexpr int64_t kChunkRowsPixels = 8192;
 
 // y = conv2d(x, w, b) for a 1×1 kernel, stride 1, no padding: each image in chunks of
 // k::kPointwiseChunk pixels, in parallel; the weight and bias gradients are per-chunk partial sums
@@ -249,6 +252,74 @@ Tensor conv2d_pointwise(const Tensor& x, const Tensor& w, const Tensor& b) {
   return y;
 }
 
+// y = conv2d(x, w, b) for a 3×3 kernel, stride 1, one pixel of padding, at most 4 channels in and
+// out (kernels/conv3x3.h): each image in chunks of rows, in parallel; the weight and bias gradients
+// are per-chunk partial sums added in chunk order (the same results for any thread count). The
+// input gradient is the forward of the padded dy with the flipped kernel.
+Tensor conv2d_3x3_small(const Tensor& x, const Tensor& w, const Tensor& b) {
+  const int N = int(x.dim(0)), Cin = int(x.dim(1)), H = int(x.dim(2)), W = int(x.dim(3)), Cout = int(w.dim(0));
+  const int64_t plane = int64_t(H + 2) * (W + 2);
+  const int rows = int(std::clamp<int64_t>(kChunkRowsPixels / W, 1, H));  // rows per chunk: by W only
+  const int chunks = (H + rows - 1) / rows;
+  const size_t items = size_t(N) * size_t(chunks);
+  auto span = [rows, chunks, H](size_t j, int* n, int* r0, int* r1) {
+    *n = int(j / size_t(chunks));
+    *r0 = int(j % size_t(chunks)) * rows;
+    *r1 = std::min(H, *r0 + rows);
+  };
+  auto padded = [N, H, W, plane](const float* src, int C) {  // (by value: the backward keeps it)
+    Buffer p(size_t(N) * size_t(C) * size_t(plane));
+    for (int n = 0; n < N; ++n) k::conv3x3_pad(src + int64_t(n) * C * H * W, C, H, W, p.data() + int64_t(n) * C * plane);
+    return p;
+  };
+  Tensor y = Tensor::empty({N, Cout, H, W});
+  {
+    const Buffer xp = padded(x.data(), Cin);
+    for_items(items, 0, [&](size_t j, float*) {
+      int n, r0, r1;
+      span(j, &n, &r0, &r1);
+      k::conv3x3_rows(xp.data() + int64_t(n) * Cin * plane, Cin, H, W, w.data(), b.defined() ? b.data() : nullptr, Cout,
+                      false, y.data() + int64_t(n) * Cout * H * W, r0, r1);
+    });
+  }
+  count_flops("conv2d", int64_t(N) * conv2d_flops(Cin, Cout, 3, 3, H, W, b.defined()));
+  if (needs_grad({&x, &w, &b}))
+    record(y, "conv2d", {&x, &w, &b}, [x, w, b, N, Cin, Cout, H, W, plane, items, span, padded](const float* gy) {
+      const bool gw = w.requires_grad(), gb = b.defined() && b.requires_grad();
+      if (x.requires_grad()) {
+        float* dx = x.grad_acc();
+        const Buffer gp = padded(gy, Cout);
+        std::vector<float> wt(size_t(Cin) * Cout * 9);
+        k::conv3x3_flip(w.data(), Cout, Cin, wt.data());
+        for_items(items, 0, [&](size_t j, float*) {
+          int n, r0, r1;
+          span(j, &n, &r0, &r1);
+          k::conv3x3_rows(gp.data() + int64_t(n) * Cout * plane, Cout, H, W, wt.data(), nullptr, Cin, true,
+                          dx + int64_t(n) * Cin * H * W, r0, r1);
+        });
+      }
+      if (gw || gb) {
+        const size_t stride = size_t(Cout) * size_t(Cin * 9 + 1);  // one item's partial [gw | gb]
+        Buffer part(items * stride);
+        const Buffer xp = padded(x.data(), Cin);
+        for_items(items, 0, [&](size_t j, float*) {
+          int n, r0, r1;
+          span(j, &n, &r0, &r1);
+          float* pj = part.data() + j * stride;
+          k::conv3x3_grads(xp.data() + int64_t(n) * Cin * plane, Cin, H, W, gy + int64_t(n) * Cout * H * W, Cout,
+                           gw ? pj : nullptr, gb ? pj + size_t(Cout) * Cin * 9 : nullptr, r0, r1);
+        });
+        for (size_t j = 0; j < items; ++j) {
+          const float* pj = part.data() + j * stride;
+          if (gw) k::add(w.grad_acc(), pj, w.grad_acc(), size_t(Cout) * Cin * 9);
+          if (gb) k::add(b.grad_acc(), pj + size_t(Cout) * Cin * 9, b.grad_acc(), size_t(Cout));
+        }
+      }
+      count_flops("conv2d_backward", 2 * int64_t(N) * Cin * Cout * 9 * H * W * (int(gw) + int(x.requires_grad())));
+    });
+  return y;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- conv2d
@@ -270,6 +341,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
   const Precision prec = conv_precision();  // bf16 products: forward and both gradients
   if (pw && prec == Precision::F32 && !portable_products() && Cin <= kPointwiseMaxChannels && Cout <= kPointwiseMaxChannels)
     return conv2d_pointwise(x, w, b);
+  if (kh == 3 && kw == 3 && stride == 1 && pad.top == 1 && pad.bottom == 1 && pad.left == 1 && pad.right == 1 &&
+      prec == Precision::F32 && !portable_products() && Cin <= k::kConv3x3MaxChannels && Cout <= k::kConv3x3MaxChannels)
+    return conv2d_3x3_small(x, w, b);
   const Plan pl = plan(N, Ho, Wo);
 
   // The GEMM operand for images [n0, n1), output rows [oy0, oy1): im2col into col (row stride
