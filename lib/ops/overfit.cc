@@ -93,6 +93,7 @@ Tensor soft_round(const Tensor& x, float T) {
   Tensor y = Tensor::empty(x.shape());
   Buffer d(n);
   const float norm = float(1.0 / (2.0 * std::tanh(0.5 / double(T)))), invT = 1.f / T;
+#pragma omp parallel for schedule(static) if (n > 65536)  // element by element: any thread count
   for (size_t i = 0; i < n; ++i) {  // in float: training only (the decoder never soft-rounds)
     const float v = x.data()[i], fl = std::floor(v), r = v - fl - 0.5f, t = std::tanh(r * invT);
     y.data()[i] = fl + 0.5f + t * norm;
