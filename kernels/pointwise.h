@@ -1,5 +1,6 @@
-// pointwise — 1×1 convolutions with few channels (the overfitted codec's synthesis and ARM: 3 to
-// 64 channels over every pixel), computed directly instead of as GEMMs: a GEMM with K = 7 or 16
+// pointwise — 1×1 convolutions with few weights (the overfitted codec's synthesis and ARM: 3 to 16
+// channels over every pixel; lib/ops/conv.cc takes it up to Cin·Cout = 512), computed directly
+// instead of as GEMMs: a GEMM with K = 7 or 16
 // spends its time packing operands that are used a handful of times each, and its backward
 // transposes a whole image. Here a block of pixels is read once per pass and every output channel
 // is formed from it while it is in L1.

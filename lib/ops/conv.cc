@@ -198,12 +198,14 @@ int64_t conv_transpose2d_flops(int64_t cin, int64_t cout, int kh, int kw, int64_
 
 namespace {
 
-// 1×1 convolutions with at most this many channels in and out run the direct kernel
+// 1×1 convolutions with at most this many weights (Cin·Cout) run the direct kernel
 // (kernels/pointwise.h) in training: on the overfitted codec's five 1×1 layers over a Kodak-sized
 // plane (Zen 4) the forwards took 11.3 ms against 17.8 on one thread and 5.2 against 19.9 on two,
 // the backwards 25.6 against 56.7 and 13.2 against 58.5 (the GEMM path did not gain from a second
-// thread on one image).
-constexpr int kPointwiseMaxChannels = 64;
+// thread on one image). The GEMM's register tiles win from about 1,024 weights on: 32→32 took
+// 5.7 + 13.8 ms direct against 4.9 + 11.2 as a GEMM, 16→64 the same either way, 64→64 20.9 + 88.8
+// against 13.4 + 32.1; 64→2 still 2.8 + 3.3 against 3.2 + 9.4 (one thread, 256×384).
+constexpr int kPointwiseMaxWeights = 512;
 // Pixels per chunk of rows of the direct 3×3 kernel (rows = this / width, at least one).
 constexpr int64_t kChunkRowsPixels = 8192;
 
@@ -341,7 +343,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
   const int64_t P = int64_t(Ho) * Wo, xsz = int64_t(Cin) * H * W;
   const bool pw = is_pointwise(g);
   const Precision prec = conv_precision();  // bf16 products: forward and both gradients
-  if (pw && prec == Precision::F32 && !portable_products() && Cin <= kPointwiseMaxChannels && Cout <= kPointwiseMaxChannels)
+  if (pw && prec == Precision::F32 && !portable_products() && Cin * Cout <= kPointwiseMaxWeights)
     return conv2d_pointwise(x, w, b);
   if (kh == 3 && kw == 3 && stride == 1 && pad.top == 1 && pad.bottom == 1 && pad.left == 1 && pad.right == 1 &&
       prec == Precision::F32 && !portable_products() && Cin <= k::kConv3x3MaxChannels && Cout <= k::kConv3x3MaxChannels)
