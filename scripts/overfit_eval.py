@@ -3,7 +3,7 @@
 against WebP and ntc's amortised default model on the same images, with encode times.
 
   scripts/overfit_eval.py --images A.png B.png ... --out DIR [--crop 256] [--lambdas 0.0016,0.0064,0.0256]
-                          [--iters 4000] [--widths SYN,ARM] [--threads 1] [--ntc build/ntc]
+                          [--iters 4000] [--widths SYN,ARM] [--threads 1] [--jobs 1] [--ntc build/ntc]
   scripts/overfit_eval.py --merge DIR1 DIR2 ... --out DIR   (runs of the same settings on different
                           images, e.g. two halves run side by side on one thread each: one summary)
 
@@ -11,8 +11,13 @@ Each image is centre-cropped to --crop × --crop pixels (0: the whole image). Wr
 DIR/webp.json and DIR/amortised.json (mean bpp and RGB PSNR per rate point, `ntc bdrate`'s format,
 with the per-image rows), DIR/summary.json (BD-rates per image and of the means) and prints the
 summary. Needs ImageMagick's `convert` (PNG → PPM) and WebP's cwebp/dwebp.
+
+--jobs N runs N overfitted encodes at a time (each with --threads threads): on a 2-core machine
+--jobs 2 --threads 1 keeps both cores busy with the image × rate encodes, in one run and one summary.
+Each encode's time is then its own wall-clock, beside the others.
 """
 import argparse
+import concurrent.futures
 import json
 import math
 import os
@@ -82,6 +87,7 @@ def main():
     ap.add_argument("--iters", type=int, default=4000)
     ap.add_argument("--widths", default="", help="the decoder's hidden widths SYN,ARM (ntc's default if empty)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1, help="overfitted encodes run at a time")
     ap.add_argument("--ntc", default="build/ntc")
     ap.add_argument("--webp-q", default="5,15,30,50,70,85,95")
     ap.add_argument("--amortised-q", default="5,20,35,50,65,80,95")
@@ -107,6 +113,9 @@ def main():
         a.iters, a.widths, a.crop, lambdas, a.threads = meta["iters"], meta["widths"], meta["crop"], meta["lambdas"], meta["threads"]
         a.images = [rows[0]["image"] for rows in ov_rows]
         return summarise(a, lambdas, ov_rows, webp_rows, am_rows, tmp)
+    if a.jobs < 1:
+        ap.error("--jobs wants >= 1")
+    crops = []  # (base, src, crop bytes, pixels) per image
     for img in a.images:
         w, h, px = load(img)
         c = a.crop or min(w, h)
@@ -116,18 +125,25 @@ def main():
         base = os.path.splitext(os.path.basename(img))[0]
         src = os.path.join(tmp, base + ".ppm")
         write_ppm(src, cw, ch, crop)
-        npx = cw * ch
-        rows = []
-        for lam in lambdas:
-            s = os.path.join(tmp, "%s_%g.ntco" % (base, lam))
-            d = os.path.join(tmp, "%s_%g.ppm" % (base, lam))
-            t = run([a.ntc, "--threads", str(a.threads), "encode", src, "-o", s, "--iters", str(a.iters), "--lambda", str(lam), "--quiet"]
-                    + (["--overfit-widths", a.widths] if a.widths else []))
-            td = run([a.ntc, "--threads", "1", "decode", s, "-o", d])
-            rows.append({"image": base, "lambda": lam, "bpp": 8 * os.path.getsize(s) / npx, "psnr": psnr(crop, load(d)[2]),
-                         "encode_s": t, "decode_s": td})
-            print(json.dumps(rows[-1]), flush=True)
-        ov_rows.append(rows)
+        crops.append((base, src, crop, cw * ch))
+
+    def overfit_one(i, lam):
+        base, src, crop, npx = crops[i]
+        s = os.path.join(tmp, "%s_%g.ntco" % (base, lam))
+        d = os.path.join(tmp, "%s_%g.ppm" % (base, lam))
+        t = run([a.ntc, "--threads", str(a.threads), "encode", src, "-o", s, "--iters", str(a.iters), "--lambda", str(lam), "--quiet"]
+                + (["--overfit-widths", a.widths] if a.widths else []))
+        td = run([a.ntc, "--threads", "1", "decode", s, "-o", d])
+        row = {"image": base, "lambda": lam, "bpp": 8 * os.path.getsize(s) / npx, "psnr": psnr(crop, load(d)[2]),
+               "encode_s": t, "decode_s": td}
+        print(json.dumps(row), flush=True)
+        return row
+
+    tasks = [(i, lam) for i in range(len(crops)) for lam in lambdas]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        done = list(pool.map(lambda t: overfit_one(*t), tasks))
+    ov_rows = [done[i * len(lambdas):(i + 1) * len(lambdas)] for i in range(len(crops))]
+    for base, src, crop, npx in crops:
         rows = []
         for q in a.webp_q.split(","):
             s, d = os.path.join(tmp, "w.webp"), os.path.join(tmp, "w.ppm")
@@ -159,6 +175,7 @@ def summarise(a, lambdas, ov_rows, webp_rows, am_rows, tmp):
                     "vs_amortised": bd(a.ntc, one(am_rows, "a"), o, tmp)})
     summary = {
         "iters": a.iters, "widths": a.widths or "16,8", "crop": a.crop, "lambdas": lambdas, "threads": a.threads,
+        "jobs": getattr(a, "jobs", 1),
         "bd_rate_vs_webp_of_means": bd(a.ntc, wp, ov, tmp),
         "bd_rate_vs_amortised_of_means": bd(a.ntc, am, ov, tmp),
         "per_image": per,
