@@ -2,7 +2,9 @@
 // forward semantics checked against direct definitions where no test vector covers them.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
+#include <functional>
 #include <new>
 #include <tuple>
 
@@ -296,6 +298,23 @@ TEST(Ops, ConvImplicitGemmMatchesExplicit) {
   set_num_threads(saved);
 }
 
+// y = conv(x, w, b) and the gradients of x, w and b for sum(y ⊙ gy), run on 1 and on 3 threads.
+std::array<std::vector<float>, 2> on_1_and_3_threads(
+    const Tensor& x0, const Tensor& w0, const Tensor& b0, const Tensor& gy,
+    const std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>& conv) {
+  std::array<std::vector<float>, 2> runs;
+  for (int r = 0; r < 2; ++r) {
+    set_num_threads(r ? 3 : 1);
+    Tensor xg = x0.detach().set_requires_grad(true), wg = w0.detach().set_requires_grad(true),
+           bg = b0.detach().set_requires_grad(true);
+    Tensor y = conv(xg, wg, bg);
+    sum(mul(y, gy)).backward();
+    runs[size_t(r)] = y.to_vector();
+    for (const Tensor* t : {&xg, &wg, &bg}) runs[size_t(r)].insert(runs[size_t(r)].end(), t->grad(), t->grad() + t->numel());
+  }
+  return runs;
+}
+
 // 1×1 convolutions with few channels run the direct kernel (kernels/pointwise.h) in training: its
 // AVX2 form and its scalar twin give the same bits on odd pixel counts (tails of 1 … 15 pixels,
 // several 16-pixel steps) and channel counts that leave partial groups of 4 rows.
@@ -344,17 +363,7 @@ TEST(Ops, PointwiseConvolutionForwardGradientsAndThreads) {
   const Tensor x0 = Tensor::uniform({2, 7, 101, 90}, -1, 1, rng), w0 = Tensor::uniform({16, 7, 1, 1}, -1, 1, rng);
   const Tensor b0 = Tensor::uniform({16}, -1, 1, rng), gy = Tensor::uniform({2, 16, 101, 90}, -1, 1, rng);
   ASSERT_GT(x0.dim(2) * x0.dim(3), k::kPointwiseChunk);
-  std::vector<std::vector<float>> runs;
-  for (int threads : {1, 3}) {
-    set_num_threads(threads);
-    Tensor xg = x0.detach().set_requires_grad(true), wg = w0.detach().set_requires_grad(true),
-           bg = b0.detach().set_requires_grad(true);
-    Tensor y = conv2d(xg, wg, bg, 1, Pad2{});
-    sum(mul(y, gy)).backward();
-    std::vector<float> all = y.to_vector();
-    for (const Tensor* t : {&xg, &wg, &bg}) all.insert(all.end(), t->grad(), t->grad() + t->numel());
-    runs.push_back(all);
-  }
+  const auto runs = on_1_and_3_threads(x0, w0, b0, gy, [](auto& x, auto& w, auto& b) { return conv2d(x, w, b, 1, Pad2{}); });
   set_num_threads(saved);
   EXPECT_EQ(runs[0], runs[1]) << "1 vs 3 threads";
 }
@@ -418,17 +427,7 @@ TEST(Ops, Conv3x3SmallForwardGradientsAndThreads) {
   const int saved = num_threads();
   const Tensor x0 = Tensor::uniform({2, 3, 70, 300}, -1, 1, rng), w0 = Tensor::uniform({3, 3, 3, 3}, -1, 1, rng);
   const Tensor b0 = Tensor::uniform({3}, -1, 1, rng), gy = Tensor::uniform({2, 3, 70, 300}, -1, 1, rng);
-  std::vector<std::vector<float>> runs;
-  for (int threads : {1, 3}) {
-    set_num_threads(threads);
-    Tensor xg = x0.detach().set_requires_grad(true), wg = w0.detach().set_requires_grad(true),
-           bg = b0.detach().set_requires_grad(true);
-    Tensor y = conv2d_same(xg, wg, bg, 1);
-    sum(mul(y, gy)).backward();
-    std::vector<float> all = y.to_vector();
-    for (const Tensor* t : {&xg, &wg, &bg}) all.insert(all.end(), t->grad(), t->grad() + t->numel());
-    runs.push_back(all);
-  }
+  const auto runs = on_1_and_3_threads(x0, w0, b0, gy, [](auto& x, auto& w, auto& b) { return conv2d_same(x, w, b, 1); });
   set_num_threads(saved);
   EXPECT_EQ(runs[0], runs[1]) << "1 vs 3 threads";
 }
