@@ -118,6 +118,27 @@ TEST(OverfitOps, CausalContextGathersItsNeighboursAndScattersBack) {
                       [&](const std::vector<Tensor>& in) { return causal_context(in[0], offs); }),
             0);
   EXPECT_THROW(causal_context(x, {{0, 1}}), Error);  // not causal
+  // A plane large enough to run in parallel (16 × 64 × 80): the forward is the definition, and the
+  // backward gives each element its planes' terms in plane order (the floats of a plane-by-plane
+  // scatter), on 1 and 3 threads.
+  Rng rng(8);
+  const int64_t h = 64, w = 80;
+  Tensor big = Tensor::uniform({1, 1, h, w}, -1, 1, rng), gy = Tensor::uniform({1, 16, h, w}, -1, 1, rng);
+  std::vector<float> want(size_t(h * w), 0.f);
+  for (size_t j = 0; j < offs.size(); ++j)
+    for (int64_t r = 0; r < h; ++r)
+      for (int64_t col = 0; col < w; ++col) {
+        const int64_t rr = r + offs[j].first, cc = col + offs[j].second;
+        if (rr >= 0 && cc >= 0 && cc < w) want[size_t(rr * w + cc)] += gy.data()[(int64_t(j) * h + r) * w + col];
+      }
+  const int saved = num_threads();
+  for (int threads : {1, 3}) {
+    set_num_threads(threads);
+    Tensor xb = big.detach().set_requires_grad(true);
+    sum(mul(causal_context(xb, offs), gy)).backward();
+    EXPECT_EQ(std::vector<float>(xb.grad(), xb.grad() + h * w), want) << threads << " threads";
+  }
+  set_num_threads(saved);
 }
 
 TEST(OverfitOps, LaplaceBitsMatchTheIntegralAndFiniteDifferences) {

@@ -105,38 +105,43 @@ Tensor soft_round(const Tensor& x, float T) {
   return y;
 }
 
-namespace {
-// For each offset j = (dy, dx), the runs where the shifted plane lands inside: calls
-// f(j, r, dy, dx, c0, n) for the n elements of output row r from column c0, whose inputs start at
-// (r + dy, c0 + dx).
-template <class F>
-void context_runs(const std::vector<std::pair<int, int>>& offsets, int64_t h, int64_t w, F&& f) {
-  for (size_t j = 0; j < offsets.size(); ++j) {
-    const int dy = offsets[j].first, dx = offsets[j].second;
-    const int64_t c0 = std::max<int64_t>(0, -dx), c1 = std::min<int64_t>(w, w - dx);
-    if (c0 >= c1) continue;
-    for (int64_t r = -dy; r < h; ++r) f(int64_t(j), r, dy, dx, c0, c1 - c0);
-  }
-}
-}  // namespace
-
 Tensor causal_context(const Tensor& x, const std::vector<std::pair<int, int>>& offsets) {
   NTC_CHECK(x.ndim() == 4 && x.dim(0) == 1 && x.dim(1) == 1, "causal_context: ", shape_str(x.shape()));
   const int64_t h = x.dim(2), w = x.dim(3), K = int64_t(offsets.size());
   for (auto [dy, dx] : offsets) NTC_CHECK(dy < 0 || (dy == 0 && dx < 0), "causal_context: offset (", dy, ",", dx, ") is not causal");
-  Tensor y = Tensor::zeros({1, K, h, w});
-  // Plane j is x shifted by offset j: rows r >= −dy, columns c with 0 <= c + dx < w.
-  context_runs(offsets, h, w, [&](int64_t j, int64_t r, int dy, int dx, int64_t c0, int64_t n) {
-    std::memcpy(y.data() + (j * h + r) * w + c0, x.data() + (r + dy) * w + c0 + dx, size_t(n) * sizeof(float));
-  });
+  Tensor y = Tensor::empty({1, K, h, w});
+  // Plane j is x shifted by offset j: rows r >= −dy, columns c with 0 <= c + dx < w; zero elsewhere.
+  // Planes in parallel (each written by one thread); in the backward, rows of the gradient in
+  // parallel, each element still receiving its planes' terms in plane order.
+  const bool big = K * h * w > 65536;
+#pragma omp parallel for schedule(static) if (big)
+  for (int64_t j = 0; j < K; ++j) {
+    const int dy = offsets[size_t(j)].first, dx = offsets[size_t(j)].second;
+    const int64_t c0 = std::max<int64_t>(0, -dx), c1 = std::max(c0, std::min<int64_t>(w, w - dx));
+    for (int64_t r = 0; r < h; ++r) {
+      float* row = y.data() + (j * h + r) * w;
+      if (r < -dy || c0 == c1) {
+        std::fill(row, row + w, 0.f);
+        continue;
+      }
+      std::fill(row, row + c0, 0.f);
+      std::memcpy(row + c0, x.data() + (r + dy) * w + c0 + dx, size_t(c1 - c0) * sizeof(float));
+      std::fill(row + c1, row + w, 0.f);
+    }
+  }
   count_flops("causal_context", 0);
   if (needs_grad({&x}))
-    record(y, "causal_context", {&x}, [x, offsets, h, w](const float* gy) {
+    record(y, "causal_context", {&x}, [x, offsets, h, w, big](const float* gy) {
       float* gx = x.grad_acc();
-      context_runs(offsets, h, w, [&](int64_t j, int64_t r, int dy, int dx, int64_t c0, int64_t n) {
-        float* g = gx + (r + dy) * w + c0 + dx;
-        k::add(g, gy + (j * h + r) * w + c0, g, size_t(n));
-      });
+#pragma omp parallel for schedule(static) if (big)
+      for (int64_t q = 0; q < h; ++q)  // gradient row q = r + dy of plane j's row r
+        for (size_t j = 0; j < offsets.size(); ++j) {
+          const int dy = offsets[j].first, dx = offsets[j].second;
+          const int64_t r = q - dy, c0 = std::max<int64_t>(0, -dx), c1 = std::min<int64_t>(w, w - dx);
+          if (r >= h || c0 >= c1) continue;
+          float* g = gx + q * w + c0 + dx;
+          k::add(g, gy + (int64_t(j) * h + r) * w + c0, g, size_t(c1 - c0));
+        }
     });
   return y;
 }
