@@ -11,6 +11,7 @@
 #include <set>
 
 #include "codec/container.h"
+#include "kernels/kernels.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
 #include "lib/framed.h"
@@ -599,6 +600,16 @@ TEST(Cli, TargetFlagForcesTheSimdTarget) {
     EXPECT_EQ(b.run(bad), 2) << bad;
     EXPECT_NE(b.err().find("ntc: error:"), std::string::npos) << bad << ": " << b.err();
   }
+  // By default the binary runs the target this process's Highway (libhwy.so) chooses, with its own
+  // detection (cli/hwy_runtime.cc): it does not load libhwy.so.
+  ASSERT_EQ(b.run("version"), 0) << b.err();
+  EXPECT_NE(out().find(std::string("kernels ") + k::kernel_target_name() + ","), std::string::npos) << out();
+  const std::string libs = b.dir + "/libs.txt";
+  ASSERT_EQ(std::system(("LD_TRACE_LOADED_OBJECTS=1 " + b.bin + " >" + libs).c_str()), 0);
+  const auto loaded = read_file(libs);
+  const std::string loaded_s(loaded.begin(), loaded.end());
+  EXPECT_NE(loaded_s.find("libc.so"), std::string::npos) << loaded_s;
+  EXPECT_EQ(loaded_s.find("libhwy"), std::string::npos) << loaded_s;
   const char* cannot = "--target avx2 bench train --config light --batch 1 --crop 64 --reps 1 --precision bf16";
   EXPECT_EQ(b.run(cannot), 1);  // a runtime error: this target cannot run bf16 products
   EXPECT_NE(b.err().find("ntc: error:"), std::string::npos) << b.err();

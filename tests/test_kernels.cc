@@ -709,3 +709,84 @@ TEST(Kernels, RefActivationsMatchLibm) {
 }
 
 }  // namespace
+
+// ---- Highway's runtime without libhwy.so (kernels/cpu_targets.h, cli/hwy_runtime.cc) -----------
+// The ntc binary defines the five libhwy.so functions its Highway code calls; this binary links
+// libhwy.so itself, so it compiles that file again in its own namespace to test it.
+#include <dlfcn.h>
+
+#include "kernels/cpu_targets.h"
+#define NTC_HWY_RUNTIME_NAMESPACE ntc_hwy_runtime_under_test
+#include "cli/hwy_runtime.cc"
+
+namespace {
+
+// The detection gives libhwy.so's answer on this machine (for the x86 targets Highway 1.0 knows).
+TEST(Kernels, CpuTargetsAreHighwaysOwn) {
+  Dl_info info{};  // the function compared against is the library's, not a copy of ntc's
+  ASSERT_NE(dladdr(reinterpret_cast<void*>(&hwy::SupportedTargets), &info), 0);
+  ASSERT_NE(info.dli_fname, nullptr);
+  EXPECT_NE(std::string(info.dli_fname).find("libhwy"), std::string::npos) << info.dli_fname;
+  hwy::SetSupportedTargetsForTest(0);
+  const int64_t lib = hwy::SupportedTargets();
+  hwy::GetChosenTarget().Update(lib);
+  const int64_t x86 = HWY_SSSE3 | HWY_SSE4 | HWY_AVX2 | HWY_AVX3 | HWY_AVX3_DL | HWY_EMU128 | HWY_SCALAR;
+  EXPECT_EQ(k::cpu_targets() & x86, lib & x86) << std::hex << k::cpu_targets() << " " << lib;
+  EXPECT_NE(k::cpu_targets() & HWY_AVX2, 0) << "ntc is built for AVX2 and runs here";
+}
+
+TEST(Kernels, HwyRuntimeMocksTargetsAndAligns) {
+  namespace rt = ntc_hwy_runtime_under_test;
+  hwy::ChosenTarget& c = rt::GetChosenTarget();
+  EXPECT_EQ(&c, &rt::GetChosenTarget());
+  EXPECT_NE(&c, &hwy::GetChosenTarget());  // its own, not libhwy.so's
+  c.Update(rt::SupportedTargets());
+  ASSERT_TRUE(c.IsInitialized());
+  EXPECT_EQ(rt::SupportedTargets(), k::cpu_targets());
+  rt::SetSupportedTargetsForTest(HWY_AVX2);  // a mock, and the next dispatch chooses again
+  EXPECT_EQ(rt::SupportedTargets(), HWY_AVX2);
+  EXPECT_FALSE(c.IsInitialized());
+  rt::SetSupportedTargetsForTest(0);
+  EXPECT_EQ(rt::SupportedTargets(), k::cpu_targets());
+
+  for (size_t n : {size_t(1), size_t(3), size_t(64), size_t(1000), size_t(1) << 20}) {
+    void* p = rt::AllocateAlignedBytes(n, nullptr, nullptr);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % HWY_ALIGNMENT, 0u) << n;
+    std::memset(p, 0xab, n);  // all of it is ours (ASan checks the bounds)
+    rt::FreeAlignedBytes(p, nullptr, nullptr);
+  }
+  EXPECT_EQ(rt::AllocateAlignedBytes(0, nullptr, nullptr), nullptr);
+  EXPECT_EQ(rt::AllocateAlignedBytes(size_t(-1), nullptr, nullptr), nullptr);
+  rt::FreeAlignedBytes(nullptr, nullptr, nullptr);
+
+  // A caller's allocator, handing out memory at every misalignment: the payload is aligned, fits,
+  // and the pointer the allocator gave is the one handed back.
+  struct Arena {
+    std::vector<unsigned char> mem = std::vector<unsigned char>(4096);
+    size_t skew = 0, asked = 0;
+    void* given = nullptr;
+    void* freed = nullptr;
+  } arena;
+  auto alloc = [](void* o, size_t bytes) -> void* {
+    auto* a = static_cast<Arena*>(o);
+    a->asked = bytes;
+    a->given = a->mem.data() + 128 + a->skew;
+    return a->given;
+  };
+  auto release = [](void* o, void* m) { static_cast<Arena*>(o)->freed = m; };
+  for (size_t skew = 0; skew < HWY_ALIGNMENT; ++skew) {
+    arena.skew = skew;
+    const size_t n = 100;
+    auto* p = static_cast<unsigned char*>(rt::AllocateAlignedBytes(n, alloc, &arena));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % HWY_ALIGNMENT, 0u) << skew;
+    auto* g = static_cast<unsigned char*>(arena.given);
+    EXPECT_GE(p - g, ptrdiff_t(sizeof(void*))) << skew;  // room for the header
+    EXPECT_LE(p + n, g + arena.asked) << skew;            // the payload inside what was asked for
+    rt::FreeAlignedBytes(p, release, &arena);
+    EXPECT_EQ(arena.freed, arena.given) << skew;
+  }
+}
+
+}  // namespace
