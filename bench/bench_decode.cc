@@ -115,15 +115,18 @@ int bench_decode_model(const cli::Args& args) {
   if (n <= 0) fail("bench decode: cannot find this executable");
   exe[n] = 0;
   std::vector<double> proc_ppm, proc_png, dwebp;
+  // dwebp runs in the same loop as ntc, rep by rep, so that drifts in the machine's speed (a VM's
+  // neighbours) weigh on both sides of the ratio alike.
+  const bool webp = on_path("cwebp") && on_path("dwebp") &&
+                    child_cpu_ms({"cwebp", "-q", "75", image, "-o", d + "/i.webp"}) >= 0;
   for (int i = 0; i < reps; ++i) {
     const std::string threads = std::to_string(num_threads());
     proc_ppm.push_back(child_cpu_ms({exe, "--threads", threads, "decode", stream, "-o", d + "/o.ppm", "--model", file}));
     proc_png.push_back(child_cpu_ms({exe, "--threads", threads, "decode", stream, "-o", d + "/o.png", "--model", file}));
+    if (webp) dwebp.push_back(child_cpu_ms({"dwebp", d + "/i.webp", "-ppm", "-o", d + "/w.ppm"}));
   }
   JsonOut dw = JsonOut(), ratio = JsonOut();
-  if (on_path("cwebp") && on_path("dwebp") &&
-      child_cpu_ms({"cwebp", "-q", "75", image, "-o", d + "/i.webp"}) >= 0) {
-    for (int i = 0; i < reps; ++i) dwebp.push_back(child_cpu_ms({"dwebp", d + "/i.webp", "-ppm", "-o", d + "/w.ppm"}));
+  if (webp) {
     dw = median(dwebp);
     ratio = median(proc_ppm) / median(dwebp);
   }

@@ -49,6 +49,22 @@ int64_t budget(int64_t bytes) { return bytes / g_budget_divisor; }
 // the two-layer synthesis (k13 s8 then k5 s2) reaches 2 latent rows up and 1 down, the JPEG-like
 // one (k18 s16) 1 each way; 3 is a margin that band_rows = 1 in the tests checks.
 constexpr int64_t kHalo = 3;
+// x̂ in model units to a pixel value: Model::postprocess's (x + ½)·255, rounded and clipped as
+// to_uint8_range does, in one step (the same floats, one fresh image buffer fewer).
+inline float pixel_of(float x) { return std::clamp(std::nearbyint((x + 0.5f) * 255.f), 0.f, 255.f); }
+// The whole image's x̂ (padded) to pixels, cropped to h × w.
+Tensor pixels_of(const Tensor& x_hat, int64_t h, int64_t w) {
+  const int64_t P = x_hat.dim(0) * x_hat.dim(1), H = x_hat.dim(2), W = x_hat.dim(3);
+  NTC_CHECK(h <= H && w <= W, "synthesize: crop ", h, "x", w, " from ", shape_str(x_hat.shape()));
+  Tensor out = Tensor::empty({x_hat.dim(0), x_hat.dim(1), h, w});
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t i = 0; i < h; ++i) {
+      const float* src = x_hat.data() + (p * H + i) * W;
+      float* dst = out.data() + (p * h + i) * w;
+      for (int64_t j = 0; j < w; ++j) dst[j] = pixel_of(src[j]);
+    }
+  return out;
+}
 bool banded_synthesis(const Model& m) {
   const std::string s = m.config().str("synthesis", "");
   return s == "two_layer" || s == "two_layer_res" || s == "jpeg_like";
@@ -83,10 +99,10 @@ Tensor synthesize(Model& m, const Tensor& y, int64_t h, int64_t w, int64_t band_
   NoGrad ng;
   const int64_t Hy = y.dim(2), Wy = y.dim(3);
   const int64_t pad = m.downsampling(), f = pad / m.y_shape(pad, pad)[2];  // pixels per latent row (16)
-  if (!banded_synthesis(m)) return to_uint8_range(m.postprocess(m.g_s()(y), h, w));
+  if (!banded_synthesis(m)) return pixels_of(m.g_s()(y), h, w);
   if (band_rows <= 0)  // about 150 bytes of tensors per window pixel (measured with ntc_two_layer)
     band_rows = equal_band_rows(Hy, std::max<int64_t>(8, budget(kSynthesisBandBytes) / (Wy * f * f * 150) - 2 * kHalo));
-  if (one_window(Hy, band_rows)) return to_uint8_range(m.postprocess(m.g_s()(y), h, w));
+  if (one_window(Hy, band_rows)) return pixels_of(m.g_s()(y), h, w);
   Tensor out = Tensor::empty({1, 3, h, w});
   for_each_band(y, band_rows, (h + f - 1) / f, [&](int64_t a, int64_t b, int64_t s0, const Tensor& yb) {
     const Tensor xb = m.g_s()(yb);  // rows s0·f … of the whole image's x̂
@@ -95,7 +111,7 @@ Tensor synthesize(Model& m, const Tensor& y, int64_t h, int64_t w, int64_t band_
       for (int64_t r = a * f; r < r1; ++r) {
         const float* src = xb.data() + (c * Hb + (r - s0 * f)) * Wb;
         float* dst = out.data() + (c * h + r) * w;
-        for (int64_t j = 0; j < w; ++j) dst[j] = std::clamp(std::nearbyint((src[j] + 0.5f) * 255.f), 0.f, 255.f);
+        for (int64_t j = 0; j < w; ++j) dst[j] = pixel_of(src[j]);
       }
   });
   return out;
