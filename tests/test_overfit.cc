@@ -276,6 +276,21 @@ TEST(Overfit, DecodingGivesTheEncodersReconstructionEverywhere) {
   EXPECT_EQ(r.weight_bits, double(ov::weight_bits(s.arch, s.net)));
 }
 
+// The stream does not depend on the thread count: training's reductions go in fixed chunks, and
+// the weight-step search codes its candidates side by side but chooses as the serial search would.
+TEST(Overfit, TheStreamDoesNotDependOnTheThreadCount) {
+  const Tensor img = test_image(37, 29);
+  std::vector<std::vector<uint8_t>> streams;
+  const int saved = num_threads();
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    streams.push_back(train::overfit_encode(img, quick(40)).bytes);
+  }
+  set_num_threads(saved);
+  EXPECT_EQ(streams[1], streams[0]);
+  EXPECT_EQ(streams[2], streams[0]);
+}
+
 // An unstable run (a hard phase at ten times the soft phase's learning rate diverges): the encoder
 // codes the best state it saw, by the hard-rounded loss, not the last one, and the stream is better
 // for it. With eval_every 0 it codes the last state.

@@ -9,6 +9,7 @@
 #include "lib/metrics.h"
 #include "lib/ops/ops.h"
 #include "lib/rng.h"
+#include "lib/threads.h"
 #include "train/optim.h"
 
 namespace ntc::train {
@@ -214,7 +215,9 @@ Coded code_with(const Net& n, const std::vector<std::vector<int32_t>>& latents, 
   return c;
 }
 
-// Rounds the latents and searches the step exponents group by group (two sweeps).
+// Rounds the latents and searches the step exponents group by group (two sweeps). A group's
+// candidates are coded side by side on the threads, then compared in candidate order, keeping a
+// later one only when strictly better: the choice of the serial search, whatever the thread count.
 Coded quantise_and_code(const Net& n, const Tensor& img, double lambda) {
   std::vector<std::vector<int32_t>> latents;
   for (const Tensor& y : n.latents) {
@@ -226,17 +229,25 @@ Coded quantise_and_code(const Net& n, const Tensor& img, double lambda) {
   std::array<int, ov::kGroups> e = {8, 10, 8, 10};
   Coded best = code_with(n, latents, e, img, lambda);
   for (int sweep = 0; sweep < 2; ++sweep)
-    for (int g = 0; g < ov::kGroups; ++g)
-      for (int cand = 2; cand <= 16; ++cand) {
-        if (cand == e[size_t(g)]) continue;
-        std::array<int, ov::kGroups> t = e;
-        t[size_t(g)] = cand;
-        Coded c = code_with(n, latents, t, img, lambda);
-        if (c.cost < best.cost) {
-          best = std::move(c);
-          e = t;
+    for (int g = 0; g < ov::kGroups; ++g) {
+      std::vector<std::array<int, ov::kGroups>> cands;
+      for (int cand = 2; cand <= 16; ++cand)
+        if (cand != e[size_t(g)]) {
+          cands.push_back(e);
+          cands.back()[size_t(g)] = cand;
         }
-      }
+      std::vector<Coded> coded(cands.size());
+      ThreadErrors errors;
+#pragma omp parallel for schedule(dynamic)
+      for (long i = 0; i < long(cands.size()); ++i)
+        errors.run([&] { coded[size_t(i)] = code_with(n, latents, cands[size_t(i)], img, lambda); });
+      errors.rethrow();
+      for (size_t i = 0; i < cands.size(); ++i)
+        if (coded[i].cost < best.cost) {
+          best = std::move(coded[i]);
+          e = cands[i];
+        }
+    }
   return best;
 }
 
