@@ -194,6 +194,11 @@ int encode_overfit(const Args& a, const std::string& in, const std::string& out)
     o.syn_hidden = int(w[0]);
     o.arm_hidden = int(w[1]);
   }
+  if (a.has("overfit-upsample")) {
+    const std::string u = a.str("overfit-upsample");
+    if (u != "bilinear" && u != "learned") fail("--overfit-upsample wants bilinear or learned, got '", u, "'");
+    o.learned_up = u == "learned";
+  }
   const std::vector<uint8_t> in_bytes = read_input(in);
   const Tensor img = read_image(in_bytes.data(), in_bytes.size(), in == "-" ? "stdin" : in);
   Progress bar("overfit " + in, train::overfit_total_iters(o), !a.has("quiet"));
@@ -221,12 +226,12 @@ int encode_overfit(const Args& a, const std::string& in, const std::string& out)
 }  // namespace
 
 int cmd_encode(const std::vector<std::string>& argv) {
-  Args a(argv, {"o", "model", "lambda", "quality", "sga", "sga-max-memory", "overfit", "iters", "seed", "overfit-widths"}, {"v", "psnr", "quiet"});
+  Args a(argv, {"o", "model", "lambda", "quality", "sga", "sga-max-memory", "overfit", "iters", "seed", "overfit-widths", "overfit-upsample"}, {"v", "psnr", "quiet"});
   if (a.positional().size() != 1)
     usage_fail("usage: ntc encode IN.(png|jpg|ppm)|- -o OUT.ntc|- [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS] "
                "[--sga-max-memory MIB] [--overfit fast|medium|slow] [--iters N] [--seed S] [--psnr] [-v]");
   if (!a.has("o")) usage_fail("encode: -o OUT.ntc is required");
-  if (a.has("overfit") || a.has("iters") || a.has("seed") || a.has("overfit-widths")) return encode_overfit(a, a.positional()[0], a.str("o"));
+  if (a.has("overfit") || a.has("iters") || a.has("seed") || a.has("overfit-widths") || a.has("overfit-upsample")) return encode_overfit(a, a.positional()[0], a.str("o"));
   const std::string in = a.positional()[0], out = a.str("o");
   LoadedModel lm = load(a.str("model"));
   const double rate = rate_lambda(*lm.model, a);
@@ -319,14 +324,15 @@ int cmd_info(const std::vector<std::string>& argv) {
     if (a.has("json")) {
       JsonOut j{{"file", in}, {"bytes", bytes.size()}, {"width", ar.width}, {"height", ar.height}, {"bpp", bpp},
                 {"type", "overfit"}, {"channels", ar.channels}, {"levels", ar.levels}, {"synthesis_hidden", ar.syn_hidden},
-                {"arm_hidden", ar.arm_hidden}, {"lambda", double(h.lambda)}, {"decode_flops_per_pixel", fpp}};
+                {"arm_hidden", ar.arm_hidden}, {"upsampling", ar.learned_up ? "learned" : "bilinear"},
+                {"lambda", double(h.lambda)}, {"decode_flops_per_pixel", fpp}};
       std::printf("%s\n", json_line(j).c_str());
       return 0;
     }
     std::printf("%s: %dx%d, %zu bytes, %.4f bpp\n", in.c_str(), ar.width, ar.height, bytes.size(), bpp);
-    std::printf("overfitted stream: its own decoder (%d channel%s, %d latent levels, synthesis width %d, ARM width %d), "
-                "%.0f FLOPs/px to decode\n", ar.channels, ar.channels == 1 ? "" : "s", ar.levels, ar.syn_hidden,
-                ar.arm_hidden, fpp);
+    std::printf("overfitted stream: its own decoder (%d channel%s, %d latent levels, %s upsampling, synthesis width %d, "
+                "ARM width %d), %.0f FLOPs/px to decode\n", ar.channels, ar.channels == 1 ? "" : "s", ar.levels,
+                ar.learned_up ? "learned" : "bilinear", ar.syn_hidden, ar.arm_hidden, fpp);
     std::printf("lambda: %g\n", double(h.lambda));
     return 0;
   }

@@ -29,6 +29,7 @@ const char* kUsage =
     "  encode IN.(png|jpg|ppm) -o OUT.ntc [--model NAME|FILE] [--lambda L | --quality Q] [--sga ITERS]\n"
     "         [--sga-max-memory MIB] [--psnr] [-v]\n"
     "         [--overfit fast|medium|slow | --iters N] [--seed S] [--overfit-widths SYN,ARM]\n"
+    "         [--overfit-upsample bilinear|learned]\n"
     "                                    (--overfit: a per-image decoder in the stream, no model;\n"
     "                                    IN or OUT '-': stdin or stdout)\n"
     "  decode IN.ntc -o OUT.(png|ppm) [--format png|ppm] [--model NAME|FILE] [--max-pixels N] [--max-memory MIB] [-v]\n"

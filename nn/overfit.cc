@@ -33,11 +33,14 @@ int64_t Arch::latent_count() const {
 
 std::vector<ParamSpec> param_specs(const Arch& a) {
   const int64_t A = a.arm_hidden, S = a.syn_hidden, C = a.channels, L = a.levels;
-  return {{"arm.w1", {A, kContext, 1, 1}, 0}, {"arm.b1", {A}, 1},   {"arm.w2", {A, A, 1, 1}, 0},
-          {"arm.b2", {A}, 1},           {"arm.w3", {2, A, 1, 1}, 0}, {"arm.b3", {2}, 1},
-          {"syn.w1", {S, L, 1, 1}, 2},  {"syn.b1", {S}, 3},          {"syn.w2", {C, S, 1, 1}, 2},
-          {"syn.b2", {C}, 3},           {"syn.r1w", {C, C, 3, 3}, 2}, {"syn.r1b", {C}, 3},
-          {"syn.r2w", {C, C, 3, 3}, 2}, {"syn.r2b", {C}, 3}};
+  std::vector<ParamSpec> p = {{"arm.w1", {A, kContext, 1, 1}, 0}, {"arm.b1", {A}, 1},   {"arm.w2", {A, A, 1, 1}, 0},
+                              {"arm.b2", {A}, 1},           {"arm.w3", {2, A, 1, 1}, 0}, {"arm.b3", {2}, 1},
+                              {"syn.w1", {S, L, 1, 1}, 2},  {"syn.b1", {S}, 3},          {"syn.w2", {C, S, 1, 1}, 2},
+                              {"syn.b2", {C}, 3},           {"syn.r1w", {C, C, 3, 3}, 2}, {"syn.r1b", {C}, 3},
+                              {"syn.r2w", {C, C, 3, 3}, 2}, {"syn.r2b", {C}, 3}};
+  if (a.learned_up)
+    for (int s = 1; s < L; ++s) p.push_back({"up.f" + std::to_string(s), {4}, 2});
+  return p;
 }
 
 WeightSet QuantNet::dequantize(const Arch& a) const {
@@ -116,8 +119,9 @@ codec::LaplaceSlot predict_slot(const ArmNet& arm, const float* grid, int64_t gh
 }
 
 // Full-resolution planes of the upsampled latents, [L][H·W].
-std::vector<Buffer> upsampled_planes(const Arch& a, const std::vector<std::vector<int32_t>>& latents) {
+std::vector<Buffer> upsampled_planes(const Arch& a, const WeightSet& wts, const std::vector<std::vector<int32_t>>& latents) {
   const int64_t H = a.height, W = a.width;
+  NTC_CHECK(!a.learned_up || wts.size() >= up_taps_index(a.levels - 1) + 1, "upsampled_planes: no taps");
   std::vector<Buffer> planes;
   Buffer cur, next, tmp;
   for (int l = 0; l < a.levels; ++l) {
@@ -129,7 +133,8 @@ std::vector<Buffer> upsampled_planes(const Arch& a, const std::vector<std::vecto
       const int64_t h = a.grid_h(s), w = a.grid_w(s), oh = a.grid_h(s - 1), ow = a.grid_w(s - 1);
       next = Buffer(size_t(oh * ow));
       tmp = Buffer(size_t(h * ow));
-      upsample2_plane(cur.data(), h, w, next.data(), oh, ow, tmp.data());
+      if (a.learned_up) upsample2_plane(cur.data(), h, w, wts[up_taps_index(s)].data(), next.data(), oh, ow, tmp.data());
+      else upsample2_plane(cur.data(), h, w, next.data(), oh, ow, tmp.data());
       std::swap(cur, next);
     }
     NTC_CHECK(int64_t(cur.size()) == H * W, "upsampled plane size");
@@ -173,7 +178,7 @@ void residual_conv3(const float* x, int64_t C, int64_t H, int64_t W, const float
 Tensor synthesize(const Arch& a, const WeightSet& w, const std::vector<std::vector<int32_t>>& latents) {
   NTC_CHECK(int(latents.size()) == a.levels, "synthesize: ", latents.size(), " grids for ", a.levels, " levels");
   const int64_t H = a.height, W = a.width, C = a.channels, S = a.syn_hidden, L = a.levels;
-  const std::vector<Buffer> planes = upsampled_planes(a, latents);
+  const std::vector<Buffer> planes = upsampled_planes(a, w, latents);
   const float *w1 = w[6].data(), *b1 = w[7].data(), *w2 = w[8].data(), *b2 = w[9].data();
   Buffer x0(size_t(C * H * W)), x1(size_t(C * H * W));
   std::vector<float> hid(size_t(S * W));
@@ -218,17 +223,20 @@ Tensor synthesize(const Arch& a, const WeightSet& w, const std::vector<std::vect
 namespace {
 
 constexpr FrameFormat kOverfitFrame{{'N', 'T', 'C', 'O'}, "ntc overfitted stream"};
-constexpr uint8_t kOverfitVersion = 1;
+// Version 1: bilinear upsampling; version 2: a byte after the ARM's width says which upsampling
+// (0 bilinear, 1 learned taps). Bilinear streams are written as version 1, as before.
+constexpr uint8_t kOverfitVersion = 1, kOverfitVersionUp = 2;
 
 void write_header(BinWriter& w, const Stream& s) {
   const Arch& a = s.arch;
-  w.put<uint8_t>(kOverfitVersion);
+  w.put<uint8_t>(a.learned_up ? kOverfitVersionUp : kOverfitVersion);
   w.put<uint32_t>(uint32_t(a.height));
   w.put<uint32_t>(uint32_t(a.width));
   w.put<uint8_t>(uint8_t(a.channels));
   w.put<uint8_t>(uint8_t(a.levels));
   w.put<uint8_t>(uint8_t(a.syn_hidden));
   w.put<uint8_t>(uint8_t(a.arm_hidden));
+  if (a.learned_up) w.put<uint8_t>(1);
   w.put<float>(s.lambda);
   for (int g = 0; g < kGroups; ++g) {
     w.put<uint8_t>(uint8_t(s.net.step_exp[size_t(g)]));
@@ -239,7 +247,8 @@ void write_header(BinWriter& w, const Stream& s) {
 Stream parse_header(BinReader& r, const std::string& origin) {
   Stream s;
   const uint8_t version = r.get<uint8_t>();
-  if (version != kOverfitVersion) fail(origin, ": unsupported overfitted stream version ", int(version));
+  if (version != kOverfitVersion && version != kOverfitVersionUp)
+    fail(origin, ": unsupported overfitted stream version ", int(version));
   Arch& a = s.arch;
   const uint32_t h = r.get<uint32_t>(), w = r.get<uint32_t>();
   if (h < 1 || w < 1 || h > 65536 || w > 65536) fail(origin, ": corrupt overfitted stream: image size ", w, "x", h);
@@ -253,6 +262,11 @@ Stream parse_header(BinReader& r, const std::string& origin) {
   if (a.levels < 1 || a.levels > 8) fail(origin, ": corrupt overfitted stream: ", a.levels, " latent levels");
   if (a.syn_hidden < 1 || a.syn_hidden > kMaxHidden || a.arm_hidden < 1 || a.arm_hidden > kMaxHidden)
     fail(origin, ": corrupt overfitted stream: layer widths ", a.syn_hidden, ", ", a.arm_hidden);
+  if (version == kOverfitVersionUp) {
+    const uint8_t up = r.get<uint8_t>();
+    if (up != 1) fail(origin, ": corrupt overfitted stream: upsampling ", int(up));
+    a.learned_up = true;
+  }
   s.lambda = r.get<float>();
   for (int g = 0; g < kGroups; ++g) {
     s.net.step_exp[size_t(g)] = r.get<uint8_t>();
@@ -392,9 +406,11 @@ DecoderFlops decoder_flops(const Arch& a) {
   // ARM per latent: three layers of multiply-adds, biases and ReLUs.
   const double arm_one = 2 * (kContext * A + A * A + A * 2) + (A + A + 2) + 2 * A;
   f.arm = arm_one * double(a.latent_count()) / px;
-  double up = 0;  // each ×2 step: 3 FLOPs per output sample per axis
+  // Each ×2 step, per output sample per axis: 3 FLOPs bilinear, 7 with four learned taps.
+  const double per = a.learned_up ? 7.0 : 3.0;
+  double up = 0;
   for (int l = 1; l < a.levels; ++l)
-    for (int s = l; s > 0; --s) up += 3.0 * double(a.grid_h(s) * a.grid_w(s - 1) + a.grid_h(s - 1) * a.grid_w(s - 1));
+    for (int s = l; s > 0; --s) up += per * double(a.grid_h(s) * a.grid_w(s - 1) + a.grid_h(s - 1) * a.grid_w(s - 1));
   f.upsample = up / px;
   f.synthesis = 2 * (L * S + S * C) + S + C + S                     // 1×1 layers, biases, ReLU
                 + 2 * (2 * C * C * 9 + C + C) + C;                   // two residual 3×3 convs, ReLU

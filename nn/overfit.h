@@ -7,7 +7,8 @@
 //   ARM       every latent is coded with a Laplace(μ, b) predicted from 16 causal neighbours in
 //             its own grid (kContextOffsets; 0 outside) by an MLP 16 → A → A → 2 (ReLU; outputs μ,
 //             log b), shared by all grids; rANS with the tables of codec/laplace.h;
-//   upsample  ŷ_l is brought to H×W by l bilinear ×2 steps (lib/ops upsample2_plane);
+//   upsample  ŷ_l is brought to H×W by l ×2 steps (lib/ops upsample2_plane): bilinear, or with
+//             learned four-tap filters, one per step (Arch::learned_up);
 //   synthesis per pixel, 1×1 convs L → S (ReLU) → C, then two residual 3×3 convs C → C
 //             (x₁ = x₀ + conv₁(x₀), x₂ = x₁ + conv₂(ReLU(x₁)), zero padding), values in [0, 1];
 //   pixels    round(clip(255·x₂, 0, 255)); a grey image is written as three equal channels.
@@ -46,6 +47,9 @@ struct Arch {
   int levels = 7;    // 1…8
   int syn_hidden = 16;
   int arm_hidden = 8;
+  // Upsampling: false, bilinear (stream version 1); true, a learned four-tap filter for each ×2 step
+  // (lib/ops upsample2 with taps; version 2), shared by every grid that passes through that step.
+  bool learned_up = false;
   int64_t grid_h(int l) const { return (int64_t(height) + (int64_t(1) << l) - 1) >> l; }
   int64_t grid_w(int l) const { return (int64_t(width) + (int64_t(1) << l) - 1) >> l; }
   int64_t latent_count() const;
@@ -60,8 +64,11 @@ struct ParamSpec {
 // In stream order (1×1 convolutions, [out, in, 1, 1]): arm.w1 [A, 16, 1, 1], arm.b1 [A],
 // arm.w2 [A, A, 1, 1], arm.b2 [A], arm.w3 [2, A, 1, 1], arm.b3 [2],
 // syn.w1 [S, L, 1, 1], syn.b1 [S], syn.w2 [C, S, 1, 1], syn.b2 [C], syn.r1w [C, C, 3, 3], syn.r1b [C],
-// syn.r2w [C, C, 3, 3], syn.r2b [C].
+// syn.r2w [C, C, 3, 3], syn.r2b [C]; with learned upsampling then up.f1 … up.f{L−1} [4] (the
+// taps of the step from grid s to grid s − 1), synthesis weights.
 std::vector<ParamSpec> param_specs(const Arch& a);
+// Index in param_specs of the taps of the step from grid s to s − 1 (learned upsampling).
+inline size_t up_taps_index(int s) { return size_t(13 + s); }
 
 // The decoder's weights as floats (q·2^−e), in param_specs order.
 using WeightSet = std::vector<std::vector<float>>;

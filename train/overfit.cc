@@ -46,6 +46,11 @@ Net make_net(const ov::Arch& a, uint64_t seed, const Tensor& target) {
     if (bound > 0) rng.fill_uniform(t.data(), size_t(t.numel()), -bound, bound);
     if (s.name == "syn.b1" || s.name == "arm.b1" || s.name == "arm.b2")  // live ReLUs while the latents are 0
       rng.fill_uniform(t.data(), size_t(t.numel()), 0.f, 0.1f);
+    if (s.name.rfind("up.f", 0) == 0) {  // learned upsampling starts bilinear
+      t.data()[0] = 0.75f;
+      t.data()[1] = 0.25f;
+      t.data()[2] = t.data()[3] = 0.f;
+    }
     if (s.name == "syn.b2")  // start at the image's mean colour
       for (int64_t c = 0; c < a.channels; ++c) {
         const int64_t px = target.dim(2) * target.dim(3);
@@ -86,7 +91,9 @@ Terms forward(const Net& n, const Tensor& target, Quant q, float T, float noise,
     bits_total = bits_total.defined() ? add(bits_total, bits) : bits;
     // Upsampling to full resolution.
     Tensor u = yq;
-    for (int s = l; s > 0; --s) u = upsample2(u, a.grid_h(s - 1), a.grid_w(s - 1));
+    for (int s = l; s > 0; --s)
+      u = a.learned_up ? upsample2(u, a.grid_h(s - 1), a.grid_w(s - 1), w[ov::up_taps_index(s)])
+                       : upsample2(u, a.grid_h(s - 1), a.grid_w(s - 1));
     ups.push_back(u);
   }
   const Tensor x = concat_channels(ups);
@@ -280,6 +287,7 @@ OverfitResult overfit_encode(const Tensor& img, const OverfitOptions& o) {
   a.levels = o.levels;
   a.syn_hidden = o.syn_hidden;
   a.arm_hidden = o.arm_hidden;
+  a.learned_up = o.learned_up;
   const int64_t px = H * W;
   bool grey = true;
   for (int64_t i = 0; i < px && grey; ++i)

@@ -42,6 +42,7 @@ struct OverfitOptions {
   int eval_every = 100;          // soft phase: measure the hard-rounded loss this often (0: code the last state)
   uint64_t seed = 1;
   int levels = 7, syn_hidden = 16, arm_hidden = 8;
+  bool learned_up = false;  // learned four-tap upsampling filters (starting bilinear) instead of bilinear
   // Called every iteration: (done, total, loss of the last step); total = overfit_total_iters().
   std::function<void(int, int, double)> progress;
 };

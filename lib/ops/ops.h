@@ -124,6 +124,18 @@ Tensor upsample2(const Tensor& x, int64_t oh, int64_t ow);
 // overfitted streams calls these directly: their floats are the encoder's, bit for bit.
 void upsample2_plane(const float* in, int64_t h, int64_t w, float* out, int64_t oh, int64_t ow, float* tmp);
 void upsample2_plane_adj(const float* gout, int64_t oh, int64_t ow, float* gin, int64_t h, int64_t w, float* tmp);
+// Learned ×2 upsampling: four taps f per output sample and axis, separable (rows, then columns),
+// the same filter on both axes. Along an axis of n samples to o ∈ {2n−1, 2n}, output i reads
+// k = ⌊i/2⌋, its side's neighbour s = k − 1 (even i) or k + 1 (odd i), the other side's k − (s − k),
+// and k + 2(s − k), indexes clamped to [0, n):
+//   out[i] = ((f0·in[k] + f1·in[s]) + f2·in[2k − s]) + f3·in[2s − k]   (in this order)
+// f = (¾, ¼, 0, 0) is the bilinear step above (the same values). x [N,C,h,w], taps [4].
+Tensor upsample2(const Tensor& x, int64_t oh, int64_t ow, const Tensor& taps);
+// On one plane (the decoder's function too), and the adjoint: gin += Aᵀ·gout, and gf[q] += ∂/∂f_q
+// (in double; gf may be null); it needs the forward input `in`; tmp and gtmp hold h·ow floats each.
+void upsample2_plane(const float* in, int64_t h, int64_t w, const float* f, float* out, int64_t oh, int64_t ow, float* tmp);
+void upsample2_plane_adj(const float* in, int64_t h, int64_t w, const float* f, const float* gout, int64_t oh,
+                         int64_t ow, float* gin, double* gf, float* tmp, float* gtmp);
 // Soft rounding (Agustsson & Theis 2020) at temperature T: ⌊x⌋ + ½ + tanh(r/T) / (2·tanh(1/(2T))),
 // r = x − ⌊x⌋ − ½. Continuous, equal to x's nearest integer as T → 0, to x + const as T → ∞.
 Tensor soft_round(const Tensor& x, float T);

@@ -70,6 +70,110 @@ void upsample2_plane_adj(const float* gout, int64_t oh, int64_t ow, float* gin, 
   for (int64_t r = 0; r < h; ++r) up_line_adj(tmp + r * ow, ow, 1, gin + r * w, w, 1);
 }
 
+// ---- learned ×2 upsampling: four taps per output sample ------------------------------------------
+
+namespace {
+
+// The four inputs output i of an axis of n samples reads, in tap order: its own sample k = ⌊i/2⌋,
+// the neighbour on its side (k − 1 for even i, k + 1 for odd), the one on the other side, and the
+// one two away on its side; clamped to [0, n) (replicated edges).
+struct Taps4 {
+  int64_t j[4];
+};
+inline Taps4 taps_of(int64_t i, int64_t n) {
+  const int64_t k = i >> 1, d = (i & 1) ? 1 : -1;
+  auto cl = [n](int64_t v) { return std::clamp<int64_t>(v, 0, n - 1); };
+  return {{k, cl(k + d), cl(k - d), cl(k + 2 * d)}};
+}
+// ((f0·a + f1·b) + f2·c) + f3·d: four products and three sums in this order (no contraction).
+inline float tap_sum(const float* f, float a, float b, float c, float d) { return ((f[0] * a + f[1] * b) + f[2] * c) + f[3] * d; }
+
+// The row pass: tmp [h, ow] from in [h, w].
+void taps_rows(const float* in, int64_t h, int64_t w, const float* f, float* tmp, int64_t ow) {
+  for (int64_t i = 0; i < ow; ++i) {
+    const Taps4 t = taps_of(i, w);
+    for (int64_t r = 0; r < h; ++r) {
+      const float* x = in + r * w;
+      tmp[r * ow + i] = tap_sum(f, x[t.j[0]], x[t.j[1]], x[t.j[2]], x[t.j[3]]);
+    }
+  }
+}
+
+}  // namespace
+
+void upsample2_plane(const float* in, int64_t h, int64_t w, const float* f, float* out, int64_t oh, int64_t ow, float* tmp) {
+  check_up_len(h, oh);
+  check_up_len(w, ow);
+  taps_rows(in, h, w, f, tmp, ow);
+  for (int64_t i = 0; i < oh; ++i) {  // columns, a whole output row at a time
+    const Taps4 t = taps_of(i, h);
+    const float *a = tmp + t.j[0] * ow, *b = tmp + t.j[1] * ow, *c = tmp + t.j[2] * ow, *d = tmp + t.j[3] * ow;
+    float* o = out + i * ow;
+    for (int64_t col = 0; col < ow; ++col) o[col] = tap_sum(f, a[col], b[col], c[col], d[col]);
+  }
+}
+
+void upsample2_plane_adj(const float* in, int64_t h, int64_t w, const float* f, const float* gout, int64_t oh,
+                         int64_t ow, float* gin, double* gf, float* tmp, float* gtmp) {
+  check_up_len(h, oh);
+  check_up_len(w, ow);
+  taps_rows(in, h, w, f, tmp, ow);  // the row pass again: the column pass's input, for gf
+  std::fill(gtmp, gtmp + h * ow, 0.f);
+  for (int64_t i = 0; i < oh; ++i) {
+    const Taps4 t = taps_of(i, h);
+    const float* g = gout + i * ow;
+    for (int q = 0; q < 4; ++q) {
+      float* a = gtmp + t.j[q] * ow;
+      const float* x = tmp + t.j[q] * ow;
+      double acc = 0;
+      for (int64_t col = 0; col < ow; ++col) {
+        a[col] += f[q] * g[col];
+        acc += double(g[col]) * double(x[col]);
+      }
+      if (gf) gf[q] += acc;
+    }
+  }
+  for (int64_t r = 0; r < h; ++r) {
+    const float* g = gtmp + r * ow;
+    const float* x = in + r * w;
+    float* gi = gin + r * w;
+    for (int64_t i = 0; i < ow; ++i) {
+      const Taps4 t = taps_of(i, w);
+      for (int q = 0; q < 4; ++q) {
+        gi[t.j[q]] += f[q] * g[i];
+        if (gf) gf[q] += double(g[i]) * double(x[t.j[q]]);
+      }
+    }
+  }
+}
+
+Tensor upsample2(const Tensor& x, int64_t oh, int64_t ow, const Tensor& taps) {
+  NTC_CHECK(x.ndim() == 4, "upsample2: ", shape_str(x.shape()));
+  NTC_CHECK(taps.numel() == 4, "upsample2: taps ", shape_str(taps.shape()), ", want 4 values");
+  const int64_t P = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
+  check_up_len(h, oh);
+  check_up_len(w, ow);
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), oh, ow});
+  Buffer tmp(size_t(h * ow));
+  for (int64_t p = 0; p < P; ++p)
+    upsample2_plane(x.data() + p * h * w, h, w, taps.data(), y.data() + p * oh * ow, oh, ow, tmp.data());
+  count_flops("upsample2", 7 * P * (h * ow + oh * ow));
+  if (needs_grad({&x, &taps}))
+    record(y, "upsample2", {&x, &taps}, [x, taps, P, h, w, oh, ow](const float* gy) {
+      Buffer t(size_t(h * ow)), gt(size_t(h * ow)), gx(x.requires_grad() ? size_t(h * w) : 0);
+      double gf[4] = {0, 0, 0, 0};
+      for (int64_t p = 0; p < P; ++p) {
+        float* gin = x.requires_grad() ? x.grad_acc() + p * h * w : gx.data();
+        if (!x.requires_grad()) std::fill(gx.data(), gx.data() + h * w, 0.f);
+        upsample2_plane_adj(x.data() + p * h * w, h, w, taps.data(), gy + p * oh * ow, oh, ow, gin,
+                            taps.requires_grad() ? gf : nullptr, t.data(), gt.data());
+      }
+      if (taps.requires_grad())
+        for (int q = 0; q < 4; ++q) taps.grad_acc()[q] += float(gf[q]);
+    });
+  return y;
+}
+
 Tensor upsample2(const Tensor& x, int64_t oh, int64_t ow) {
   NTC_CHECK(x.ndim() == 4, "upsample2: ", shape_str(x.shape()));
   const int64_t P = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);

@@ -46,6 +46,7 @@ for size in "16 16" "33 17"; do
   "$tmp/image_seeds" data/samples/seeding.png 400 300 "$1" "$2" "$tmp/crop"
   "$ntc" --threads 1 encode "$tmp/crop/rgb.ppm" -o "$c/overfit/${1}x${2}.ntco" --iters 30 --quiet
 done
+"$ntc" --threads 1 encode "$tmp/crop/rgb.ppm" -o "$c/overfit/learned_33x17.ntco" --iters 30 --overfit-upsample learned --quiet
 printf 'P5\n12 9\n255\n' >"$tmp/grey.pgm" && head -c 108 /dev/zero | tr '\0' '\200' >>"$tmp/grey.pgm"
 "$ntc" --threads 1 encode "$tmp/grey.pgm" -o "$c/overfit/grey_12x9.ntco" --iters 30 --quiet
 
