@@ -20,11 +20,15 @@ void check_up_len(int64_t n, int64_t o) {
   NTC_CHECK(n >= 1 && (o == 2 * n || o == 2 * n - 1), "upsample2: ", n, " to ", o);
 }
 
+// The bilinear neighbour of output i of an axis of n samples: k − 1 for even i, k + 1 for odd i
+// (k = ⌊i/2⌋), clamped to [0, n).
+inline int64_t side_of(int64_t i, int64_t n) { return (i & 1) ? std::min((i >> 1) + 1, n - 1) : std::max<int64_t>((i >> 1) - 1, 0); }
+
 // One axis: in[n] → out[o] (o = 2n or 2n − 1), strided access so that rows and columns share it.
 // out[2k] = ¾·in[k] + ¼·in[k−1], out[2k+1] = ¾·in[k] + ¼·in[k+1], indexes clamped to [0, n).
 inline void up_line(const float* in, int64_t n, int64_t is, float* out, int64_t o, int64_t os) {
   for (int64_t i = 0; i < o; ++i) {
-    const int64_t k = i >> 1, nb = (i & 1) ? std::min(k + 1, n - 1) : std::max<int64_t>(k - 1, 0);
+    const int64_t k = i >> 1, nb = side_of(i, n);
     const float a = in[k * is], b = in[nb * is];
     out[i * os] = 0.75f * a + 0.25f * b;  // two products and one sum (no contraction: -ffp-contract=off)
   }
@@ -32,7 +36,7 @@ inline void up_line(const float* in, int64_t n, int64_t is, float* out, int64_t 
 // The adjoint of up_line: gin[n] += Aᵀ gout[o].
 inline void up_line_adj(const float* gout, int64_t o, int64_t os, float* gin, int64_t n, int64_t is) {
   for (int64_t i = 0; i < o; ++i) {
-    const int64_t k = i >> 1, nb = (i & 1) ? std::min(k + 1, n - 1) : std::max<int64_t>(k - 1, 0);
+    const int64_t k = i >> 1, nb = side_of(i, n);
     gin[k * is] += 0.75f * gout[i * os];
     gin[nb * is] += 0.25f * gout[i * os];
   }
@@ -49,7 +53,7 @@ void upsample2_plane(const float* in, int64_t h, int64_t w, float* out, int64_t 
   check_up_len(w, ow);
   for (int64_t r = 0; r < h; ++r) up_line(in + r * w, w, 1, tmp + r * ow, ow, 1);  // rows: [h, ow]
   for (int64_t i = 0; i < oh; ++i) {                                                 // columns
-    const int64_t k = i >> 1, nb = (i & 1) ? std::min(k + 1, h - 1) : std::max<int64_t>(k - 1, 0);
+    const int64_t k = i >> 1, nb = side_of(i, h);
     const float *a = tmp + k * ow, *b = tmp + nb * ow;
     float* o = out + i * ow;
     for (int64_t c = 0; c < ow; ++c) o[c] = 0.75f * a[c] + 0.25f * b[c];
@@ -61,7 +65,7 @@ void upsample2_plane_adj(const float* gout, int64_t oh, int64_t ow, float* gin, 
   check_up_len(w, ow);
   std::fill(tmp, tmp + h * ow, 0.f);
   for (int64_t i = 0; i < oh; ++i) {
-    const int64_t k = i >> 1, nb = (i & 1) ? std::min(k + 1, h - 1) : std::max<int64_t>(k - 1, 0);
+    const int64_t k = i >> 1, nb = side_of(i, h);
     const float* g = gout + i * ow;
     float *a = tmp + k * ow, *b = tmp + nb * ow;
     for (int64_t c = 0; c < ow; ++c) a[c] += 0.75f * g[c];
