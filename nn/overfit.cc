@@ -21,7 +21,8 @@ const std::array<std::pair<int, int>, kContext> kContextOffsets = {{
     {-1, -3}, {-1, -2}, {-1, -1}, {-1, 0}, {-1, 1}, {-1, 2}, {-1, 3},  //
     {0, -4}, {0, -3}, {0, -2}, {0, -1},
 }};
-const char* const kGroupNames[kGroups] = {"arm weights", "arm biases", "synthesis weights", "synthesis biases"};
+const char* const kGroupNames[kGroups] = {"arm weights", "arm biases", "synthesis weights", "synthesis biases",
+                                          "upsampling taps"};
 
 std::vector<std::pair<int, int>> context_offsets() { return {kContextOffsets.begin(), kContextOffsets.end()}; }
 
@@ -39,7 +40,7 @@ std::vector<ParamSpec> param_specs(const Arch& a) {
                               {"syn.b2", {C}, 3},           {"syn.r1w", {C, C, 3, 3}, 2}, {"syn.r1b", {C}, 3},
                               {"syn.r2w", {C, C, 3, 3}, 2}, {"syn.r2b", {C}, 3}};
   if (a.learned_up)
-    for (int s = 1; s < L; ++s) p.push_back({"up.f" + std::to_string(s), {4}, 2});
+    for (int s = 1; s < L; ++s) p.push_back({"up.f" + std::to_string(s), {4}, kUpGroup});
   return p;
 }
 
@@ -238,7 +239,7 @@ void write_header(BinWriter& w, const Stream& s) {
   w.put<uint8_t>(uint8_t(a.arm_hidden));
   if (a.learned_up) w.put<uint8_t>(1);
   w.put<float>(s.lambda);
-  for (int g = 0; g < kGroups; ++g) {
+  for (int g = 0; g < a.groups(); ++g) {
     w.put<uint8_t>(uint8_t(s.net.step_exp[size_t(g)]));
     w.put<uint8_t>(uint8_t(s.net.eg_order[size_t(g)]));
   }
@@ -268,10 +269,11 @@ Stream parse_header(BinReader& r, const std::string& origin) {
     a.learned_up = true;
   }
   s.lambda = r.get<float>();
-  for (int g = 0; g < kGroups; ++g) {
+  for (int g = 0; g < a.groups(); ++g) {
     s.net.step_exp[size_t(g)] = r.get<uint8_t>();
     s.net.eg_order[size_t(g)] = r.get<uint8_t>();
-    if (s.net.step_exp[size_t(g)] > 24 || s.net.eg_order[size_t(g)] > 24)
+    if (s.net.step_exp[size_t(g)] > 24 || s.net.eg_order[size_t(g)] > 24 ||
+        (g == kUpGroup && s.net.step_exp[size_t(g)] < kUpMinStepExp))
       fail(origin, ": corrupt overfitted stream: quantisation of the ", kGroupNames[g]);
   }
   return s;
@@ -283,16 +285,23 @@ bool is_overfit_stream(const uint8_t* data, size_t size) {
   return size >= 4 && std::memcmp(data, kOverfitFrame.magic, 4) == 0;
 }
 
-std::array<int, kGroups> best_eg_orders(const Arch& a, const std::vector<std::vector<int32_t>>& q) {
+int32_t coded_base(const ParamSpec& spec, size_t j, int e) {
+  if (spec.group != kUpGroup) return 0;
+  NTC_CHECK(e >= kUpMinStepExp && e <= 24, "coded_base: step exponent ", e);
+  return j % 4 == 0 ? int32_t(3) << (e - 2) : j % 4 == 1 ? int32_t(1) << (e - 2) : 0;  // ¾, ¼ at step 2^−e
+}
+
+std::array<int, kGroups> best_eg_orders(const Arch& a, const QuantNet& net) {
   const auto specs = param_specs(a);
   std::array<int, kGroups> best{};
-  for (int g = 0; g < kGroups; ++g) {
+  for (int g = 0; g < a.groups(); ++g) {
     size_t best_bits = SIZE_MAX;
     for (int k = 0; k <= 24; ++k) {
       size_t bits = 0;
       for (size_t i = 0; i < specs.size(); ++i)
         if (specs[i].group == g)
-          for (int32_t v : q[i]) bits += codec::exp_golomb_bits(v, k);
+          for (size_t j = 0; j < net.q[i].size(); ++j)
+            bits += codec::exp_golomb_bits(net.q[i][j] - coded_base(specs[i], j, net.step_exp[size_t(g)]), k);
       if (bits < best_bits) {
         best_bits = bits;
         best[size_t(g)] = k;
@@ -306,7 +315,9 @@ size_t weight_bits(const Arch& a, const QuantNet& net) {
   const auto specs = param_specs(a);
   size_t bits = 0;
   for (size_t i = 0; i < specs.size(); ++i)
-    for (int32_t v : net.q[i]) bits += codec::exp_golomb_bits(v, net.eg_order[size_t(specs[i].group)]);
+    for (size_t j = 0; j < net.q[i].size(); ++j)
+      bits += codec::exp_golomb_bits(net.q[i][j] - coded_base(specs[i], j, net.step_exp[size_t(specs[i].group)]),
+                                     net.eg_order[size_t(specs[i].group)]);
   return bits;
 }
 
@@ -319,7 +330,9 @@ std::vector<uint8_t> write_stream(const Stream& s) {
   codec::BitWriter bw;
   for (size_t i = 0; i < specs.size(); ++i) {
     NTC_CHECK(int64_t(s.net.q[i].size()) == numel_of(specs[i].shape), "write_stream: ", specs[i].name);
-    for (int32_t v : s.net.q[i]) codec::put_exp_golomb(bw, v, s.net.eg_order[size_t(specs[i].group)]);
+    const int g = specs[i].group;
+    for (size_t j = 0; j < s.net.q[i].size(); ++j)
+      codec::put_exp_golomb(bw, s.net.q[i][j] - coded_base(specs[i], j, s.net.step_exp[size_t(g)]), s.net.eg_order[size_t(g)]);
   }
   const std::vector<uint8_t> wbytes = bw.finish();
   w.put<uint32_t>(uint32_t(wbytes.size()));
@@ -361,11 +374,12 @@ Stream read_stream(const uint8_t* data, size_t size, const std::string& origin, 
   codec::BitReader br(wp, wlen);
   s.net.q.resize(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {
-    const int k = s.net.eg_order[size_t(specs[i].group)];
+    const int g = specs[i].group, k = s.net.eg_order[size_t(g)], e = s.net.step_exp[size_t(g)];
     s.net.q[i].resize(size_t(numel_of(specs[i].shape)));
-    for (int32_t& v : s.net.q[i]) {
-      v = codec::get_exp_golomb(br, k);
+    for (size_t j = 0; j < s.net.q[i].size(); ++j) {
+      const int64_t v = int64_t(codec::get_exp_golomb(br, k)) + coded_base(specs[i], j, e);
       if (v <= -(1 << 30) || v >= (1 << 30)) fail(origin, ": corrupt overfitted stream: a weight is out of range");
+      s.net.q[i][j] = int32_t(v);
     }
   }
   if (br.size_bits() - br.pos() >= 8) fail(origin, ": corrupt overfitted stream: bytes left after the weights");

@@ -36,7 +36,10 @@ constexpr int kContext = 16;
 extern const std::array<std::pair<int, int>, kContext> kContextOffsets;
 std::vector<std::pair<int, int>> context_offsets();
 
-constexpr int kGroups = 4;  // ARM weights, ARM biases, synthesis weights, synthesis biases
+// Quantisation groups: ARM weights, ARM biases, synthesis weights, synthesis biases, and (learned
+// upsampling only) the upsampling taps. Each has its step and Exp-Golomb order.
+constexpr int kGroups = 5;
+constexpr int kUpGroup = 4;
 extern const char* const kGroupNames[kGroups];
 
 constexpr int kMaxHidden = 64;  // the widest synthesis and ARM layers a stream may declare
@@ -53,6 +56,7 @@ struct Arch {
   int64_t grid_h(int l) const { return (int64_t(height) + (int64_t(1) << l) - 1) >> l; }
   int64_t grid_w(int l) const { return (int64_t(width) + (int64_t(1) << l) - 1) >> l; }
   int64_t latent_count() const;
+  int groups() const { return learned_up ? 5 : 4; }  // quantisation groups in use
 };
 
 // One parameter tensor of the per-image decoder: its name, shape and quantisation group.
@@ -65,7 +69,7 @@ struct ParamSpec {
 // arm.w2 [A, A, 1, 1], arm.b2 [A], arm.w3 [2, A, 1, 1], arm.b3 [2],
 // syn.w1 [S, L, 1, 1], syn.b1 [S], syn.w2 [C, S, 1, 1], syn.b2 [C], syn.r1w [C, C, 3, 3], syn.r1b [C],
 // syn.r2w [C, C, 3, 3], syn.r2b [C]; with learned upsampling then up.f1 … up.f{L−1} [4] (the
-// taps of the step from grid s to grid s − 1), synthesis weights.
+// taps of the step from grid s to grid s − 1), group kUpGroup.
 std::vector<ParamSpec> param_specs(const Arch& a);
 // Index in param_specs of the taps of the step from grid s to s − 1 (learned upsampling).
 inline size_t up_taps_index(int s) { return size_t(13 + s); }
@@ -74,6 +78,8 @@ inline size_t up_taps_index(int s) { return size_t(13 + s); }
 using WeightSet = std::vector<std::vector<float>>;
 
 // The quantised network: integers and, per group, the step exponent and the Exp-Golomb order.
+// The upsampling taps are coded as their difference from the bilinear taps (¾, ¼, 0, 0) at their
+// step (which is at least ¼, so that those are integers): see coded_base.
 struct QuantNet {
   std::vector<std::vector<int32_t>> q;  // param_specs order
   std::array<int, kGroups> step_exp{};  // step 2^-e, e in 0…24
@@ -120,7 +126,13 @@ Stream read_stream_header(const uint8_t* data, size_t size, const std::string& o
 // Bits of the weights of `net` as coded (exactly what write_stream spends on them).
 size_t weight_bits(const Arch& a, const QuantNet& net);
 // The best Exp-Golomb order of every group for the given integers.
-std::array<int, kGroups> best_eg_orders(const Arch& a, const std::vector<std::vector<int32_t>>& q);
+std::array<int, kGroups> best_eg_orders(const Arch& a, const QuantNet& net);
+// What element j of parameter tensor `spec` is coded relative to, at step 2^−e: 0, or for the
+// upsampling taps the bilinear tap (¾, ¼, 0, 0 as integers; e ≥ kUpMinStepExp). The stream holds
+// q − coded_base(…) for each integer q.
+int32_t coded_base(const ParamSpec& spec, size_t j, int e);
+// The smallest step exponent of the upsampling taps' group.
+constexpr int kUpMinStepExp = 2;
 
 // FLOPs per pixel of the per-image decoder, by part (the paper's convention: a multiply-add is 2).
 struct DecoderFlops {

@@ -385,6 +385,29 @@ TEST(Overfit, LearnedUpsamplingStreams) {
     reseal_frame(v);
     EXPECT_THROW(ov::decode(v.data(), v.size(), "t", 1 << 20), Error) << int(bad);
   }
+  for (uint8_t bad : {0, 1, 25}) {  // the taps' step exponent (the fifth group's, offset 30): 2 … 24
+    std::vector<uint8_t> v = r.bytes;
+    v[30] = bad;
+    reseal_frame(v);
+    EXPECT_THROW(ov::decode(v.data(), v.size(), "t", 1 << 20), Error) << int(bad);
+  }
+  // The taps are coded as their difference from bilinear: fewer bits than the integers themselves
+  // would take at any Exp-Golomb order.
+  const auto specs = ov::param_specs(s.arch);
+  const int e_up = s.net.step_exp[ov::kUpGroup], k_up = s.net.eg_order[ov::kUpGroup];
+  EXPECT_GE(e_up, ov::kUpMinStepExp);
+  size_t coded = 0, raw_best = SIZE_MAX;
+  for (size_t i = 0; i < specs.size(); ++i)
+    if (specs[i].group == ov::kUpGroup)
+      for (size_t j = 0; j < 4; ++j) coded += codec::exp_golomb_bits(s.net.q[i][j] - ov::coded_base(specs[i], j, e_up), k_up);
+  for (int k = 0; k <= 24; ++k) {
+    size_t raw = 0;
+    for (size_t i = 0; i < specs.size(); ++i)
+      if (specs[i].group == ov::kUpGroup)
+        for (int32_t q : s.net.q[i]) raw += codec::exp_golomb_bits(q, k);
+    raw_best = std::min(raw_best, raw);
+  }
+  EXPECT_LT(coded, raw_best);
   std::vector<uint8_t> v1 = r.bytes;
   v1[4] = 1;
   reseal_frame(v1);

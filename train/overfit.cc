@@ -212,7 +212,7 @@ Coded code_with(const Net& n, const std::vector<std::vector<int32_t>>& latents, 
     for (size_t j = 0; j < q.size(); ++j)
       q[j] = int32_t(std::clamp(std::nearbyint(std::ldexp(double(v[j]), e[size_t(specs[i].group)])), -1073741823.0, 1073741823.0));
   }
-  c.s.net.eg_order = ov::best_eg_orders(n.a, c.s.net.q);
+  c.s.net.eg_order = ov::best_eg_orders(n.a, c.s.net);
   c.bytes = ov::write_stream(c.s);
   c.recon = ov::synthesize(n.a, c.s.net.dequantize(n.a), latents);
   const double px = double(n.a.height) * n.a.width;
@@ -233,10 +233,10 @@ Coded quantise_and_code(const Net& n, const Tensor& img, double lambda) {
       v[i] = int32_t(std::clamp(std::nearbyint(double(y.data()[i])), -16777216.0, 16777216.0));
     latents.push_back(std::move(v));
   }
-  std::array<int, ov::kGroups> e = {8, 10, 8, 10};
+  std::array<int, ov::kGroups> e = {8, 10, 8, 10, 8};
   Coded best = code_with(n, latents, e, img, lambda);
   for (int sweep = 0; sweep < 2; ++sweep)
-    for (int g = 0; g < ov::kGroups; ++g) {
+    for (int g = 0; g < n.a.groups(); ++g) {
       std::vector<std::array<int, ov::kGroups>> cands;
       for (int cand = 2; cand <= 16; ++cand)
         if (cand != e[size_t(g)]) {
