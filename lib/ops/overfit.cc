@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/kernels.h"
 #include "lib/alloc.h"
@@ -92,13 +93,22 @@ inline Taps4 taps_of(int64_t i, int64_t n) {
 // ((f0·a + f1·b) + f2·c) + f3·d: four products and three sums in this order (no contraction).
 inline float tap_sum(const float* f, float a, float b, float c, float d) { return ((f[0] * a + f[1] * b) + f[2] * c) + f[3] * d; }
 
-// The row pass: tmp [h, ow] from in [h, w].
+// taps_of for every output of an axis.
+std::vector<Taps4> axis_taps(int64_t o, int64_t n) {
+  std::vector<Taps4> t(static_cast<size_t>(o));
+  for (int64_t i = 0; i < o; ++i) t[size_t(i)] = taps_of(i, n);
+  return t;
+}
+
+// The row pass: tmp [h, ow] from in [h, w], a row at a time.
 void taps_rows(const float* in, int64_t h, int64_t w, const float* f, float* tmp, int64_t ow) {
-  for (int64_t i = 0; i < ow; ++i) {
-    const Taps4 t = taps_of(i, w);
-    for (int64_t r = 0; r < h; ++r) {
-      const float* x = in + r * w;
-      tmp[r * ow + i] = tap_sum(f, x[t.j[0]], x[t.j[1]], x[t.j[2]], x[t.j[3]]);
+  const std::vector<Taps4> ts = axis_taps(ow, w);
+  for (int64_t r = 0; r < h; ++r) {
+    const float* x = in + r * w;
+    float* o = tmp + r * ow;
+    for (int64_t i = 0; i < ow; ++i) {
+      const Taps4& t = ts[size_t(i)];
+      o[i] = tap_sum(f, x[t.j[0]], x[t.j[1]], x[t.j[2]], x[t.j[3]]);
     }
   }
 }
@@ -137,12 +147,13 @@ void upsample2_plane_adj(const float* in, int64_t h, int64_t w, const float* f, 
       if (gf) gf[q] += acc;
     }
   }
+  const std::vector<Taps4> ts = axis_taps(ow, w);
   for (int64_t r = 0; r < h; ++r) {
     const float* g = gtmp + r * ow;
     const float* x = in + r * w;
     float* gi = gin + r * w;
     for (int64_t i = 0; i < ow; ++i) {
-      const Taps4 t = taps_of(i, w);
+      const Taps4& t = ts[size_t(i)];
       for (int q = 0; q < 4; ++q) {
         gi[t.j[q]] += f[q] * g[i];
         if (gf) gf[q] += double(g[i]) * double(x[t.j[q]]);
