@@ -207,10 +207,10 @@ Coded code_with(const Net& n, const std::vector<std::vector<int32_t>>& latents, 
   c.s.net.q.resize(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {
     const float* v = n.w[i].data();
-    auto& q = c.s.net.q[i];
+    auto& q = c.s.net.q[i];  // within ±2^29: codable, also as a difference from a bilinear tap
     q.resize(size_t(n.w[i].numel()));
     for (size_t j = 0; j < q.size(); ++j)
-      q[j] = int32_t(std::clamp(std::nearbyint(std::ldexp(double(v[j]), e[size_t(specs[i].group)])), -1073741823.0, 1073741823.0));
+      q[j] = int32_t(std::clamp(std::nearbyint(std::ldexp(double(v[j]), e[size_t(specs[i].group)])), -536870911.0, 536870911.0));
   }
   c.s.net.eg_order = ov::best_eg_orders(n.a, c.s.net);
   c.bytes = ov::write_stream(c.s);
