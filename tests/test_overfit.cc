@@ -297,6 +297,18 @@ train::OverfitOptions quick(int iters) {
   return o;
 }
 
+// The stream decodes to `want` under every SIMD target this CPU runs and on 1 and 3 threads.
+void expect_decodes_everywhere(const std::vector<uint8_t>& bytes, const std::vector<float>& want) {
+  for (int64_t target : test::simd_targets()) {
+    test::ForceTarget ft(target);
+    for (int threads : {1, 3}) {
+      set_num_threads(threads);
+      EXPECT_EQ(ov::decode(bytes.data(), bytes.size(), "t", 1 << 20).to_vector(), want) << target << " " << threads;
+    }
+  }
+  set_num_threads(0);
+}
+
 TEST(Overfit, ATinyImageOverfits) {
   const Tensor img = test_image(16, 24);
   train::OverfitOptions o = quick(150);
@@ -326,14 +338,7 @@ TEST(Overfit, DecodingGivesTheEncodersReconstructionEverywhere) {
   EXPECT_EQ(last, 70);
   const std::vector<float> want = r.recon.to_vector();
   EXPECT_EQ(ov::decode(r.bytes.data(), r.bytes.size(), "t", 1 << 20).to_vector(), want);
-  for (int64_t target : test::simd_targets()) {
-    test::ForceTarget ft(target);
-    for (int threads : {1, 3}) {
-      set_num_threads(threads);
-      EXPECT_EQ(ov::decode(r.bytes.data(), r.bytes.size(), "t", 1 << 20).to_vector(), want) << target << " " << threads;
-    }
-  }
-  set_num_threads(0);
+  expect_decodes_everywhere(r.bytes, want);
   // The stream is canonical: read and written back, it is the same bytes.
   const ov::Stream s = ov::read_stream(r.bytes.data(), r.bytes.size(), "t", 1 << 20);
   EXPECT_EQ(ov::write_stream(s), r.bytes);
@@ -351,14 +356,7 @@ TEST(Overfit, LearnedUpsamplingStreams) {
   ASSERT_GE(r.bytes.size(), 5u);
   EXPECT_EQ(r.bytes[4], 2);  // the version
   const std::vector<float> want = r.recon.to_vector();
-  for (int64_t target : test::simd_targets()) {
-    test::ForceTarget ft(target);
-    for (int threads : {1, 3}) {
-      set_num_threads(threads);
-      EXPECT_EQ(ov::decode(r.bytes.data(), r.bytes.size(), "t", 1 << 20).to_vector(), want) << target << " " << threads;
-    }
-  }
-  set_num_threads(0);
+  expect_decodes_everywhere(r.bytes, want);
   const ov::Stream s = ov::read_stream(r.bytes.data(), r.bytes.size(), "t", 1 << 20);
   EXPECT_TRUE(s.arch.learned_up);
   EXPECT_EQ(ov::write_stream(s), r.bytes);
