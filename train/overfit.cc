@@ -224,7 +224,8 @@ Coded code_with(const Net& n, const std::vector<std::vector<int32_t>>& latents, 
 
 // Rounds the latents and searches the step exponents group by group (two sweeps). A group's
 // candidates are coded side by side on the threads, then compared in candidate order, keeping a
-// later one only when strictly better: the choice of the serial search, whatever the thread count.
+// later one only when strictly better: the choice of the serial search, whatever the thread count
+// (code_with is deterministic, so coding the winner again gives the stream that was measured).
 Coded quantise_and_code(const Net& n, const Tensor& img, double lambda) {
   std::vector<std::vector<int32_t>> latents;
   for (const Tensor& y : n.latents) {
@@ -243,17 +244,26 @@ Coded quantise_and_code(const Net& n, const Tensor& img, double lambda) {
           cands.push_back(e);
           cands.back()[size_t(g)] = cand;
         }
-      std::vector<Coded> coded(cands.size());
+      // Costs only (a candidate's stream and image are dropped as soon as it is measured: a large
+      // image's candidates together would hold hundreds of MB); the winner is coded again.
+      std::vector<double> cost(cands.size());
       ThreadErrors errors;
 #pragma omp parallel for schedule(dynamic)
       for (long i = 0; i < long(cands.size()); ++i)
-        errors.run([&] { coded[size_t(i)] = code_with(n, latents, cands[size_t(i)], img, lambda); });
+        errors.run([&] { cost[size_t(i)] = code_with(n, latents, cands[size_t(i)], img, lambda).cost; });
       errors.rethrow();
+      size_t win = cands.size();
+      double win_cost = best.cost;
       for (size_t i = 0; i < cands.size(); ++i)
-        if (coded[i].cost < best.cost) {
-          best = std::move(coded[i]);
-          e = cands[i];
+        if (cost[i] < win_cost) {
+          win = i;
+          win_cost = cost[i];
         }
+      if (win < cands.size()) {
+        e = cands[win];
+        best = code_with(n, latents, e, img, lambda);
+        NTC_CHECK(best.cost == win_cost, "quantise_and_code: coding is not deterministic");
+      }
     }
   return best;
 }
