@@ -14,6 +14,8 @@
 #include <fstream>
 
 #include "codec/laplace.h"
+#include "kernels/kernels.h"
+#include "kernels/overfit_math.h"
 #include "lib/common.h"
 #include "lib/fileio.h"
 #include "lib/framed.h"
@@ -164,6 +166,86 @@ TEST(OverfitOps, SoftRoundLimitsAndFiniteDifferences) {
   EXPECT_GT(gradcheck("soft_round", {rand_tensor({3, 7}, 3, -3, 3)},
                       [](const std::vector<Tensor>& in) { return soft_round(in[0], 0.3f); }, {1e-3, 2e-2, 1e-3, 48}),
             0);
+}
+
+// The encoder's fp32 transcendentals (kernels/overfit_math.h): exp and log2 against double over
+// their ranges; soft rounding and the Laplace rate against their double-precision definitions; the
+// AVX2 kernels and their scalar twins give the same bits, over lengths that leave every tail.
+TEST(OverfitOps, TranscendentalKernelsAreAccurateAndTheirTwinsAgree) {
+  double worst_exp = 0, worst_log = 0;
+  for (double x = -87; x <= 88; x += 0.0173) {
+    const double want = std::exp(double(float(x)));
+    worst_exp = std::max(worst_exp, std::fabs(k::exp_approx(float(x)) / want - 1));
+  }
+  EXPECT_LT(worst_exp, 4e-7);  // a few ulp (float's ulp is 1.2e-7 relative)
+  for (double x = 1e-30; x <= 1e30; x *= 1.0137) {
+    const float f = float(x);
+    worst_log = std::max(worst_log, std::fabs(double(k::log2_approx(f)) - std::log2(double(f))));
+  }
+  EXPECT_LT(worst_log, 1e-5);  // absolute: up to |log2| = 100, a few ulp of the result
+  EXPECT_EQ(k::exp_approx(0.f), 1.f);
+  EXPECT_EQ(k::log2_approx(1.f), 0.f);
+  EXPECT_EQ(k::log2_approx(0.25f), -2.f);
+  EXPECT_GT(k::exp_approx(-1000.f), 0.f);  // clamped: a normal float, never 0 or a denormal
+  EXPECT_TRUE(std::isfinite(k::exp_approx(1000.f)));
+
+  const bool saved_ref = k::use_reference_kernels();  // on in the scalar build
+  k::set_reference_kernels(false);
+  Rng rng(12);
+  for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(29), size_t(1000)}) {
+    std::vector<float> x(n), yv(n), mu(n), lb(n);
+    rng.fill_uniform(x.data(), n, -40, 40);
+    rng.fill_uniform(mu.data(), n, -20, 20);
+    rng.fill_uniform(lb.data(), n, -4, 5.5f);  // past both ends of [−3, 4.5]
+    for (size_t i = 0; i < n; ++i) yv[i] = std::round(mu[i] + x[i] * 0.5f);  // some far out: the floor
+    for (float T : {0.3f, 0.1f, 1e-3f, 5.f}) {
+      std::vector<float> y1(n), d1(n), y2(n), d2(n);
+      k::soft_round(x.data(), n, T, y1.data(), d1.data());
+      k::ref::soft_round(x.data(), n, T, y2.data(), d2.data());
+      EXPECT_EQ(y1, y2) << n << " T " << T;
+      EXPECT_EQ(d1, d2) << n << " T " << T;
+      const double norm = 1 / (2 * std::tanh(0.5 / T));
+      for (size_t i = 0; i < n; ++i) {
+        const double v = x[i], fl = std::floor(v), t = std::tanh((v - fl - 0.5) / T);
+        EXPECT_NEAR(y1[i], fl + 0.5 + t * norm, 4e-6 * (1 + std::fabs(v))) << v << " T " << T;
+        EXPECT_NEAR(d1[i], (1 - t * t) / T * norm, 1e-5 * (1 + (1 - t * t) / T * norm)) << v << " T " << T;
+      }
+    }
+    std::vector<float> b1(n), gy1(n), gm1(n), gl1(n), b2(n), gy2(n), gm2(n), gl2(n);
+    k::laplace_bits(yv.data(), mu.data(), lb.data(), n, -3, 4.5f, b1.data(), gy1.data(), gm1.data(), gl1.data());
+    k::ref::laplace_bits(yv.data(), mu.data(), lb.data(), n, -3, 4.5f, b2.data(), gy2.data(), gm2.data(), gl2.data());
+    EXPECT_EQ(b1, b2) << n;
+    EXPECT_EQ(gy1, gy2) << n;
+    EXPECT_EQ(gm1, gm2) << n;
+    EXPECT_EQ(gl1, gl2) << n;
+    int floored = 0, clamped = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double l = std::clamp(double(lb[i]), -3.0, 4.5), s = std::exp(l), m = mu[i];
+      auto cdf = [&](double t) { return t < m ? 0.5 * std::exp((t - m) / s) : 1 - 0.5 * std::exp(-(t - m) / s); };
+      const double P = cdf(yv[i] + 0.5) - cdf(yv[i] - 0.5);
+      if (P < 1.01e-9) {  // the floor
+        if (P < 0.99e-9) {
+          ++floored;
+          EXPECT_EQ(gy1[i], 0.f);
+          EXPECT_NEAR(b1[i], -std::log2(1e-9), 1e-5);
+        }
+        continue;
+      }
+      EXPECT_NEAR(b1[i], -std::log2(P), 1e-4 + 2e-6 * s) << yv[i] << " " << m << " " << l;
+      // ∂bits/∂y by a central difference in double
+      const double h = 1e-4;
+      const double Pp = cdf(yv[i] + h + 0.5) - cdf(yv[i] + h - 0.5), Pm = cdf(yv[i] - h + 0.5) - cdf(yv[i] - h - 0.5);
+      const double dy = (-std::log2(Pp) + std::log2(Pm)) / (2 * h);
+      EXPECT_NEAR(gy1[i], dy, 1e-3 * (1 + std::fabs(dy))) << yv[i] << " " << m << " " << l;
+      EXPECT_EQ(gm1[i], -gy1[i]);
+      if (lb[i] < -3 || lb[i] > 4.5f) {
+        ++clamped;
+        EXPECT_EQ(gl1[i], 0.f);
+      }
+    }
+    if (n == 1000) EXPECT_TRUE(floored > 10 && clamped > 10) << floored << " floored, " << clamped << " clamped";
+  }
+  k::set_reference_kernels(saved_ref);
 }
 
 TEST(OverfitOps, CausalContextGathersItsNeighboursAndScattersBack) {

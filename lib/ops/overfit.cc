@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "kernels/overfit_math.h"
 #include "lib/alloc.h"
 #include "lib/common.h"
 #include "lib/flops.h"
@@ -16,6 +17,8 @@
 namespace ntc {
 
 namespace {
+
+constexpr size_t kElementBlock = 4096;  // elements per block of the element-wise kernels' threads
 
 void check_up_len(int64_t n, int64_t o) {
   NTC_CHECK(n >= 1 && (o == 2 * n || o == 2 * n - 1), "upsample2: ", n, " to ", o);
@@ -211,12 +214,13 @@ Tensor soft_round(const Tensor& x, float T) {
   const size_t n = size_t(x.numel());
   Tensor y = Tensor::empty(x.shape());
   Buffer d(n);
-  const float norm = float(1.0 / (2.0 * std::tanh(0.5 / double(T)))), invT = 1.f / T;
-#pragma omp parallel for schedule(static) if (n > 65536)  // element by element: any thread count
-  for (size_t i = 0; i < n; ++i) {  // in float: training only (the decoder never soft-rounds)
-    const float v = x.data()[i], fl = std::floor(v), r = v - fl - 0.5f, t = std::tanh(r * invT);
-    y.data()[i] = fl + 0.5f + t * norm;
-    d.data()[i] = (1 - t * t) * invT * norm;
+  // In fp32 (kernels/overfit_math.h: training only, the decoder never soft-rounds), element by
+  // element in blocks over the threads: the same values for any thread count.
+  const int64_t blocks = int64_t((n + kElementBlock - 1) / kElementBlock);
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t j = 0; j < blocks; ++j) {
+    const size_t i = size_t(j) * kElementBlock, m = std::min(kElementBlock, n - i);
+    k::soft_round(x.data() + i, m, T, y.data() + i, d.data() + i);
   }
   count_flops("soft_round", 8 * int64_t(n));
   if (needs_grad({&x}))
@@ -270,35 +274,16 @@ Tensor laplace_bits(const Tensor& y, const Tensor& mu, const Tensor& logb, float
   NTC_CHECK(mu.numel() == y.numel() && logb.numel() == y.numel(), "laplace_bits: ", shape_str(y.shape()), " ",
             shape_str(mu.shape()), " ", shape_str(logb.shape()));
   NTC_CHECK(logb_min < logb_max, "laplace_bits: log-scale range");
-  constexpr double kMinP = 1e-9;  // about 30 bits: the floor of a symbol's probability
   Tensor bits = Tensor::empty(y.shape());
   Buffer gy(n), gmu(n), gl(n);  // ∂bits/∂y, ∂bits/∂μ, ∂bits/∂log b
-  const float* yv = y.data();
-  const float* mv = mu.data();
-  const float* lv = logb.data();
+  // In fp32 with the probability floored at 1e-9 (kernels/overfit_math.h), element by element in
+  // blocks over the threads.
+  const int64_t blocks = int64_t((n + kElementBlock - 1) / kElementBlock);
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (size_t i = 0; i < n; ++i) {
-    const bool inside = lv[i] >= logb_min && lv[i] <= logb_max;
-    const double lb = std::clamp(double(lv[i]), double(logb_min), double(logb_max)), b = std::exp(lb);
-    const double u = (double(yv[i]) + 0.5 - mv[i]) / b, l = (double(yv[i]) - 0.5 - mv[i]) / b;  // in units of b
-    const double eu = std::exp(-std::abs(u)), el = std::exp(-std::abs(l));
-    double P;
-    if (l >= 0) P = 0.5 * (el - eu);
-    else if (u <= 0) P = 0.5 * (eu - el);
-    else P = 1 - 0.5 * el - 0.5 * eu;
-    const double fu = 0.5 * eu / b, fl = 0.5 * el / b;  // densities at the interval's ends
-    if (P < kMinP) {
-      bits.data()[i] = float(-std::log2(kMinP));
-      gy.data()[i] = gmu.data()[i] = gl.data()[i] = 0.f;
-      continue;
-    }
-    bits.data()[i] = float(-std::log2(P));
-    const double dbdP = -1 / (P * std::log(2.0));
-    const double dPdy = fu - fl;                              // ∂P/∂y; ∂P/∂μ = −∂P/∂y
-    const double dPdlb = -(u * b * fu - l * b * fl);          // ∂P/∂log b = b·∂P/∂b
-    gy.data()[i] = float(dbdP * dPdy);
-    gmu.data()[i] = float(-dbdP * dPdy);
-    gl.data()[i] = inside ? float(dbdP * dPdlb) : 0.f;
+  for (int64_t j = 0; j < blocks; ++j) {
+    const size_t i = size_t(j) * kElementBlock, m = std::min(kElementBlock, n - i);
+    k::laplace_bits(y.data() + i, mu.data() + i, logb.data() + i, m, logb_min, logb_max, bits.data() + i,
+                    gy.data() + i, gmu.data() + i, gl.data() + i);
   }
   count_flops("laplace_bits", 30 * int64_t(n));
   if (needs_grad({&y, &mu, &logb}))
