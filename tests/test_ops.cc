@@ -323,7 +323,7 @@ TEST(Ops, PointwiseKernelAndTwinGiveTheSameBits) {
   k::set_reference_kernels(false);
   Rng rng(71);
   for (auto [Cin, Cout] : {std::pair{7, 16}, std::pair{16, 3}, std::pair{1, 1}, std::pair{5, 9}, std::pair{33, 2}})
-    for (int64_t P : {int64_t(1), int64_t(15), int64_t(16), int64_t(37), int64_t(300)}) {
+    for (int64_t P : {int64_t(1), int64_t(15), int64_t(16), int64_t(37), int64_t(300), int64_t(777), int64_t(8197)}) {
       const int64_t ld = P + 3;  // rows of a wider image
       std::vector<float> x(size_t(Cin) * ld), dy(size_t(Cout) * ld), w(size_t(Cout) * Cin), b(static_cast<size_t>(Cout));
       for (auto* v : {&x, &dy, &w, &b}) rng.fill_uniform(v->data(), v->size(), -1, 1);
