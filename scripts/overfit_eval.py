@@ -3,7 +3,8 @@
 against WebP and ntc's amortised default model on the same images, with encode times.
 
   scripts/overfit_eval.py --images A.png B.png ... --out DIR [--crop 256] [--lambdas 0.0016,0.0064,0.0256]
-                          [--iters 6000] [--widths SYN,ARM] [--threads 1] [--jobs 1] [--ntc build/ntc]
+                          [--iters 6000] [--widths SYN,ARM] [--upsample bilinear|learned] [--threads 1]
+                          [--jobs 1] [--ntc build/ntc]
   scripts/overfit_eval.py --merge DIR1 DIR2 ... --out DIR   (runs of the same settings on different
                           images, e.g. two halves run side by side on one thread each: one summary)
 
@@ -15,14 +16,20 @@ summary. Needs ImageMagick's `convert` (PNG → PPM) and WebP's cwebp/dwebp.
 --jobs N runs N overfitted encodes at a time (each with --threads threads): on a 2-core machine
 --jobs 2 --threads 1 keeps both cores busy with the image × rate encodes, in one run and one summary.
 Each encode's time is then its own wall-clock, beside the others.
+
+Every finished encode is appended to DIR/overfit_rows.jsonl with its settings at once, and a run
+started again with the same settings and DIR takes those rows instead of encoding them again, so a
+run that is stopped loses only the encodes under way.
 """
 import argparse
 import concurrent.futures
+import hashlib
 import json
 import math
 import os
 import subprocess
 import sys
+import threading
 import time
 
 
@@ -86,6 +93,8 @@ def main():
     ap.add_argument("--lambdas", default="0.0016,0.0064,0.0256")
     ap.add_argument("--iters", type=int, default=6000)
     ap.add_argument("--widths", default="", help="the decoder's hidden widths SYN,ARM (ntc's default if empty)")
+    ap.add_argument("--upsample", default="bilinear", choices=["bilinear", "learned"],
+                    help="the overfitted decoder's upsampling (ntc's --overfit-upsample)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=1, help="overfitted encodes run at a time")
     ap.add_argument("--ntc", default="build/ntc")
@@ -103,14 +112,15 @@ def main():
         meta = None
         for d in a.merge:
             m = json.load(open(os.path.join(d, "summary.json")))
-            dflt = {"widths": "16,8", "threads": 1}  # summaries written before these were recorded
-            key = {k: m.get(k, dflt.get(k)) for k in ("iters", "widths", "crop", "lambdas", "threads")}
+            dflt = {"widths": "16,8", "threads": 1, "upsample": "bilinear"}  # summaries written before these were recorded
+            key = {k: m.get(k, dflt.get(k)) for k in ("iters", "widths", "upsample", "crop", "lambdas", "threads")}
             if meta is not None and key != meta:
                 raise SystemExit("%s: other settings than %s (%s against %s)" % (d, a.merge[0], key, meta))
             meta = key
             for rows, name in ((ov_rows, "overfit"), (webp_rows, "webp"), (am_rows, "amortised")):
                 rows.extend(json.load(open(os.path.join(d, name + ".json")))["images"])
-        a.iters, a.widths, a.crop, lambdas, a.threads = meta["iters"], meta["widths"], meta["crop"], meta["lambdas"], meta["threads"]
+        a.iters, a.widths, a.upsample, a.crop, lambdas, a.threads = (meta["iters"], meta["widths"], meta["upsample"],
+                                                                     meta["crop"], meta["lambdas"], meta["threads"])
         a.images = [rows[0]["image"] for rows in ov_rows]
         return summarise(a, lambdas, ov_rows, webp_rows, am_rows, tmp)
     if a.jobs < 1:
@@ -127,16 +137,36 @@ def main():
         write_ppm(src, cw, ch, crop)
         crops.append((base, src, crop, cw * ch))
 
+    settings = {"iters": a.iters, "widths": a.widths or "16,8", "upsample": a.upsample, "crop": a.crop,
+                "threads": a.threads, "ntc_sha256": hashlib.sha256(open(a.ntc, "rb").read()).hexdigest()}
+    rows_path = os.path.join(a.out, "overfit_rows.jsonl")
+    earlier = {}  # (image, λ) -> a row of an earlier run with these settings
+    if os.path.exists(rows_path):
+        for line in open(rows_path):
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a kill
+            if r.get("settings") == settings:
+                earlier[(r["image"], r["lambda"])] = r
+    lock = threading.Lock()
+
     def overfit_one(i, lam):
         base, src, crop, npx = crops[i]
+        if (base, lam) in earlier:
+            print("# %s at %g: from %s" % (base, lam, rows_path), file=sys.stderr, flush=True)
+            return {k: v for k, v in earlier[(base, lam)].items() if k != "settings"}
         s = os.path.join(tmp, "%s_%g.ntco" % (base, lam))
         d = os.path.join(tmp, "%s_%g.ppm" % (base, lam))
         t = run([a.ntc, "--threads", str(a.threads), "encode", src, "-o", s, "--iters", str(a.iters), "--lambda", str(lam), "--quiet"]
-                + (["--overfit-widths", a.widths] if a.widths else []))
+                + (["--overfit-widths", a.widths] if a.widths else [])
+                + (["--overfit-upsample", a.upsample] if a.upsample != "bilinear" else []))
         td = run([a.ntc, "--threads", "1", "decode", s, "-o", d])
         row = {"image": base, "lambda": lam, "bpp": 8 * os.path.getsize(s) / npx, "psnr": psnr(crop, load(d)[2]),
                "encode_s": t, "decode_s": td}
         print(json.dumps(row), flush=True)
+        with lock, open(rows_path, "a") as f:
+            f.write(json.dumps(dict(row, settings=settings)) + "\n")
         return row
 
     tasks = [(i, lam) for i in range(len(crops)) for lam in lambdas]
@@ -174,7 +204,7 @@ def summarise(a, lambdas, ov_rows, webp_rows, am_rows, tmp):
         per.append({"image": os.path.basename(img), "vs_webp": bd(a.ntc, one(webp_rows, "w"), o, tmp),
                     "vs_amortised": bd(a.ntc, one(am_rows, "a"), o, tmp)})
     summary = {
-        "iters": a.iters, "widths": a.widths or "16,8", "crop": a.crop, "lambdas": lambdas, "threads": a.threads,
+        "iters": a.iters, "widths": a.widths or "16,8", "upsample": a.upsample, "crop": a.crop, "lambdas": lambdas, "threads": a.threads,
         "jobs": getattr(a, "jobs", 1),
         "bd_rate_vs_webp_of_means": bd(a.ntc, wp, ov, tmp),
         "bd_rate_vs_amortised_of_means": bd(a.ntc, am, ov, tmp),
