@@ -23,7 +23,8 @@ BLAS_INC := $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-openmp
 CPPFLAGS := -I. $(if $(BLAS_INC),-I$(BLAS_INC)) -I/usr/include/stb
 CXXFLAGS := -std=c++20 $(OPT) $(ARCH) -g -fPIC -fopenmp -ffp-contract=off -Wall -Wextra -Wno-unused-parameter -Wno-restrict -MMD -MP $(EXTRA)
 LDFLAGS  := -fopenmp $(EXTRA)
-LDLIBS   := -lopenblas -lhwy -lhwy_contrib -lstb -lz -lpthread -lm
+# OpenBLAS is not linked: lib/blas.cc opens it when first used (most processes never do).
+LDLIBS   := -lhwy -lhwy_contrib -lstb -lz -lpthread -lm
 
 # Open MPI (data-parallel `mpirun -np N ntc train`, train/dist.h): only cli/mpi_comm.cc sees
 # <mpi.h>, and only the ntc binary links libmpi; without mpicxx that file builds without MPI.

@@ -9,7 +9,6 @@
 // Every layer's forward is spot-checked against a direct double-precision sum before timing.
 // --precision bf16 runs the conv2d layers' products on bf16 operands (as `ntc train --precision
 // bf16` runs the analysis transforms); the transposed convolutions are always fp32.
-#include <cblas.h>
 
 #include <algorithm>
 #include <chrono>
@@ -107,9 +106,9 @@ double sgemm_gflops(int reps) {
   Buffer A(size_t(G) * G), B(size_t(G) * G), C(size_t(G) * G);
   rng.fill_uniform(A.data(), A.size(), -1, 1);
   rng.fill_uniform(B.data(), B.size(), -1, 1);
-  openblas_set_num_threads(T);  // (the OpenMP build follows the OpenMP count anyway)
+  blas::set_num_threads(T);  // (the OpenMP build follows the OpenMP count anyway)
   const double t = median_time([&] {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, G, G, 1.f, A.data(), G, B.data(), G, 0.f, C.data(), G);
+    blas::sgemm(false, false, G, G, G, 1.f, A.data(), G, B.data(), G, 0.f, C.data(), G);
   }, reps, 1.0);
   set_num_threads(T);
   return 2.0 * G * G * G / t * 1e-9;

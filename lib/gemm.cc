@@ -1,6 +1,5 @@
 #include "lib/gemm.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
+#include "lib/blas.h"
 #include "lib/common.h"
 #include "lib/threads.h"
 
@@ -32,11 +32,11 @@ bool use_ntc_kernel() {
 // OpenBLAS's OpenMP build picks its thread count at every call from omp_get_max_threads(), and
 // runs serially only inside an active parallel region. Outside one, this thread's OpenMP count is
 // set to 1 for the duration of the call, so a tile is always one single-threaded sgemm.
-void serial_sgemm(CBLAS_TRANSPOSE oa, CBLAS_TRANSPOSE ob, int m, int n, int k, float alpha, const float* a, int lda,
+void serial_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
                   const float* b, int ldb, float beta, float* c, int ldc) {
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (threads > 1) omp_set_num_threads(1);
-  cblas_sgemm(CblasRowMajor, oa, ob, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  blas::sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (threads > 1) omp_set_num_threads(threads);
 }
 
@@ -136,10 +136,11 @@ void reserve_blas_buffers() {
   const int T = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (use_ntc_kernel() || T <= reserved.load()) return;
   constexpr int n = 128;  // large enough for OpenBLAS's buffered path
+  blas::load();
 #pragma omp parallel num_threads(T)
   {
     std::vector<float> a(size_t(n) * n, 0.f), c(size_t(n) * n);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, a.data(), n, 0.f, c.data(), n);
+    blas::sgemm(false, false, n, n, n, 1.f, a.data(), n, a.data(), n, 0.f, c.data(), n);
   }
   int r = reserved.load();
   while (r < T && !reserved.compare_exchange_weak(r, T)) {
@@ -186,7 +187,7 @@ void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, in
   int mt = M;
   if (n_tiles < kTargetTiles) mt = std::min(M, std::max(16, round_up(ceil_div(M, ceil_div(kTargetTiles, n_tiles)), 16)));
   const int m_tiles = ceil_div(M, mt), tiles = m_tiles * n_tiles;
-  const auto oa = ta ? CblasTrans : CblasNoTrans, ob = tb ? CblasTrans : CblasNoTrans;
+  blas::load();  // here, not first inside the parallel region
   ThreadErrors errors;
 #pragma omp parallel for schedule(dynamic) if (tiles > 1 && !omp_in_parallel())
   for (int t = 0; t < tiles; ++t) errors.run([&] {
@@ -194,7 +195,7 @@ void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, in
     const int mi = std::min(mt, M - i0), nj = std::min(nt, N - j0);
     const float* a = ta ? A + i0 : A + int64_t(i0) * lda;
     const float* b = tb ? B + int64_t(j0) * ldb : B + j0;
-    serial_sgemm(oa, ob, mi, nj, K, alpha, a, lda, b, ldb, beta, C + int64_t(i0) * ldc + j0, ldc);
+    serial_sgemm(ta, tb, mi, nj, K, alpha, a, lda, b, ldb, beta, C + int64_t(i0) * ldc + j0, ldc);
   });
   errors.rethrow();
 }

@@ -610,6 +610,29 @@ TEST(Cli, TargetFlagForcesTheSimdTarget) {
   const std::string loaded_s(loaded.begin(), loaded.end());
   EXPECT_NE(loaded_s.find("libc.so"), std::string::npos) << loaded_s;
   EXPECT_EQ(loaded_s.find("libhwy"), std::string::npos) << loaded_s;
+  EXPECT_EQ(loaded_s.find("libopenblas"), std::string::npos) << loaded_s;  // opened when first used (lib/blas.h)
+  ASSERT_EQ(b.run("--gemm openblas version"), 0) << b.err();
+  EXPECT_NE(out().find("GEMM openblas, OpenBLAS "), std::string::npos) << out();
+  // A library of that name without OpenBLAS's functions (zlib under its name, found first through
+  // LD_LIBRARY_PATH): a one-line error where OpenBLAS is needed, nothing where it is not.
+  const std::string fake = b.dir + "/fakeblas";
+  fs::create_directories(fake);
+  std::error_code ec;
+  fs::copy_file("/lib/x86_64-linux-gnu/libz.so.1", fake + "/libopenblas.so.0", ec);
+  if (!ec) {
+    const std::string env = "LD_LIBRARY_PATH=" + fake + " ";
+    auto run_env = [&](const std::string& args) {
+      const int st = std::system((env + b.bin + " " + args + " >" + b.dir + "/out.txt 2>" + b.dir + "/err.txt").c_str());
+      return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+    };
+    EXPECT_EQ(run_env("--gemm openblas version"), 1);
+    const std::string e = b.err();
+    EXPECT_NE(e.find("ntc: error: OpenBLAS (libopenblas.so.0) has no cblas_sgemm"), std::string::npos) << e;
+    EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << e;
+    EXPECT_EQ(run_env("--gemm ntc bench overfit --size 32x32 --iters 10 --json"), 1);  // reports OpenBLAS's kernels
+    EXPECT_EQ(run_env("--gemm ntc info " + b.dir + "/missing.ntc"), 1);
+    EXPECT_EQ(b.err().find("OpenBLAS"), std::string::npos) << b.err();  // never opened
+  }
   const char* cannot = "--target avx2 bench train --config light --batch 1 --crop 64 --reps 1 --precision bf16";
   EXPECT_EQ(b.run(cannot), 1);  // a runtime error: this target cannot run bf16 products
   EXPECT_NE(b.err().find("ntc: error:"), std::string::npos) << b.err();
