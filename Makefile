@@ -26,16 +26,19 @@ LDFLAGS  := -fopenmp $(EXTRA)
 # OpenBLAS is not linked: lib/blas.cc opens it when first used (most processes never do).
 LDLIBS   := -lhwy -lhwy_contrib -lstb -lz -lpthread -lm
 
-# Open MPI (data-parallel `mpirun -np N ntc train`, train/dist.h): only cli/mpi_comm.cc sees
-# <mpi.h>, and only the ntc binary links libmpi; without mpicxx that file builds without MPI.
+# Open MPI (data-parallel `mpirun -np N ntc train`, train/dist.h): only cli/mpi_plugin.cc sees
+# <mpi.h>; it is built into $(BUILD)/libntc_mpi.so, linked with libmpi, which the ntc binary opens
+# only when mpirun starts it (cli/launch.cc), so no other process loads libmpi. Without mpicxx
+# there is no plugin, and ntc refuses to run as one of several ranks.
 MPICXX    := $(shell command -v mpicxx 2>/dev/null)
 ifneq ($(MPICXX),)
 MPI_CPPFLAGS := $(shell $(MPICXX) --showme:compile) -DNTC_HAVE_MPI=1 -DOMPI_SKIP_MPICXX=1
 MPI_LDLIBS   := $(filter-out -lmpi_cxx,$(shell $(MPICXX) --showme:link))
+MPI_PLUGIN   := $(BUILD)/libntc_mpi.so
 endif
 
 LIB_SRC   := $(wildcard lib/*.cc lib/ops/*.cc kernels/*.cc nn/*.cc codec/*.cc train/*.cc)
-CLI_SRC   := $(wildcard cli/*.cc bench/*.cc)
+CLI_SRC   := $(filter-out cli/mpi_plugin.cc,$(wildcard cli/*.cc bench/*.cc))
 TEST_SRC  := $(wildcard tests/*.cc) tests/fuzz/targets.cc
 
 LIB_OBJ   := $(LIB_SRC:%.cc=$(BUILD)/%.o)
@@ -50,7 +53,7 @@ SONAME      := libntc.so.$(SOVERSION)
 SONAME_FULL := libntc.so.$(VERSION)
 
 .PHONY: all test bench asan scalar deps clean run fuzz fuzz-build fuzz-bins install uninstall
-all: $(BUILD)/ntc $(BUILD)/$(SONAME_FULL)
+all: $(BUILD)/ntc $(BUILD)/$(SONAME_FULL) $(MPI_PLUGIN)
 
 $(BUILD)/$(SONAME_FULL): $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
@@ -64,9 +67,12 @@ $(BUILD)/libntc.a: $(LIB_OBJ)
 # cli/hwy_runtime.cc defines what ntc's Highway code needs of libhwy.so, so that the binary does
 # not load it (its start-up costs 3.9 ms a process); --as-needed drops it from the binary's list.
 $(BUILD)/ntc: $(CLI_OBJ) $(BUILD)/libntc.a
-	$(CXX) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libntc.a -Wl,--as-needed $(LDLIBS) $(MPI_LDLIBS)
+	$(CXX) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libntc.a -Wl,--as-needed $(LDLIBS)
 
-$(BUILD)/cli/mpi_comm.o: CPPFLAGS += $(MPI_CPPFLAGS)
+$(BUILD)/libntc_mpi.so: $(BUILD)/cli/mpi_plugin.o
+	$(CXX) $(LDFLAGS) -shared -o $@ $^ $(MPI_LDLIBS)
+
+$(BUILD)/cli/mpi_plugin.o: CPPFLAGS += $(MPI_CPPFLAGS)
 
 $(BUILD)/ntc_tests: $(TEST_OBJ) $(BUILD)/libntc.a
 	$(CXX) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libntc.a -lgtest $(LDLIBS)
@@ -76,7 +82,7 @@ $(BUILD)/%.o: %.cc
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
 
 # The whole suite; prints 'tests: N passed, N failed, N skipped' as its last line.
-test: $(BUILD)/ntc_tests $(BUILD)/ntc $(BUILD)/$(SONAME_FULL)
+test: $(BUILD)/ntc_tests $(BUILD)/ntc $(BUILD)/$(SONAME_FULL) $(MPI_PLUGIN)
 	NTC_BIN=$(BUILD)/ntc NTC_LIBRARY=$(BUILD)/libntc.so $(BUILD)/ntc_tests $(TEST_ARGS)
 
 bench: $(BUILD)/ntc
@@ -122,6 +128,7 @@ install: all
 	install -d $(INSTALL_ROOT)/bin $(INSTALL_ROOT)/lib/pkgconfig $(INSTALL_ROOT)/include/ntc \
 	  $(INSTALL_ROOT)/share/ntc/models $(INSTALL_ROOT)/share/ntc/configs $(INSTALL_ROOT)/share/man/man1
 	install -m 755 $(BUILD)/ntc $(INSTALL_ROOT)/bin/ntc
+	$(if $(MPI_PLUGIN),install -d $(INSTALL_ROOT)/lib/ntc && install -m 755 $(MPI_PLUGIN) $(INSTALL_ROOT)/lib/ntc/libntc_mpi.so)
 	install -m 755 $(BUILD)/$(SONAME_FULL) $(INSTALL_ROOT)/lib/$(SONAME_FULL)
 	ln -sf $(SONAME_FULL) $(INSTALL_ROOT)/lib/$(SONAME)
 	ln -sf $(SONAME) $(INSTALL_ROOT)/lib/libntc.so
@@ -136,7 +143,7 @@ uninstall:
 	rm -f $(INSTALL_ROOT)/bin/ntc $(INSTALL_ROOT)/lib/$(SONAME_FULL) $(INSTALL_ROOT)/lib/$(SONAME) \
 	  $(INSTALL_ROOT)/lib/libntc.so $(INSTALL_ROOT)/lib/libntc.a $(INSTALL_ROOT)/include/ntc/ntc.h \
 	  $(INSTALL_ROOT)/lib/pkgconfig/ntc.pc $(INSTALL_ROOT)/share/man/man1/ntc.1
-	rm -rf $(INSTALL_ROOT)/share/ntc
+	rm -rf $(INSTALL_ROOT)/share/ntc $(INSTALL_ROOT)/lib/ntc
 	-rmdir $(INSTALL_ROOT)/include/ntc 2>/dev/null
 
 deps:
@@ -145,4 +152,4 @@ deps:
 clean:
 	rm -rf build build-asan build-scalar build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(wildcard $(BUILD)/tests/fuzz/*.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(wildcard $(BUILD)/cli/mpi_plugin.d) $(wildcard $(BUILD)/tests/fuzz/*.d)

@@ -1,5 +1,6 @@
-// launch — running a command as one rank of an mpirun job (cli/mpi_comm.cc, the only file of ntc
-// that includes <mpi.h>; built with Open MPI where `mpicxx` is found, else without it).
+// launch — running a command as one rank of an mpirun job: through the MPI plugin
+// (cli/mpi_plugin.cc, build/libntc_mpi.so, built where `mpicxx` is found), which the binary opens
+// only when mpirun started it.
 #pragma once
 #include <functional>
 #include <string>
@@ -12,7 +13,7 @@ namespace ntc::cli {
 
 // True when this process was started by mpirun (Open MPI's or PMIx's environment variables).
 bool launched_by_mpirun();
-// Whether this build can join an MPI job.
+// Whether this ntc can join an MPI job (its MPI plugin is found and loads).
 bool built_with_mpi();
 
 // Runs body with the job's communicator when started by mpirun (MPI initialised before, finalised

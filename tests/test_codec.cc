@@ -611,6 +611,23 @@ TEST(Cli, TargetFlagForcesTheSimdTarget) {
   EXPECT_NE(loaded_s.find("libc.so"), std::string::npos) << loaded_s;
   EXPECT_EQ(loaded_s.find("libhwy"), std::string::npos) << loaded_s;
   EXPECT_EQ(loaded_s.find("libopenblas"), std::string::npos) << loaded_s;  // opened when first used (lib/blas.h)
+  EXPECT_EQ(loaded_s.find("libmpi"), std::string::npos) << loaded_s;       // opened under mpirun (cli/launch.cc)
+  // A copy of the binary without the MPI plugin beside it, told by the environment that it is one
+  // of two ranks: a one-line refusal that says why; as the only rank it runs alone.
+  const std::string lone = b.dir + "/lone";
+  fs::create_directories(lone);
+  fs::copy_file(b.bin, lone + "/ntc", fs::copy_options::overwrite_existing);
+  const std::string train = " bench train --config light --batch 1 --crop 64 --reps 1 >" + b.dir + "/out.txt 2>" + b.dir + "/err.txt";
+  int st = std::system(("OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 " + lone + "/ntc" + train).c_str());
+  EXPECT_EQ(WEXITSTATUS(st), 1);
+  {
+    const std::string e = b.err();
+    EXPECT_NE(e.find("ntc: error: this ntc cannot run as one of several ranks: libntc_mpi.so is not next to the binary"),
+              std::string::npos) << e;
+    EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << e;
+  }
+  st = std::system(("OMPI_COMM_WORLD_SIZE=1 OMPI_COMM_WORLD_RANK=0 " + lone + "/ntc" + train).c_str());
+  EXPECT_EQ(WEXITSTATUS(st), 0) << b.err();
   ASSERT_EQ(b.run("--gemm openblas version"), 0) << b.err();
   EXPECT_NE(out().find("GEMM openblas, OpenBLAS "), std::string::npos) << out();
   // A library of that name without OpenBLAS's functions (zlib under its name, found first through

@@ -2,8 +2,8 @@
 //
 // The communicator (`Comm`) is an interface: this header, and everything in libntc, knows nothing
 // of MPI. A single process uses `single_process_comm()`; `ntc` launched by `mpirun` builds an MPI
-// communicator in cli/mpi_comm.cc (the one file that includes <mpi.h>, compiled only where Open MPI
-// is installed).
+// communicator in cli/mpi_plugin.cc (the one file that includes <mpi.h>, built into
+// build/libntc_mpi.so only where Open MPI is installed, and opened only under mpirun).
 //
 // Why the weights come out bit for bit the same for any number of ranks N (the "exact" reduction):
 //  * The unit of work is one image. Rank r of N takes images [r·B/N, (r+1)·B/N) of every global

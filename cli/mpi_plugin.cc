@@ -1,27 +1,26 @@
-#include "cli/launch.h"
+// The MPI plugin (build/libntc_mpi.so): ntc's communicator over Open MPI for `mpirun -np N ntc
+// train` (train/dist.h). The only file of ntc that includes <mpi.h>; built, with libmpi linked, where
+// `mpicxx` is found. The ntc binary opens it with dlopen only when mpirun started it
+// (cli/launch.cc), so no other process loads libmpi and the libraries it pulls in (about 0.8 ms of
+// CPU a process). Errors are std::runtime_error (the binary prints them as one line); nothing here
+// refers to a symbol of the binary.
+#include <mpi.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
+#include <functional>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
-#include "lib/common.h"
 #include "train/dist.h"
 
-#ifdef NTC_HAVE_MPI
-#include <mpi.h>
-#endif
-
 namespace ntc::cli {
-
-bool launched_by_mpirun() {
-  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_RANK");
-}
-
-#ifdef NTC_HAVE_MPI
-bool built_with_mpi() { return true; }
+namespace mpi_plugin {
 
 namespace {
 
@@ -62,7 +61,8 @@ class MpiComm final : public train::Comm {
     std::vector<MPI_Request> r(1);
     MPI_Ibcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD, &r[0]);
     wait(r, "receiving rank 0's checkpoint");
-    if (n > (uint64_t(1) << 40)) fail("rank 0 announced a ", n, "-byte checkpoint");
+    if (n > (uint64_t(1) << 40))
+      throw std::runtime_error("rank 0 announced a " + std::to_string(n) + "-byte checkpoint");
     b.resize(size_t(n));
     for (size_t at = 0; at < b.size();) {
       const int c = int(std::min<size_t>(b.size() - at, size_t(1) << 30));
@@ -110,11 +110,10 @@ class MpiComm final : public train::Comm {
 }  // namespace
 
 int run_as_rank(double timeout_s, const std::function<int(train::Comm*)>& body) {
-  if (!launched_by_mpirun()) return body(nullptr);
   int provided = 0;
   // Only the main thread calls MPI (OpenMP threads compute in between).
   if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
-    fail("cannot join the MPI job (MPI_Init_thread failed)");
+    throw std::runtime_error("cannot join the MPI job (MPI_Init_thread failed)");
   int rc = 1;
   {
     MpiComm comm(timeout_s);
@@ -134,18 +133,11 @@ int run_as_rank(double timeout_s, const std::function<int(train::Comm*)>& body) 
   return rc;
 }
 
-#else  // built without MPI
-
-bool built_with_mpi() { return false; }
-
-int run_as_rank(double, const std::function<int(train::Comm*)>& body) {
-  auto more_than_one = [](const char* v) { return std::getenv(v) && std::atoi(std::getenv(v)) > 1; };
-  if (more_than_one("OMPI_COMM_WORLD_SIZE") || more_than_one("PMI_SIZE") || more_than_one("PMIX_SIZE"))
-    fail("this ntc was built without MPI, so it cannot run as one of several ranks "
-         "(install libopenmpi-dev and openmpi-bin, e.g. with `make deps`, then rebuild)");
-  return body(nullptr);
-}
-
-#endif
-
+}  // namespace mpi_plugin
 }  // namespace ntc::cli
+
+// The entry point the binary looks up (cli/launch.cc): runs body as one rank of the job, MPI
+// initialised before and finalised after.
+extern "C" int ntc_mpi_run_as_rank(double timeout_s, const std::function<int(ntc::train::Comm*)>* body) {
+  return ntc::cli::mpi_plugin::run_as_rank(timeout_s, *body);
+}
