@@ -45,11 +45,19 @@ TEST(Container, Crc32KnownValue) {
   Rng rng(9);
   std::vector<uint8_t> v(5000);
   for (auto& b : v) b = uint8_t(rng.uniform() * 256);
-  for (size_t n : {0, 1, 7, 8, 31, 32, 33, 255, 1000, 4999, 5000}) {
+  // (and around the carry-less path's sizes: 64 bytes and more, folded 64 and 16 at a time, the
+  // rest by zlib; at every alignment of the start)
+  for (size_t n : {0, 1, 7, 8, 31, 32, 33, 63, 64, 65, 79, 80, 127, 128, 129, 143, 144, 191, 255, 1000, 4999, 5000}) {
     EXPECT_EQ(crc32(v.data(), n), bitwise(v.data(), n)) << n;
     EXPECT_EQ(crc32(v.data() + n / 3, n - n / 3, crc32(v.data(), n / 3)), bitwise(v.data(), n)) << n;
+    for (size_t off = 1; off < 16 && n + off <= v.size(); off += 5)
+      EXPECT_EQ(crc32(v.data() + off, n), bitwise(v.data() + off, n)) << n << " at +" << off;
   }
+  std::vector<uint8_t> zeros(300, 0), ones(300, 0xff);  // the stream of all zeros and all ones
+  EXPECT_EQ(crc32(zeros.data(), 300), bitwise(zeros.data(), 300));
+  EXPECT_EQ(crc32(ones.data(), 300), bitwise(ones.data(), 300));
   EXPECT_EQ(crc32(nullptr, 0), 0u);
+  EXPECT_EQ(crc32(v.data(), 0, 0x1234abcdu), 0x1234abcdu);  // no bytes: the running value goes on
 }
 
 TEST(Container, EveryTruncationIsAnError) {
