@@ -84,6 +84,26 @@ LoadedModel load(const std::string& arg) {
   return m;
 }
 
+// The model a stream names, when --model is not given: the shipped family whose file has the
+// stream's model hash (the default family first, so the usual case reads one file), each file
+// hashed before it is parsed; the default family when none matches (ntc 0.2 streams, whose hash
+// is the older one, are accepted by the caller, and another model's stream is refused there).
+LoadedModel load_for_stream(uint64_t stream_hash) {
+  for (const Family& f : kFamilies) {
+    const std::string path = nn::model_dir() + "/" + f.file;
+    if (!std::ifstream(path).good()) continue;
+    const FileBytes bytes = read_file_bytes(path);
+    const uint64_t h = nn::model_hash(bytes.data(), bytes.size());
+    if (h != stream_hash) continue;
+    LoadedModel m;
+    m.path = path;
+    m.model = nn::deserialize_model(bytes.data(), bytes.size(), path);
+    m.hash = h;
+    return m;
+  }
+  return load("");
+}
+
 // The identity streams made by ntc 0.2 and earlier carry (FNV-1a of the file): computed only for such a
 // stream, from the file read again.
 uint64_t legacy_hash(const LoadedModel& m) {
@@ -287,14 +307,12 @@ int cmd_decode(const std::vector<std::string>& argv) {
       std::fprintf(stderr, "%s: %ldx%ld, overfitted stream decoded in %.3f s\n", out.c_str(), long(img.dim(3)), long(img.dim(2)), t1 - t0);
     return 0;
   }
-  LoadedModel lm = load(a.str("model"));
-  uint64_t expect = lm.hash;
-  {  // a PNG too large to write is refused before the (long) decode, not after it
-    const codec::Container c = codec::read_container(bytes.data(), bytes.size(), in == "-" ? "stdin" : in);
-    if (format == "png" && !png_writable(c.width, c.height))
-      fail("decode: the stream holds a ", c.width, "x", c.height, " image, too large for PNG output; decode to .ppm");
-    expect = nn::accepted_model_hash(c.model_hash, lm.hash, [&] { return legacy_hash(lm); });  // ntc 0.2 streams too
-  }
+  const codec::Container c = codec::read_container(bytes.data(), bytes.size(), in == "-" ? "stdin" : in);
+  // (a PNG too large to write is refused before the (long) decode, not after it)
+  if (format == "png" && !png_writable(c.width, c.height))
+    fail("decode: the stream holds a ", c.width, "x", c.height, " image, too large for PNG output; decode to .ppm");
+  LoadedModel lm = a.has("model") ? load(a.str("model")) : load_for_stream(c.model_hash);
+  const uint64_t expect = nn::accepted_model_hash(c.model_hash, lm.hash, [&] { return legacy_hash(lm); });  // ntc 0.2 streams too
   const double t0 = now_s();
   set_memory_budget(size_t(max_memory) << 20);  // the model is loaded: the budget bounds the decode
   mem_reset_peak();

@@ -372,6 +372,30 @@ TEST(Cli, EncodeDecodeRoundTripAndBadInput) {
   }
   const Tensor dec = read_image(b.dir + "/a.png");
   EXPECT_EQ(dec.shape(), (Shape{1, 3, 45, 70}));
+  // Without --model, decode takes the shipped family whose file the stream names (by its hash),
+  // whichever it is: two model folders with the tiny model as the second family, then the first.
+  {
+    auto second = tiny();
+    second->named_parameters()[0].second.data()[0] += 0.5f;
+    for (int which = 0; which < 2; ++which) {
+      const std::string dir = b.dir + "/models" + std::to_string(which);
+      fs::create_directories(dir);
+      nn::save_model(dir + (which ? "/ntc_two_layer.ntcm" : "/ntc_jpeg_like.ntcm"), *tiny(), nn::WeightFormat::F16);
+      nn::save_model(dir + (which ? "/ntc_jpeg_like.ntcm" : "/ntc_two_layer.ntcm"), *second, nn::WeightFormat::F16);
+      ASSERT_NE(read_file(dir + "/ntc_two_layer.ntcm"), read_file(dir + "/ntc_jpeg_like.ntcm"));
+      const std::string cmd = "NTC_MODEL_DIR=" + dir + " " + b.bin + " decode " + b.dir + "/a.ntc -o " + b.dir + "/auto.ppm 2>" +
+                              b.dir + "/err.txt";
+      ASSERT_EQ(std::system(cmd.c_str()), 0) << which << ": " << b.err();
+      EXPECT_EQ(read_file(b.dir + "/auto.ppm"), read_file(b.dir + "/t1.ppm")) << which;
+    }
+    const std::string none = b.dir + "/models_none";  // neither family is the stream's: refused
+    fs::create_directories(none);
+    nn::save_model(none + "/ntc_two_layer.ntcm", *second, nn::WeightFormat::F16);
+    const std::string cmd = "NTC_MODEL_DIR=" + none + " " + b.bin + " decode " + b.dir + "/a.ntc -o " + b.dir + "/no.ppm 2>" +
+                            b.dir + "/err.txt";
+    EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 1);
+    EXPECT_NE(b.err().find("made with another model"), std::string::npos) << b.err();
+  }
   // Bad input: one-line error, exit status 1, never a signal; outputs not half-written.
   std::ofstream(b.dir + "/garbage.ntc") << "garbage";
   std::ofstream(b.dir + "/empty.png");
