@@ -96,6 +96,17 @@ inline Taps4 taps_of(int64_t i, int64_t n) {
 // ((f0·a + f1·b) + f2·c) + f3·d: four products and three sums in this order (no contraction).
 inline float tap_sum(const float* f, float a, float b, float c, float d) { return ((f[0] * a + f[1] * b) + f[2] * c) + f[3] * d; }
 
+// Σ g[c]·x[c] in double over c < n, as four sums by c mod 4 added at the end ((s0 + s1) + (s2 + s3)):
+// independent chains instead of one, whose latency bounded the taps' backward.
+inline double dot4(const float* g, const float* x, int64_t n) {
+  double s[4] = {0, 0, 0, 0};
+  int64_t c = 0;
+  for (; c + 4 <= n; c += 4)
+    for (int l = 0; l < 4; ++l) s[l] += double(g[c + l]) * double(x[c + l]);
+  for (; c < n; ++c) s[c & 3] += double(g[c]) * double(x[c]);
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
 // taps_of for every output of an axis.
 std::vector<Taps4> axis_taps(int64_t o, int64_t n) {
   std::vector<Taps4> t(static_cast<size_t>(o));
@@ -142,12 +153,8 @@ void upsample2_plane_adj(const float* in, int64_t h, int64_t w, const float* f, 
     for (int q = 0; q < 4; ++q) {
       float* a = gtmp + t.j[q] * ow;
       const float* x = tmp + t.j[q] * ow;
-      double acc = 0;
-      for (int64_t col = 0; col < ow; ++col) {
-        a[col] += f[q] * g[col];
-        acc += double(g[col]) * double(x[col]);
-      }
-      if (gf) gf[q] += acc;
+      for (int64_t col = 0; col < ow; ++col) a[col] += f[q] * g[col];
+      if (gf) gf[q] += dot4(g, x, ow);
     }
   }
   const std::vector<Taps4> ts = axis_taps(ow, w);
@@ -155,13 +162,16 @@ void upsample2_plane_adj(const float* in, int64_t h, int64_t w, const float* f, 
     const float* g = gtmp + r * ow;
     const float* x = in + r * w;
     float* gi = gin + r * w;
+    double s[4][4] = {};  // [tap][i mod 4]: four independent sums per tap, added at the row's end
     for (int64_t i = 0; i < ow; ++i) {
       const Taps4& t = ts[size_t(i)];
       for (int q = 0; q < 4; ++q) {
         gi[t.j[q]] += f[q] * g[i];
-        if (gf) gf[q] += double(g[i]) * double(x[t.j[q]]);
+        s[q][i & 3] += double(g[i]) * double(x[t.j[q]]);
       }
     }
+    if (gf)
+      for (int q = 0; q < 4; ++q) gf[q] += (s[q][0] + s[q][1]) + (s[q][2] + s[q][3]);
   }
 }
 
