@@ -2,7 +2,7 @@
 // per encoder training iteration (median, after the first 5) and seconds to decode the stream it
 // makes (median of 5 in-process decodes: parsing, entropy decoding with the ARM, upsampling and
 // synthesis), with the decoder's FLOPs per pixel. The image is --image FILE, or a smooth synthetic
-// picture of --size HxW.
+// picture of --size HxW; --upsample bilinear|learned picks the decoder's upsampling.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -28,7 +28,9 @@ double secs() { return std::chrono::duration<double>(std::chrono::steady_clock::
 }  // namespace
 
 int bench_overfit(const std::vector<std::string>& argv) {
-  cli::Args args(argv, {"size", "iters", "image"}, {"json"});
+  cli::Args args(argv, {"size", "iters", "image", "upsample"}, {"json"});
+  const std::string up = args.str("upsample", "bilinear");
+  if (up != "bilinear" && up != "learned") fail("bench overfit: --upsample wants bilinear or learned, got '", up, "'");
   const int iters = int(args.integer("iters", 30));
   long H = 512, W = 768;
   if (args.has("size") && std::sscanf(args.str("size").c_str(), "%ldx%ld", &H, &W) != 2) fail("--size wants HxW");
@@ -49,6 +51,7 @@ int bench_overfit(const std::vector<std::string>& argv) {
   train::OverfitOptions o;
   o.iters = iters;
   o.candidates = 1;
+  o.learned_up = up == "learned";
   std::vector<double> t;
   double last = secs();
   o.progress = [&](int done, int, double) {
@@ -70,7 +73,7 @@ int bench_overfit(const std::vector<std::string>& argv) {
   if (args.has("json"))
     std::printf("%s\n", json_line(JsonOut{{"bench", "overfit"}, {"size", {H, W}}, {"threads", num_threads()},
                                           {"kernels", k::kernel_target_name()}, {"blas", blas_kernel_name()},
-                                          {"gemm", gemm_backend_name()}, {"iter_s", iter_s},
+                                          {"gemm", gemm_backend_name()}, {"upsampling", up}, {"iter_s", iter_s},
                                           {"us_per_pixel_iter", iter_s / double(H * W) * 1e6}, {"decode_s", d[2]},
                                           {"decode_flops_per_pixel", fpp}, {"iters", iters}, {"bpp", r.bpp},
                                           {"psnr", r.psnr}}).c_str());

@@ -699,6 +699,7 @@ TEST(Cli, BenchmarksPrintOneJsonObjectWithTheirFields) {
         "backward_ms_by_op", "backward_ms_by_layer"}},
       {"bench sga --config jpegl --size 64x64 --json", {"iter_s", "peak_rss_mb"}},
       {"bench overfit --size 24x40 --iters 12 --json", {"iter_s", "us_per_pixel_iter", "decode_s", "decode_flops_per_pixel"}},
+      {"bench overfit --size 24x40 --iters 12 --upsample learned --json", {"iter_s", "decode_s", "upsampling"}},
       {"bench decode --config jpegl --size 64x64 --json", {"decode_ms", "flops_per_pixel"}},
   };
   for (const Case& c : cases) {
