@@ -57,11 +57,6 @@ bool launched_by_mpirun() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_RANK");
 }
 
-bool built_with_mpi() {
-  std::string why;
-  return open_plugin(&why) != nullptr;
-}
-
 int run_as_rank(double timeout_s, const std::function<int(train::Comm*)>& body) {
   if (!launched_by_mpirun()) return body(nullptr);
   std::string why;

@@ -13,8 +13,6 @@ namespace ntc::cli {
 
 // True when this process was started by mpirun (Open MPI's or PMIx's environment variables).
 bool launched_by_mpirun();
-// Whether this ntc can join an MPI job (its MPI plugin is found and loads).
-bool built_with_mpi();
 
 // Runs body with the job's communicator when started by mpirun (MPI initialised before, finalised
 // after), else with nullptr (one process; MPI is never touched). `timeout_s`: a rank that waits

@@ -3,15 +3,12 @@
 #include <cblas.h>  // the declarations only: their types (the library is opened at run time)
 #include <dlfcn.h>
 
-#include <atomic>
-
 #include "lib/common.h"
 
 namespace ntc {
 namespace {
 
 constexpr const char* kLibrary = "libopenblas.so.0";
-std::atomic<bool> g_loaded{false};
 
 struct Api {
   decltype(&cblas_sgemm) sgemm = nullptr;
@@ -38,7 +35,6 @@ const Api& api() {
     resolve(h, "cblas_sgemm", &r.sgemm);
     resolve(h, "openblas_get_corename", &r.corename);
     resolve(h, "openblas_set_num_threads", &r.set_num_threads);
-    g_loaded.store(true);
     return r;
   }();
   return a;
@@ -56,6 +52,5 @@ void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, i
 }
 void set_num_threads(int n) { api().set_num_threads(n); }
 void load() { api(); }
-bool loaded() { return g_loaded.load(); }
 }  // namespace blas
 }  // namespace ntc

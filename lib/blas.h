@@ -23,6 +23,5 @@ void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, i
            float beta, float* c, int ldc);
 void set_num_threads(int n);  // openblas_set_num_threads
 void load();                  // opens OpenBLAS now (before a parallel region that calls it)
-bool loaded();                // whether this process has opened OpenBLAS yet
 }  // namespace blas
 }  // namespace ntc
