@@ -276,7 +276,7 @@ int overfit_total_iters(const OverfitOptions& o) {
 
 int overfit_preset_iters(const std::string& preset) {
   if (preset == "fast") return 1000;
-  if (preset == "medium") return 6000;
+  if (preset == "medium") return 8000;
   if (preset == "slow") return 12000;
   fail("--overfit wants fast, medium or slow, got '", preset, "'");
 }
