@@ -75,13 +75,19 @@ struct LoadedModel {
   std::string path;
 };
 
-LoadedModel load(const std::string& arg) {
+// A model file's bytes, parsed; hash: its model_hash.
+LoadedModel parse(const std::string& path, const FileBytes& bytes, uint64_t hash) {
   LoadedModel m;
-  const std::string path = m.path = resolve_model(arg);
-  const FileBytes bytes = read_file_bytes(path);
+  m.path = path;
   m.model = nn::deserialize_model(bytes.data(), bytes.size(), path);
-  m.hash = nn::model_hash(bytes.data(), bytes.size());
+  m.hash = hash;
   return m;
+}
+
+LoadedModel load(const std::string& arg) {
+  const std::string path = resolve_model(arg);
+  const FileBytes bytes = read_file_bytes(path);
+  return parse(path, bytes, nn::model_hash(bytes.data(), bytes.size()));
 }
 
 // The model a stream names, when --model is not given: the shipped family whose file has the
@@ -93,13 +99,7 @@ LoadedModel load_for_stream(uint64_t stream_hash) {
     const std::string path = nn::model_dir() + "/" + f.file;
     if (!std::ifstream(path).good()) continue;
     const FileBytes bytes = read_file_bytes(path);
-    const uint64_t h = nn::model_hash(bytes.data(), bytes.size());
-    if (h != stream_hash) continue;
-    LoadedModel m;
-    m.path = path;
-    m.model = nn::deserialize_model(bytes.data(), bytes.size(), path);
-    m.hash = h;
-    return m;
+    if (nn::model_hash(bytes.data(), bytes.size()) == stream_hash) return parse(path, bytes, stream_hash);
   }
   return load("");
 }

@@ -189,9 +189,11 @@ struct Bin {
     fs::create_directories(dir);
   }
   ~Bin() { fs::remove_all(dir); }
-  // Exit status, or 128 + signal when killed by one.
-  int run(const std::string& args) const {
-    const int st = std::system((bin + " " + args + " >" + dir + "/out.txt 2>" + dir + "/err.txt").c_str());
+  // Exit status, or 128 + signal when killed by one. env: variable assignments for the command
+  // ("A=1 B=2"); exe: another binary than NTC_BIN.
+  int run(const std::string& args, const std::string& env = "", const std::string& exe = "") const {
+    const std::string cmd = (env.empty() ? "" : env + " ") + (exe.empty() ? bin : exe) + " " + args;
+    const int st = std::system((cmd + " >" + dir + "/out.txt 2>" + dir + "/err.txt").c_str());
     if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
     return WEXITSTATUS(st);
   }
@@ -383,17 +385,13 @@ TEST(Cli, EncodeDecodeRoundTripAndBadInput) {
       nn::save_model(dir + (which ? "/ntc_two_layer.ntcm" : "/ntc_jpeg_like.ntcm"), *tiny(), nn::WeightFormat::F16);
       nn::save_model(dir + (which ? "/ntc_jpeg_like.ntcm" : "/ntc_two_layer.ntcm"), *second, nn::WeightFormat::F16);
       ASSERT_NE(read_file(dir + "/ntc_two_layer.ntcm"), read_file(dir + "/ntc_jpeg_like.ntcm"));
-      const std::string cmd = "NTC_MODEL_DIR=" + dir + " " + b.bin + " decode " + b.dir + "/a.ntc -o " + b.dir + "/auto.ppm 2>" +
-                              b.dir + "/err.txt";
-      ASSERT_EQ(std::system(cmd.c_str()), 0) << which << ": " << b.err();
+      ASSERT_EQ(b.run("decode " + b.dir + "/a.ntc -o " + b.dir + "/auto.ppm", "NTC_MODEL_DIR=" + dir), 0) << which << ": " << b.err();
       EXPECT_EQ(read_file(b.dir + "/auto.ppm"), read_file(b.dir + "/t1.ppm")) << which;
     }
     const std::string none = b.dir + "/models_none";  // neither family is the stream's: refused
     fs::create_directories(none);
     nn::save_model(none + "/ntc_two_layer.ntcm", *second, nn::WeightFormat::F16);
-    const std::string cmd = "NTC_MODEL_DIR=" + none + " " + b.bin + " decode " + b.dir + "/a.ntc -o " + b.dir + "/no.ppm 2>" +
-                            b.dir + "/err.txt";
-    EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 1);
+    EXPECT_EQ(b.run("decode " + b.dir + "/a.ntc -o " + b.dir + "/no.ppm", "NTC_MODEL_DIR=" + none), 1);
     EXPECT_NE(b.err().find("made with another model"), std::string::npos) << b.err();
   }
   // Bad input: one-line error, exit status 1, never a signal; outputs not half-written.
@@ -641,17 +639,15 @@ TEST(Cli, TargetFlagForcesTheSimdTarget) {
   const std::string lone = b.dir + "/lone";
   fs::create_directories(lone);
   fs::copy_file(b.bin, lone + "/ntc", fs::copy_options::overwrite_existing);
-  const std::string train = " bench train --config light --batch 1 --crop 64 --reps 1 >" + b.dir + "/out.txt 2>" + b.dir + "/err.txt";
-  int st = std::system(("OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 " + lone + "/ntc" + train).c_str());
-  EXPECT_EQ(WEXITSTATUS(st), 1);
+  const std::string train = "bench train --config light --batch 1 --crop 64 --reps 1";
+  EXPECT_EQ(b.run(train, "OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0", lone + "/ntc"), 1);
   {
     const std::string e = b.err();
     EXPECT_NE(e.find("ntc: error: this ntc cannot run as one of several ranks: libntc_mpi.so is not next to the binary"),
               std::string::npos) << e;
     EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << e;
   }
-  st = std::system(("OMPI_COMM_WORLD_SIZE=1 OMPI_COMM_WORLD_RANK=0 " + lone + "/ntc" + train).c_str());
-  EXPECT_EQ(WEXITSTATUS(st), 0) << b.err();
+  EXPECT_EQ(b.run(train, "OMPI_COMM_WORLD_SIZE=1 OMPI_COMM_WORLD_RANK=0", lone + "/ntc"), 0) << b.err();
   ASSERT_EQ(b.run("--gemm openblas version"), 0) << b.err();
   EXPECT_NE(out().find("GEMM openblas, OpenBLAS "), std::string::npos) << out();
   // A library of that name without OpenBLAS's functions (zlib under its name, found first through
@@ -661,18 +657,13 @@ TEST(Cli, TargetFlagForcesTheSimdTarget) {
   std::error_code ec;
   fs::copy_file("/lib/x86_64-linux-gnu/libz.so.1", fake + "/libopenblas.so.0", ec);
   if (!ec) {
-    const std::string env = "LD_LIBRARY_PATH=" + fake + " ";
-    auto run_env = [&](const std::string& args) {
-      const int st = std::system((env + b.bin + " " + args + " >" + b.dir + "/out.txt 2>" + b.dir + "/err.txt").c_str());
-      return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
-    };
-    EXPECT_EQ(run_env("--gemm openblas version"), 1);
+    const std::string env = "LD_LIBRARY_PATH=" + fake;
+    EXPECT_EQ(b.run("--gemm openblas version", env), 1);
     const std::string e = b.err();
     EXPECT_NE(e.find("ntc: error: OpenBLAS (libopenblas.so.0) has no cblas_sgemm"), std::string::npos) << e;
     EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << e;
-    EXPECT_EQ(run_env("--gemm ntc bench overfit --size 32x32 --iters 10 --json"), 1);  // reports OpenBLAS's kernels
-    EXPECT_EQ(run_env("--gemm ntc info " + b.dir + "/missing.ntc"), 1);
-    EXPECT_EQ(b.err().find("OpenBLAS"), std::string::npos) << b.err();  // never opened
+    EXPECT_EQ(b.run("--gemm ntc bench overfit --size 32x32 --iters 10 --json", env), 1);  // reports OpenBLAS's kernels
+    EXPECT_EQ(b.run("--gemm ntc flops --config light", env), 0) << b.err();  // never opens it
   }
   const char* cannot = "--target avx2 bench train --config light --batch 1 --crop 64 --reps 1 --precision bf16";
   EXPECT_EQ(b.run(cannot), 1);  // a runtime error: this target cannot run bf16 products
