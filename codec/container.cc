@@ -19,7 +19,8 @@ std::vector<uint8_t> write_container(const Container& c) {
   NTC_CHECK(c.sections.size() <= size_t(kMaxSections), "container: ", c.sections.size(), " sections");
   BinWriter w = open_frame_writer(kStreamFrame);
   w.put<uint8_t>(kBitstreamVersion);
-  w.put<uint8_t>(0);  // flags, reserved
+  NTC_CHECK((c.flags & ~kKnownFlags) == 0, "container: unknown flags ", int(c.flags));
+  w.put<uint8_t>(c.flags);
   w.put<uint16_t>(uint16_t(c.sections.size()));
   NTC_CHECK(w.out.size() == kModelHashOffset, "container: header layout");
   w.put<uint64_t>(c.model_hash);
@@ -45,10 +46,12 @@ Container read_container(const uint8_t* data, size_t size, const std::string& or
   const uint8_t version = r.get<uint8_t>();
   if (version != kBitstreamVersion)
     fail(origin, ": unsupported ntc stream version ", int(version), " (this build reads version ", int(kBitstreamVersion), ")");
-  if (r.get<uint8_t>() != 0) fail(origin, ": corrupt ntc stream: reserved flags set");
+  const uint8_t flags = r.get<uint8_t>();
+  if (flags & ~kKnownFlags) fail(origin, ": corrupt ntc stream: unknown flags ", int(flags), " (this build knows ", int(kKnownFlags), ")");
   const size_t nsec = r.get<uint16_t>();
   if (nsec > size_t(kMaxSections)) fail(origin, ": corrupt ntc stream: ", nsec, " sections");
   Container c;
+  c.flags = flags;
   c.model_hash = r.get<uint64_t>();
   c.height = r.get<uint32_t>();
   c.width = r.get<uint32_t>();

@@ -15,7 +15,14 @@ constexpr uint8_t kBitstreamVersion = 1;
 constexpr uint32_t kMaxImageSide = 1u << 16;
 constexpr int kMaxSections = 16;
 
+// Flags (codec/BITSTREAM.md): bit 0, the hyper-synthesis' stride-1 3×3 transposed convolutions
+// ran Winograd F(2×2,3×3) in its portable form (lib/gemm.h, PortableWinograd). Other bits are
+// refused.
+constexpr uint8_t kFlagWinogradHyperSynthesis = 1;
+constexpr uint8_t kKnownFlags = kFlagWinogradHyperSynthesis;
+
 struct Container {
+  uint8_t flags = 0;
   uint64_t model_hash = 0;  // identifies the model the stream was made with (data/MODELS.md)
   uint32_t height = 0, width = 0;
   std::vector<std::vector<uint8_t>> sections;  // e.g. [z stream, y stream]

@@ -1,6 +1,9 @@
 #include "kernels/winograd.h"
 
 #include <algorithm>
+#include <vector>
+
+#include "kernels/gemm.h"
 
 namespace ntc::k {
 namespace {
@@ -19,8 +22,8 @@ inline void at4(const float m[4], float o[2]) {
 
 // Kernels are transformed 8 input channels at a time, lane by lane (plain loops over a fixed lane
 // count that the compiler vectorises), and stored as 8 contiguous floats per ξ plane.
-template <typename Src>  // Src(o, c) -> pointer to that 3×3 kernel
-void weights_blocked(int Cout, int Cin, float* U, Src src, bool flip) {
+template <typename Src, typename Store>  // Src(o, c) -> pointer to that 3×3 kernel; Store(e, o, c, value)
+void weights_blocked(int Cout, int Cin, Src src, bool flip, Store store) {
   constexpr int L = 8;
   const int64_t stride = int64_t(Cout) * Cin;
   const int cb = (Cin + L - 1) / L;
@@ -49,19 +52,68 @@ void weights_blocked(int Cout, int Cin, float* U, Src src, bool flip) {
         u[i][3][l] = c;
       }
     for (int e = 0; e < 16; ++e)
-      for (int l = 0; l < lanes; ++l) U[e * stride + int64_t(o) * Cin + c0 + l] = u[e / 4][e % 4][l];
+      for (int l = 0; l < lanes; ++l) store(e, o, c0 + l, u[e / 4][e % 4][l]);
   }
 }
 
 }  // namespace
 
 void winograd_weights(const float* w, int Cout, int Cin, float* U) {
-  weights_blocked(Cout, Cin, U, [&](int o, int c) { return w + (int64_t(o) * Cin + c) * 9; }, false);
+  const int64_t stride = int64_t(Cout) * Cin;
+  weights_blocked(Cout, Cin, [&](int o, int c) { return w + (int64_t(o) * Cin + c) * 9; }, false,
+                  [&](int e, int o, int c, float v) { U[e * stride + int64_t(o) * Cin + c] = v; });
 }
 
 void winograd_weights_transposed(const float* w, int Cin, int Cout, float* U) {
   // flip both axes and swap channels: the equivalent conv2d kernel
-  weights_blocked(Cout, Cin, U, [&](int o, int c) { return w + (int64_t(c) * Cout + o) * 9; }, true);
+  const int64_t stride = int64_t(Cout) * Cin;
+  weights_blocked(Cout, Cin, [&](int o, int c) { return w + (int64_t(c) * Cout + o) * 9; }, true,
+                  [&](int e, int o, int c, float v) { U[e * stride + int64_t(o) * Cin + c] = v; });
+}
+
+void winograd_weights_transposed_kn(const float* w, int Cin, int Cout, float* U, int64_t plane, int nr) {
+  // Row c of every U[ξ], L output channels at a time: the same operations per element as
+  // weights_blocked (t = G g by columns, then U = t Gᵀ by rows), with the lanes over o, so that
+  // the stores are contiguous (a run of L columns lies in one panel: L divides nr).
+  constexpr int L = 16;
+  const int64_t n_pad = nr > 0 ? (int64_t(Cout) + nr - 1) / nr * nr : Cout;
+  auto at = [&](int c, int o) {  // pack_b_all's layout (kernels/gemm.h), or row-major [Cin][Cout]
+    if (nr <= 0) return int64_t(c) * Cout + o;
+    const int64_t k0 = int64_t(c) / int64_t(kGemmKC) * int64_t(kGemmKC);
+    const int64_t kc = std::min<int64_t>(int64_t(kGemmKC), Cin - k0);
+    return k0 * n_pad + int64_t(o / nr) * kc * nr + (c - k0) * nr + o % nr;
+  };
+#pragma omp parallel for schedule(static) if (int64_t(Cin) * Cout > 4096)
+  for (int c = 0; c < Cin; ++c)
+    for (int o0 = 0; o0 < n_pad; o0 += L) {
+      const int lanes = int(std::max<int64_t>(0, std::min<int64_t>(L, Cout - o0)));
+      float g[9][L] = {}, t[4][3][L], u[4][4][L];
+      for (int l = 0; l < lanes; ++l) {
+        const float* k = w + (int64_t(c) * Cout + o0 + l) * 9;
+        for (int i = 0; i < 9; ++i) g[i][l] = k[8 - i];  // flipped in both axes
+      }
+      for (int j = 0; j < 3; ++j)
+        for (int l = 0; l < L; ++l) {
+          const float a = g[j][l], b = g[3 + j][l], cc = g[6 + j][l];
+          t[0][j][l] = a;
+          t[1][j][l] = 0.5f * (a + b + cc);
+          t[2][j][l] = 0.5f * (a - b + cc);
+          t[3][j][l] = cc;
+        }
+      for (int i = 0; i < 4; ++i)
+        for (int l = 0; l < L; ++l) {
+          const float a = t[i][0][l], b = t[i][1][l], cc = t[i][2][l];
+          u[i][0][l] = a;
+          u[i][1][l] = 0.5f * (a + b + cc);
+          u[i][2][l] = 0.5f * (a - b + cc);
+          u[i][3][l] = cc;
+        }
+      const int n = nr > 0 ? L : lanes;  // packed: the padding columns too (zeros: g is 0 there)
+      if (n <= 0) continue;
+      const int64_t base = at(c, o0);
+      for (int e = 0; e < 16; ++e)
+        for (int l = 0; l < n; ++l) U[e * plane + base + l] = u[e / 4][e % 4][l];
+    }
 }
 
 void winograd_input(const float* x, int C, int H, int W, float* V, int64_t ld, int64_t col0) {
@@ -128,6 +180,113 @@ void winograd_output(const float* M, int Cout, int H, int W, int64_t ld, int64_t
           }
         }
       }
+  }
+}
+
+void winograd_input_tiles(const float* x, int C, int H, int W, int t0, int nt, float* V) {
+  // The block's input rows, channel-last with the zero border ((W + 3) columns: one left, up to
+  // two right), so that a tile's transform runs over the channels in contiguous lanes.
+  const int tw = (W + 1) / 2, ti0 = t0 / tw, ti1 = (t0 + nt - 1) / tw;
+  const int r0 = 2 * ti0 - 1, rows = 2 * (ti1 - ti0) + 4, cols = 2 * tw + 2;
+  thread_local std::vector<float> buf;
+  const size_t need = size_t(rows) * cols * C;
+  if (buf.size() < need) buf.resize(need);
+  float* xs = buf.data();
+  for (int r = 0; r < rows; ++r) {
+    const int yy = r0 + r;
+    float* row = xs + int64_t(r) * cols * C;
+    if (yy < 0 || yy >= H) {
+      std::fill(row, row + int64_t(cols) * C, 0.f);
+      continue;
+    }
+    std::fill(row, row + C, 0.f);  // column −1
+    for (int xx = W + 1; xx < cols; ++xx) std::fill(row + int64_t(xx) * C, row + int64_t(xx + 1) * C, 0.f);
+    for (int c = 0; c < C; ++c) {
+      const float* src = x + (int64_t(c) * H + yy) * W;
+      for (int xx = 0; xx < W; ++xx) row[int64_t(xx + 1) * C + c] = src[xx];
+    }
+  }
+  // Per tile, in passes over the channels that each read and write a few contiguous runs (one loop
+  // over all 16 values would keep 32 streams live): t = Bᵀ d by columns, then V = t B by rows, the
+  // same operations as bt4.
+  const int64_t plane = int64_t(nt) * C;
+  thread_local std::vector<float> tbuf;
+  if (tbuf.size() < size_t(16) * C) tbuf.resize(size_t(16) * C);
+  float* tt = tbuf.data();  // tt[(i·4 + j)·C + c]
+  for (int t = 0; t < nt; ++t) {
+    const int ti = (t0 + t) / tw, tj = (t0 + t) % tw;
+    const float* d0 = xs + (int64_t(2 * (ti - ti0)) * cols + 2 * tj) * C;  // the tile's top-left input
+    auto d = [&](int i, int j) { return d0 + (int64_t(i) * cols + j) * C; };
+    for (int j = 0; j < 4; ++j) {
+      const float *a0 = d(0, j), *a1 = d(1, j), *a2 = d(2, j), *a3 = d(3, j);
+      float *o0 = tt + j * C, *o1 = tt + (4 + j) * C, *o2 = tt + (8 + j) * C, *o3 = tt + (12 + j) * C;
+      for (int c = 0; c < C; ++c) {
+        o0[c] = a0[c] - a2[c];
+        o1[c] = a1[c] + a2[c];
+        o2[c] = a2[c] - a1[c];
+        o3[c] = a1[c] - a3[c];
+      }
+    }
+    float* v = V + int64_t(t) * C;
+    for (int i = 0; i < 4; ++i) {
+      const float *a0 = tt + (4 * i) * C, *a1 = a0 + C, *a2 = a1 + C, *a3 = a2 + C;
+      float *o0 = v + (4 * i) * plane, *o1 = o0 + plane, *o2 = o1 + plane, *o3 = o2 + plane;
+      for (int c = 0; c < C; ++c) {
+        o0[c] = a0[c] - a2[c];
+        o1[c] = a1[c] + a2[c];
+        o2[c] = a2[c] - a1[c];
+        o3[c] = a1[c] - a3[c];
+      }
+    }
+  }
+}
+
+void winograd_output_tiles(const float* M, int Cout, int H, int W, int t0, int nt, const float* bias, float* y) {
+  // Per tile, in passes over the channels as in winograd_input_tiles: t = Aᵀ m by columns, then
+  // Y = t A by rows plus the bias (the same operations as at4), then the four outputs stored.
+  const int tw = (W + 1) / 2;
+  const int64_t plane = int64_t(nt) * Cout, HW = int64_t(H) * W;
+  thread_local std::vector<float> buf;
+  if (buf.size() < size_t(12) * Cout) buf.resize(size_t(12) * Cout);
+  float* tt = buf.data();         // tt[(i·4 + j)·Cout + o], i < 2
+  float* out = tt + 8 * Cout;     // out[(i·2 + j)·Cout + o]
+  for (int t = 0; t < nt; ++t) {
+    const float* m = M + int64_t(t) * Cout;
+    for (int j = 0; j < 4; ++j) {
+      const float *r0 = m + j * plane, *r1 = m + (4 + j) * plane, *r2 = m + (8 + j) * plane, *r3 = m + (12 + j) * plane;
+      float *o0 = tt + j * Cout, *o1 = tt + (4 + j) * Cout;
+      for (int o = 0; o < Cout; ++o) {
+        o0[o] = r0[o] + r1[o] + r2[o];
+        o1[o] = r1[o] - r2[o] - r3[o];
+      }
+    }
+    for (int i = 0; i < 2; ++i) {
+      const float *a0 = tt + 4 * i * Cout, *a1 = a0 + Cout, *a2 = a1 + Cout, *a3 = a2 + Cout;
+      float *o0 = out + 2 * i * Cout, *o1 = o0 + Cout;
+      if (bias) {
+        for (int o = 0; o < Cout; ++o) {
+          o0[o] = (a0[o] + a1[o] + a2[o]) + bias[o];
+          o1[o] = (a1[o] - a2[o] - a3[o]) + bias[o];
+        }
+      } else {
+        for (int o = 0; o < Cout; ++o) {
+          o0[o] = (a0[o] + a1[o] + a2[o]) + 0.f;
+          o1[o] = (a1[o] - a2[o] - a3[o]) + 0.f;
+        }
+      }
+    }
+    const int ti = (t0 + t) / tw, tj = (t0 + t) % tw, yy = 2 * ti, xx = 2 * tj;
+    const bool down = yy + 1 < H, right = xx + 1 < W;
+    const float *y00 = out, *y01 = out + Cout, *y10 = out + 2 * Cout, *y11 = out + 3 * Cout;
+    float* yo = y + int64_t(yy) * W + xx;
+    for (int o = 0; o < Cout; ++o, yo += HW) {
+      yo[0] = y00[o];
+      if (right) yo[1] = y01[o];
+      if (down) {
+        yo[W] = y10[o];
+        if (right) yo[W + 1] = y11[o];
+      }
+    }
   }
 }
 

@@ -29,4 +29,23 @@ void winograd_input(const float* x, int C, int H, int W, float* V, int64_t ld, i
 // M[ξ][o][col0 + t] (row stride ld) -> y [Cout, H, W] = Aᵀ m A (+ bias[o] when bias != null).
 void winograd_output(const float* M, int Cout, int H, int W, int64_t ld, int64_t col0, const float* bias, float* y);
 
+// ---- The portable form (codec/BITSTREAM.md, flag 1): tiles in blocks, tiles as GEMM rows ----
+// A stride-1 transposed conv padded by one on every side, computed as its equivalent conv2d in
+// blocks of tiles: V[ξ] (tiles × Cin) · U[ξ] (Cin × Cout) = M[ξ] (tiles × Cout), so that U is
+// transformed (and packed for ntc's kernel) once and each block's buffers stay cache-sized and are
+// reused. Every value of the transforms is one fixed sequence of IEEE operations (built with
+// -ffp-contract=off), so with a product that gives the same bits everywhere (PortableProducts) the
+// layer does too.
+//
+// w [Cin, Cout, 3, 3] -> U[ξ] for ξ = 0..15 at U + ξ·plane: with nr = 0 row-major [Cin][Cout];
+// with nr > 0 in the panels of a packed GEMM operand (kernels/gemm.h, pack_b_all: k-blocks of
+// kGemmKC rows, panels of nr columns, columns beyond Cout zero; nr a multiple of 16, as
+// sgemm_nr() is). plane >= the layout's size.
+void winograd_weights_transposed_kn(const float* w, int Cin, int Cout, float* U, int64_t plane, int nr);
+// Tiles [t0, t0 + nt) (t = ti·⌈W/2⌉ + tj) of x [C, H, W] -> V[ξ][t − t0][c] (plane nt·C).
+void winograd_input_tiles(const float* x, int C, int H, int W, int t0, int nt, float* V);
+// M[ξ][t − t0][o] (plane nt·Cout) -> those tiles' outputs y [Cout, H, W] = Aᵀ m A + bias[o]
+// (bias may be null).
+void winograd_output_tiles(const float* M, int Cout, int H, int W, int t0, int nt, const float* bias, float* y);
+
 }  // namespace ntc::k

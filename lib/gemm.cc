@@ -67,7 +67,12 @@ const float* row_of_op_a(bool ta, const float* A, int lda, int o) { return ta ? 
 
 thread_local Precision t_conv_precision = Precision::F32;
 thread_local bool t_portable = false;
+thread_local bool t_portable_winograd = false;
 }  // namespace
+
+bool portable_winograd() { return t_portable_winograd; }
+PortableWinograd::PortableWinograd(bool on) : saved_(t_portable_winograd) { t_portable_winograd = on; }
+PortableWinograd::~PortableWinograd() { t_portable_winograd = saved_; }
 
 bool portable_products() { return t_portable; }
 PortableProducts::PortableProducts() : saved_(t_portable) { t_portable = true; }

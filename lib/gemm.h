@@ -65,6 +65,21 @@ class PortableProducts {
  private:
   bool saved_;
 };
+// Under PortableProducts, whether stride-1 3×3 transposed convolutions padded by one pixel on every
+// side run Winograd F(2×2,3×3) in its portable form (kernels/winograd.h): 2.25× fewer products,
+// other bits than the direct form but the same ones on every target and thread count. A stream
+// says which form its hyper-synthesis used (codec/BITSTREAM.md, flags); nn/compress.cc sets it.
+bool portable_winograd();
+class PortableWinograd {
+ public:
+  explicit PortableWinograd(bool on);
+  ~PortableWinograd();
+  PortableWinograd(const PortableWinograd&) = delete;
+  PortableWinograd& operator=(const PortableWinograd&) = delete;
+
+ private:
+  bool saved_;
+};
 // Fails with a one-line error when bf16 products cannot run here (no AVX512_BF16 and not --kernels ref).
 void check_bf16_available();
 // Whether bf16 products run at full speed here: AVX512_BF16 and the 512-bit target in force.

@@ -238,11 +238,13 @@ Tensor decoded_latents(Model& m, const Latents& l, double lambda) {
   const Model::Gains G = gains_for_stream(m, lambda);
   auto& eb = m.entropy_bottleneck();
   if (!m.hyperprior()) return gain(eb.quantize(l.y), G.y_inv);
+  PortableWinograd winograd(true);  // as encode_latents() writes streams
   const Tensor mu = slice_channels(hyper_synthesize(m, gain(eb.quantize(l.z), G.z_inv)), 0, m.latent_channels());
   return gain(add(round_ste(sub(l.y, mu)), mu), G.y_inv);
 }
 
-Encoded encode_latents(Model& m, const Latents& l, int64_t H, int64_t W, uint64_t model_hash, double lambda) {
+Encoded encode_latents(Model& m, const Latents& l, int64_t H, int64_t W, uint64_t model_hash, double lambda,
+                       bool winograd_hs) {
   NTC_CHECK(m.finalized(), "compress: the model has no entropy tables (finalize it)");
   NoGrad ng;
   PortableProducts portable;  // h_s and g_s exactly as every decoder computes them (lib/gemm.h)
@@ -261,7 +263,12 @@ Encoded encode_latents(Model& m, const Latents& l, int64_t H, int64_t W, uint64_
     c.sections.push_back(ez.finish());
     const Tensor z_hat = eb.quantize(l.z);
     e.est_bits += bits_of(eb.likelihood(z_hat));
-    Tensor hs = hyper_synthesize(m, gain(z_hat, G.z_inv));
+    if (winograd_hs) c.flags |= codec::kFlagWinogradHyperSynthesis;
+    Tensor hs;
+    {
+      PortableWinograd winograd(winograd_hs);
+      hs = hyper_synthesize(m, gain(z_hat, G.z_inv));
+    }
     const Tensor mu = slice_channels(hs, 0, M), r = slice_channels(hs, M, M);
     hs = Tensor();
     end_of_stage(H * W);
@@ -304,8 +311,8 @@ double lambda_for_quality(const Model& m, double quality) {
   return ls.front() * std::pow(ls.back() / ls.front(), quality / 100.0);
 }
 
-Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lambda) {
-  return encode_latents(m, analyze(m, image, lambda), image.dim(2), image.dim(3), model_hash, lambda);
+Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lambda, bool winograd_hs) {
+  return encode_latents(m, analyze(m, image, lambda), image.dim(2), image.dim(3), model_hash, lambda, winograd_hs);
 }
 
 Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_hash, int64_t max_pixels,
@@ -364,7 +371,11 @@ Tensor decompress(Model& m, const uint8_t* data, size_t size, uint64_t model_has
     const Tensor z_hat = m.entropy_bottleneck().decode(m.z_shape(Hp, Wp), dz);
     dz.finish();
     lap(&DecodeStages::z_ms);
-    const Tensor hs = hyper_synthesize(m, gain(z_hat, G.z_inv));
+    Tensor hs;
+    {
+      PortableWinograd winograd((c.flags & codec::kFlagWinogradHyperSynthesis) != 0);  // as the encoder's
+      hs = hyper_synthesize(m, gain(z_hat, G.z_inv));
+    }
     const Tensor mu = slice_channels(hs, 0, M), r = slice_channels(hs, M, M);
     const std::vector<int32_t> idx = m.gaussian_conditional().indexes(r);
     lap(&DecodeStages::hs_ms);

@@ -23,7 +23,10 @@ struct Encoded {
 
 // image [1,3,H,W] with values 0..255. The model must be finalize()d. lambda selects the rate of a
 // variable-rate model (any value within its range; stored in the stream) and must be 0 otherwise.
-Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lambda = 0);
+// winograd_hs: h_s's stride-1 3×3 layers run the portable Winograd (lib/gemm.h, PortableWinograd;
+// stream flag 1, codec/BITSTREAM.md), as every stream ntc 0.3 writes; false writes the form of
+// earlier streams (for tests of their decoding).
+Encoded compress(Model& m, const Tensor& image, uint64_t model_hash, double lambda = 0, bool winograd_hs = true);
 
 // y = g_a(preprocess(image)) (no gains). A purely convolutional analysis (cnn, mbt2018, bls2017:
 // nn/transforms.h analysis_row_reach) runs in bands of latent rows, each computed from a window of
@@ -56,7 +59,7 @@ Latents latents_at(Model& m, const Tensor& y, double lambda = 0);
 // synthesis to a trained analysis, train/derive.h).
 Tensor decoded_latents(Model& m, const Latents& l, double lambda = 0);
 Encoded encode_latents(Model& m, const Latents& l, int64_t height, int64_t width, uint64_t model_hash,
-                       double lambda = 0);
+                       double lambda = 0, bool winograd_hs = true);
 // λ for quality 0..100 on a variable-rate model: log-spaced from its smallest to its largest
 // trained λ (`ntc encode --quality`, the C API). Throws for a fixed-rate model or q out of range.
 double lambda_for_quality(const Model& m, double quality);

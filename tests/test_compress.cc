@@ -49,20 +49,25 @@ Tensor picture(int h, int w, uint64_t seed) {
   return t;
 }
 
+// Streams of both h_s forms: flag 1 (the portable Winograd form of h_s's stride-1 3×3 layer, which
+// every stream is written with now) and flag 0 (the direct form of earlier streams), each decoded
+// as its encoder computed it.
 TEST(Compress, DecoderReproducesEncoderExactlyAnyThreads) {
   auto m = tiny();
-  for (auto [h, w] : {std::pair{1, 1}, std::pair{37, 90}, std::pair{130, 70}}) {
-    Tensor img = picture(h, w, 1);
-    Encoded e = compress(*m, img, 42);
-    EXPECT_GT(e.bytes.size(), 24u);
-    for (int threads : {1, 2, 3}) {
-      set_num_threads(threads);
-      Tensor d = decompress(*m, e.bytes.data(), e.bytes.size(), 42);
-      EXPECT_EQ(d.to_vector(), e.recon.to_vector()) << h << "x" << w << ", " << threads << " threads";
+  for (bool winograd : {true, false})
+    for (auto [h, w] : {std::pair{1, 1}, std::pair{37, 90}, std::pair{130, 70}}) {
+      Tensor img = picture(h, w, 1);
+      Encoded e = compress(*m, img, 42, 0, winograd);
+      EXPECT_GT(e.bytes.size(), 24u);
+      EXPECT_EQ(e.bytes[5], winograd ? codec::kFlagWinogradHyperSynthesis : 0);  // the flags byte
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        Tensor d = decompress(*m, e.bytes.data(), e.bytes.size(), 42);
+        EXPECT_EQ(d.to_vector(), e.recon.to_vector()) << h << "x" << w << ", " << threads << " threads, flag " << winograd;
+      }
+      set_num_threads(0);
+      EXPECT_EQ(e.recon.shape(), img.shape());
     }
-    set_num_threads(0);
-    EXPECT_EQ(e.recon.shape(), img.shape());
-  }
 }
 
 // hyper_channels: z narrower than y (CompressAI's N < M), variable rate so gain.z has Z columns.
@@ -170,7 +175,9 @@ TEST(Compress, BandedSynthesisIsExactAndBoundsMemory) {
     for (auto& [n, t] : m.named_parameters())
       for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] *= 1.f + 0.2f * (rng.uniform() - 0.5f);
     PortableProducts portable;
+    for (bool winograd : {false, true})  // both forms of the stride-1 3×3 layer (stream flag 1)
     for (auto [hz, wz] : std::vector<std::pair<int64_t, int64_t>>{{9, 3}, {13, 5}, {17, 1}, {4, 4}}) {
+      PortableWinograd form(winograd);
       Tensor z = Tensor::empty({1, 12, hz, wz});
       for (int64_t i = 0; i < z.numel(); ++i) z.data()[i] = std::nearbyint(6 * (rng.uniform() - 0.5f));
       const std::vector<float> whole = hyper_synthesize(m, z, 1 << 30).to_vector();
@@ -460,10 +467,13 @@ namespace portable {
 // The decoder side (h_s, g_s) under PortableProducts: the same bits on every Highway FMA target,
 // with the scalar twins, with --gemm openblas and with any thread count (lib/gemm.h). Without the
 // scope, OpenBLAS and ntc's kernel differ in the last bits: the test can tell the two apart.
-std::vector<float> run_decoder_side(Model& m, const Tensor& z_hat, const Tensor& y_hat, bool portable_scope) {
+// winograd: h_s's stride-1 3×3 layer in the portable Winograd form (a stream's flag 1).
+std::vector<float> run_decoder_side(Model& m, const Tensor& z_hat, const Tensor& y_hat, bool portable_scope,
+                                    bool winograd = false) {
   NoGrad ng;
   std::unique_ptr<PortableProducts> scope;
   if (portable_scope) scope = std::make_unique<PortableProducts>();
+  PortableWinograd form(winograd);
   std::vector<float> out = (*m.h_s())(z_hat).to_vector();
   const std::vector<float> x = m.g_s()(y_hat).to_vector();
   out.insert(out.end(), x.begin(), x.end());
@@ -494,7 +504,10 @@ TEST(Compress, DecoderSideIsTheSameOnEveryTargetBackendAndThreadCount) {
   Tensor z_hat = Tensor::empty({4, 48, 5, 7}), y_hat = Tensor::empty({4, 96, 20, 28});
   for (Tensor* t : {&z_hat, &y_hat})
     for (int64_t i = 0; i < t->numel(); ++i) t->data()[i] = std::nearbyint(6 * (rng.uniform() - 0.5f));
+  // Both forms of h_s's stride-1 3×3 layer (streams with and without flag 1): each the same
+  // everywhere. The Winograd form's blocks of tiles (42 of 140 per image here) are work items too.
   const std::vector<float> want = portable::run_decoder_side(m, z_hat, y_hat, true);
+  const std::vector<float> want_w = portable::run_decoder_side(m, z_hat, y_hat, true, true);
   const int saved = num_threads();
   for (const int64_t target : test::simd_targets()) {
     if (target & (HWY_SSSE3 | HWY_SSE4)) continue;  // x86-64 builds of ntc need AVX2 (FMA)
@@ -505,14 +518,25 @@ TEST(Compress, DecoderSideIsTheSameOnEveryTargetBackendAndThreadCount) {
         set_num_threads(threads);
         EXPECT_EQ(portable::run_decoder_side(m, z_hat, y_hat, true), want)
             << hwy::TargetName(target) << ", " << gemm_backend_name() << ", " << threads << " threads";
+        EXPECT_EQ(portable::run_decoder_side(m, z_hat, y_hat, true, true), want_w)
+            << "Winograd form, " << hwy::TargetName(target) << ", " << gemm_backend_name() << ", " << threads << " threads";
       }
   }
   const bool saved_ref0 = k::use_reference_kernels();  // on in the scalar build
-  k::set_reference_kernels(true);
+  k::set_reference_kernels(true);  // (the twins take no packed panels: the Winograd form's plain GEMMs)
   set_gemm_backend(GemmBackend::Auto);
   EXPECT_EQ(portable::run_decoder_side(m, z_hat, y_hat, true), want) << "scalar twins";
+  EXPECT_EQ(portable::run_decoder_side(m, z_hat, y_hat, true, true), want_w) << "scalar twins, Winograd form";
   k::set_reference_kernels(saved_ref0);
   set_num_threads(saved);
+  // The two forms are two computations of one function: other last bits, the same values.
+  ASSERT_EQ(want.size(), want_w.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    differ += want[i] != want_w[i];
+    ASSERT_NEAR(want_w[i], want[i], 1e-4f * (1.f + std::fabs(want[i]))) << "element " << i;
+  }
+  EXPECT_GT(differ, 0u) << "the Winograd form gave the direct form's bits everywhere";
   // Outside the scope the back end shows.
   set_gemm_backend(GemmBackend::OpenBLAS);
   const std::vector<float> blas = portable::run_decoder_side(m, z_hat, y_hat, false);
@@ -561,7 +585,8 @@ TEST(Compress, EncoderWritesTheSameStreamEverywhere) {
 // an index, and with it the whole rest of the stream: the indexes must be the same on every Highway
 // target, GEMM back end and thread count, and with the scalar twins. (OpenBLAS outside the
 // PortableProducts scope shows that the test can tell.)
-TEST(Compress, ScaleIndexesRightAtTheThresholdsAreTheSameEverywhere) {
+void check_indexes_at_thresholds(bool winograd) {
+  PortableWinograd form(winograd);  // h_s's last layer in either form a stream may name
   Rng rng(21);
   const std::unique_ptr<Model> mp = decoder_test_model(rng);
   Model& m = *mp;
@@ -651,13 +676,25 @@ TEST(Compress, ScaleIndexesRightAtTheThresholdsAreTheSameEverywhere) {
   EXPECT_EQ(m.gaussian_conditional().indexes(r_of(true)), want) << "scalar twins";
   k::set_reference_kernels(saved_ref2);
   set_num_threads(saved);
-  set_gemm_backend(GemmBackend::OpenBLAS);
-  const std::vector<int32_t> blas = m.gaussian_conditional().indexes(r_of(false));
-  set_gemm_backend(GemmBackend::Auto);
+  // Another computation of r moves some tuned positions off their marks: for the direct form,
+  // OpenBLAS outside the scope; for the Winograd form, the direct form (which a decoder would run
+  // on a stream whose flag were lost).
+  std::vector<int32_t> other;
+  if (winograd) {
+    PortableWinograd direct(false);
+    other = m.gaussian_conditional().indexes(r_of(true));
+  } else {
+    set_gemm_backend(GemmBackend::OpenBLAS);
+    other = m.gaussian_conditional().indexes(r_of(false));
+    set_gemm_backend(GemmBackend::Auto);
+  }
   int changed = 0;
-  for (int64_t c = 0; c < M; ++c) changed += blas[size_t(c * P + at[size_t(c)])] != want[size_t(c * P + at[size_t(c)])];
-  EXPECT_GT(changed, 0) << "OpenBLAS's products equal the portable ones at every tuned position";
+  for (int64_t c = 0; c < M; ++c) changed += other[size_t(c * P + at[size_t(c)])] != want[size_t(c * P + at[size_t(c)])];
+  EXPECT_GT(changed, 0) << "another computation of r gives the same indexes at every tuned position";
 }
+
+TEST(Compress, ScaleIndexesRightAtTheThresholdsAreTheSameEverywhere) { check_indexes_at_thresholds(false); }
+TEST(Compress, ScaleIndexesRightAtTheThresholdsAreTheSameEverywhereWithWinograd) { check_indexes_at_thresholds(true); }
 
 }  // namespace
 }  // namespace ntc::nn

@@ -27,6 +27,14 @@ TEST(Container, RoundTrip) {
   EXPECT_EQ(d.height, 512u);
   EXPECT_EQ(d.width, 768u);
   EXPECT_EQ(d.sections, sample().sections);
+  EXPECT_EQ(d.flags, 0);
+  Container f = sample();  // the one flag there is (codec/BITSTREAM.md): byte 5
+  f.flags = kFlagWinogradHyperSynthesis;
+  bytes = write_container(f);
+  EXPECT_EQ(bytes[5], kFlagWinogradHyperSynthesis);
+  EXPECT_EQ(read_container(bytes.data(), bytes.size()).flags, kFlagWinogradHyperSynthesis);
+  f.flags = 2;  // not one the writer knows
+  EXPECT_THROW(write_container(f), Error);
 }
 
 TEST(Container, Crc32KnownValue) {
@@ -88,7 +96,7 @@ TEST(Container, ForgedFieldsWithValidCrcAreErrors) {
   };
   auto bytes = write_container(sample());
   for (auto [at, v] : std::vector<std::pair<size_t, uint8_t>>{
-           {4, 2}, {5, 1}, {6, 17}, {6, 2}, {16, 0}, {17, 0}, {19, 1}, {24, 4}, {28, 1}, {35, 0xFF}}) {
+           {4, 2}, {5, 2}, {5, 0x81}, {6, 17}, {6, 2}, {16, 0}, {17, 0}, {19, 1}, {24, 4}, {28, 1}, {35, 0xFF}}) {
     auto t = forge(bytes, at, v);
     if (at == 16 || at == 17) t = forge(forge(bytes, 16, 0), 17, 0);  // height 0
     EXPECT_THROW(read_container(t.data(), t.size()), Error) << "byte " << at << " = " << int(v);

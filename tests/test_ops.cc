@@ -20,6 +20,7 @@
 #include "lib/rng.h"
 #include "lib/threads.h"
 #include "tests/gradcheck.h"
+#include "tests/targets.h"
 
 namespace ntc {
 namespace {
@@ -487,6 +488,62 @@ TEST(Ops, WinogradConvolutionsMatchDirect) {
     gradcheck("winograd conv2d " + size, {x, w, b}, [](auto& v) { return conv2d_same(v[0], v[1], v[2], 1); });
     gradcheck("winograd convT " + size, {x, wt, b}, [](auto& v) { return conv_transpose2d_same(v[0], v[1], v[2], 1); });
   }
+}
+
+// The portable Winograd form of a stride-1 3×3 transposed conv (lib/gemm.h PortableWinograd, a
+// stream's flag 1): close to the direct sums at any size (partial tiles at odd edges, several
+// blocks of tile rows, a row of tiles wider than a block, more than one k-block of input channels
+// in the packed U, output channels that do not fill the last panel), and the same bits on every
+// SIMD target, thread count and with the scalar twins (which multiply by the plain U instead).
+TEST(Ops, PortableWinogradTransposedConvMatchesDirectEverywhere) {
+  Rng rng(61);
+  struct Case {
+    int N, Cin, Cout, H, W;
+  };
+  const int saved = num_threads();
+  for (const Case c : {Case{2, 5, 7, 1, 1}, Case{1, 300, 40, 7, 9}, Case{3, 24, 33, 20, 13}, Case{1, 8, 16, 2, 201},
+                       Case{1, 8, 16, 101, 3}, Case{2, 64, 96, 16, 24}}) {
+    const Tensor x = rnd({c.N, c.Cin, c.H, c.W}, rng, -1, 1), w = rnd({c.Cin, c.Cout, 3, 3}, rng, -0.2f, 0.2f);
+    const Tensor b = rnd({c.Cout}, rng);
+    const std::string what = std::to_string(c.N) + "x" + std::to_string(c.Cin) + "x" + std::to_string(c.H) + "x" +
+                             std::to_string(c.W) + " -> " + std::to_string(c.Cout);
+    NoGrad ng;
+    PortableProducts portable;
+    std::vector<float> want, direct;
+    {
+      PortableWinograd form(true);
+      const Tensor y = conv_transpose2d(x, w, b, 1, {1, 1, 1, 1});
+      expect_close(y, convT_direct(x, w, b, 1, {1, 1, 1, 1}), "portable winograd convT " + what);
+      want = y.to_vector();
+    }
+    direct = conv_transpose2d(x, w, b, 1, {1, 1, 1, 1}).to_vector();  // (outside the form: the direct one)
+    if (c.Cin >= 24) {
+      EXPECT_NE(want, direct) << what << ": the direct form's bits";
+    }
+    for (const int64_t target : test::simd_targets()) {
+      if (target & (HWY_SSSE3 | HWY_SSE4)) continue;  // x86-64 builds of ntc need AVX2 (FMA)
+      test::ForceTarget force(target);
+      for (int threads : {1, 3}) {
+        set_num_threads(threads);
+        PortableWinograd form(true);
+        EXPECT_EQ(conv_transpose2d(x, w, b, 1, {1, 1, 1, 1}).to_vector(), want)
+            << what << ", " << hwy::TargetName(target) << ", " << threads << " threads";
+      }
+    }
+    const bool saved_ref = k::use_reference_kernels();
+    k::set_reference_kernels(true);
+    {
+      PortableWinograd form(true);
+      EXPECT_EQ(conv_transpose2d(x, w, b, 1, {1, 1, 1, 1}).to_vector(), want) << what << ", scalar twins";
+    }
+    k::set_reference_kernels(saved_ref);
+  }
+  set_num_threads(saved);
+  // The op's backward (the direct form's) against finite differences of this forward.
+  PortableProducts portable;
+  PortableWinograd form(true);
+  Tensor x = rnd({2, 6, 5, 7}, rng), w = rnd({6, 5, 3, 3}, rng), b = rnd({5}, rng);
+  gradcheck("portable winograd convT", {x, w, b}, [](auto& v) { return conv_transpose2d(v[0], v[1], v[2], 1, {1, 1, 1, 1}); });
 }
 
 // conv_transpose2d is the exact adjoint of conv2d: <conv(x), y> = <x, convT(y)>.

@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kernels/conv3x3.h"
 #include "kernels/im2col.h"
@@ -150,6 +151,46 @@ void winograd_forward(const Tensor& x, const Buffer& U, int Cout, const Tensor& 
       k::winograd_output(M.data(), Cout, H, W, ld, int64_t(i) * T, b.defined() ? b.data() : nullptr,
                          y.data() + int64_t(n0 + i) * Cout * H * W);
   }
+}
+
+// The portable form of a Winograd transposed conv (kernels/winograd.h, lib/gemm.h's
+// PortableWinograd): U transformed (and packed for ntc's kernel) once; then blocks of about
+// kWinogradBlockTiles tiles (whole rows of tiles), each transformed into V (tiles × Cin), 16 GEMMs
+// M[ξ] = V[ξ]·U[ξ] and transformed back: V and M of a block (1.7 MB for h_s's last layer on a
+// Kodak image) stay in cache and are reused, instead of matrices of all tiles in fresh memory.
+// Measured (h_s's last layer, 176 → 384 channels at 32×48, one Zen 4 thread): 10.3 ms against
+// 18.6 for the direct form; blocks of 24 to 384 tiles all took 10.2–10.7 ms. Blocks go to the
+// threads as items; every value is computed the same way whichever thread takes its block.
+constexpr int kWinogradBlockTiles = 48;
+bool is_portable_winograd(int kh, int kw, int stride, Pad2 p) {
+  return kh == 3 && kw == 3 && stride == 1 && p.top == 1 && p.bottom == 1 && p.left == 1 && p.right == 1;
+}
+void winograd_transposed_portable(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) {
+  const int N = int(x.dim(0)), Cin = int(x.dim(1)), H = int(x.dim(2)), W = int(x.dim(3)), Cout = int(w.dim(1));
+  const int tw = (W + 1) / 2, T = k::winograd_tiles(H, W);
+  const int nb = std::min(T, std::max(1, kWinogradBlockTiles / tw) * tw), blocks = (T + nb - 1) / nb;
+  const bool panels = gemm_takes_panels();
+  const int nr = panels ? int(k::sgemm_nr()) : 0;
+  NTC_CHECK(nr % 16 == 0, "winograd: ", nr, "-column panels");
+  const int64_t plane = panels ? int64_t(k::packed_b_floats(Cin, Cout)) : int64_t(Cin) * Cout;
+  Buffer U(size_t(16 * plane));
+  k::winograd_weights_transposed_kn(w.data(), Cin, Cout, U.data(), plane, nr);
+  std::vector<k::PackedB> packed(16);  // (with panels)
+  for (int e = 0; e < 16 && panels; ++e) packed[e] = {U.data() + e * plane, size_t((Cout + nr - 1) / nr * nr)};
+  const int64_t xsz = int64_t(Cin) * H * W, ysz = int64_t(Cout) * H * W;
+  const int64_t v_floats = int64_t(16) * nb * Cin, m_floats = int64_t(16) * nb * Cout;
+  for_items(size_t(N) * blocks, size_t(v_floats + m_floats), [&](size_t j, float* s) {
+    const int n = int(j / blocks), t0 = int(j % blocks) * nb, nt = std::min(nb, T - t0);
+    float *V = s, *M = s + v_floats;
+    k::winograd_input_tiles(x.data() + n * xsz, Cin, H, W, t0, nt, V);
+    for (int e = 0; e < 16; ++e) {
+      const float* a = V + int64_t(e) * nt * Cin;
+      float* c = M + int64_t(e) * nt * Cout;
+      if (panels) gemm_panels(false, nt, Cout, Cin, 1.f, a, Cin, {k::packed_b_panels, &packed[e]}, 0.f, c, Cout);
+      else gemm(false, false, nt, Cout, Cin, 1.f, a, Cin, U.data() + e * plane, Cout, 0.f, c, Cout);
+    }
+    k::winograd_output_tiles(M, Cout, H, W, t0, nt, b.defined() ? b.data() : nullptr, y.data() + n * ysz);
+  });
 }
 
 k::ConvGeom band(k::ConvGeom g, int oy0, int oy1) {
@@ -523,7 +564,9 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int s
   if (P >= kChunkCols) pl.band_rows = H, pl.max_cols = P;
 
   Tensor y = Tensor::empty({N, Cout, Ho, Wo});
-  if (!portable_products() && use_winograd(kh, kw, stride, pad, Cin, Cout)) {
+  if (portable_products() && portable_winograd() && is_portable_winograd(kh, kw, stride, pad)) {
+    winograd_transposed_portable(x, w, b, y);
+  } else if (!portable_products() && use_winograd(kh, kw, stride, pad, Cin, Cout)) {
     Buffer U(size_t(16) * Cout * Cin);
     k::winograd_weights_transposed(w.data(), Cin, Cout, U.data());
     winograd_forward(x, U, Cout, b, y);

@@ -29,13 +29,14 @@ void for_items(size_t n_items, size_t scratch_floats, F&& f) {
     return;
   }
   // The calling thread's product settings (lib/gemm.h) hold in every worker too.
-  const bool portable = portable_products();
+  const bool portable = portable_products(), winograd = portable_winograd();
   const Precision precision = conv_precision();
   ThreadErrors errors;
 #pragma omp parallel num_threads(T)
   errors.run([&] {
     std::optional<PortableProducts> keep_portable;
     if (portable) keep_portable.emplace();
+    PortableWinograd keep_winograd(winograd);
     ConvPrecisionScope keep_precision(precision);
     Buffer s = scratch();
     const size_t t = size_t(omp_get_thread_num());
