@@ -123,7 +123,7 @@ int bench_decode_model(const cli::Args& args) {
     const std::string threads = std::to_string(num_threads());
     proc_ppm.push_back(child_cpu_ms({exe, "--threads", threads, "decode", stream, "-o", d + "/o.ppm", "--model", file}));
     proc_png.push_back(child_cpu_ms({exe, "--threads", threads, "decode", stream, "-o", d + "/o.png", "--model", file}));
-    if (webp) dwebp.push_back(child_cpu_ms({"dwebp", d + "/i.webp", "-ppm", "-o", d + "/w.ppm"}));
+    if (webp) dwebp.push_back(child_cpu_ms({"dwebp", "-quiet", d + "/i.webp", "-ppm", "-o", d + "/w.ppm"}));
   }
   JsonOut dw = JsonOut(), ratio = JsonOut();
   if (webp) {

@@ -60,17 +60,20 @@ std::vector<int32_t> GaussianConditional::indexes(const Tensor& r) const {
   const float* rv = r.data();
   if (mode_ == ScaleMode::TfIndex) {
     const auto& th = index_thresholds();
-    // std::upper_bound's answer (how many thresholds are not above r; NaN: all 63), searched
-    // without branches: a Kodak image's 300K indexes were 6% of its decode with the branchy search.
-    for (size_t i = 0; i < idx.size(); ++i) {
-      const float v = rv[i];
-      const float* b = th.data();
-      for (size_t n = th.size(); n > 1;) {
-        const size_t half = n / 2;
-        b = v < b[half] ? b : b + half;
-        n -= half;
-      }
-      idx[i] = int32_t(b - th.data()) + int32_t(!(v < *b));
+    // std::upper_bound's answer: how many thresholds are not above r (NaN: all 63), counted over
+    // all 63 thresholds for 16 values at a time. Integer counts of single comparisons, which the
+    // compiler runs in vector lanes: a Kodak image's 300K indexes took 1.3 ms with a branchless
+    // binary search (6 dependent steps per value) and 0.4 ms so (one Zen 4 thread).
+    constexpr size_t kLanes = 16;
+    const size_t n = idx.size();
+    for (size_t i = 0; i < n; i += kLanes) {
+      const size_t lanes = std::min(kLanes, n - i);
+      float v[kLanes] = {};
+      int32_t count[kLanes] = {};
+      std::copy_n(rv + i, lanes, v);
+      for (const float t : th)
+        for (size_t l = 0; l < kLanes; ++l) count[l] += int32_t(!(v[l] < t));
+      std::copy_n(count, lanes, idx.data() + i);
     }
   } else {
     const auto& tab = scale_table();
