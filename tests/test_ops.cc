@@ -369,6 +369,36 @@ TEST(Ops, PointwiseConvolutionForwardGradientsAndThreads) {
   EXPECT_EQ(runs[0], runs[1]) << "1 vs 3 threads";
 }
 
+// pointwise_relu is relu(conv2d) fused (the overfitted codec's hidden layers): the same output and
+// input, weight and bias gradients to the bit as the two ops, on an image of several chunks with a
+// good share of negative pre-activations, on 1 and 3 threads, with and without the scalar twins,
+// and through the unfused fallback (a 1×1 layer too wide for the direct kernel).
+TEST(Ops, PointwiseReluIsReluOfConvToTheBit) {
+  Rng rng(74);
+  const int saved = num_threads();
+  const bool saved_ref = k::use_reference_kernels();
+  for (auto [Cin, Cout] : {std::pair{7, 16}, std::pair{16, 8}, std::pair{30, 20}}) {
+    const Tensor x0 = Tensor::uniform({2, Cin, 101, 90}, -1, 1, rng), w0 = Tensor::uniform({Cout, Cin, 1, 1}, -1, 1, rng);
+    const Tensor b0 = Tensor::uniform({Cout}, -0.5f, 0.5f, rng), gy = Tensor::uniform({2, Cout, 101, 90}, -1, 1, rng);
+    ASSERT_GT(x0.dim(2) * x0.dim(3), k::kPointwiseChunk);
+    for (bool twins : {false, true}) {
+      k::set_reference_kernels(twins);
+      const auto fused = on_1_and_3_threads(x0, w0, b0, gy, [](auto& x, auto& w, auto& b) { return pointwise_relu(x, w, b); });
+      const auto apart =
+          on_1_and_3_threads(x0, w0, b0, gy, [](auto& x, auto& w, auto& b) { return relu(conv2d(x, w, b, 1, Pad2{})); });
+      const std::string what = std::to_string(Cin) + " -> " + std::to_string(Cout) + (twins ? ", twins" : "");
+      EXPECT_EQ(fused[0], apart[0]) << what << ", 1 thread";
+      EXPECT_EQ(fused[1], apart[1]) << what << ", 3 threads";
+      EXPECT_EQ(fused[0], fused[1]) << what << ", 1 vs 3 threads";
+      size_t zeros = 0;
+      for (int64_t i = 0; i < 2 * Cout * 101 * 90; ++i) zeros += fused[0][size_t(i)] == 0.f;
+      EXPECT_GT(zeros, size_t(2 * Cout * 101 * 90 / 5)) << what << ": the ReLU should clip a good share";
+    }
+  }
+  k::set_reference_kernels(saved_ref);
+  set_num_threads(saved);
+}
+
 // 3×3 stride-1 convolutions with at most 4 channels run the direct kernel (kernels/conv3x3.h) in
 // training: its AVX2 form and its scalar twin give the same bits, forward (fresh and accumulated),
 // flipped (the input gradient) and for the weight and bias gradients, on widths below, at and past

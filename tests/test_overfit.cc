@@ -243,7 +243,9 @@ TEST(OverfitOps, TranscendentalKernelsAreAccurateAndTheirTwinsAgree) {
         EXPECT_EQ(gl1[i], 0.f);
       }
     }
-    if (n == 1000) EXPECT_TRUE(floored > 10 && clamped > 10) << floored << " floored, " << clamped << " clamped";
+    if (n == 1000) {
+      EXPECT_TRUE(floored > 10 && clamped > 10) << floored << " floored, " << clamped << " clamped";
+    }
   }
   k::set_reference_kernels(saved_ref);
 }

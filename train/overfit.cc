@@ -84,8 +84,8 @@ Terms forward(const Net& n, const Tensor& target, Quant q, float T, float noise,
                                        : soft_round(add(soft_round(y, T), Tensor::uniform(y.shape(), -noise, noise, rng)), T);
     // Rate: the ARM on the causal context of every latent.
     const Tensor ctx = causal_context(yq, offsets);  // [1, 16, h, w]
-    Tensor h = relu(conv2d(ctx, w[0], w[1], 1, Pad2{}));
-    h = relu(conv2d(h, w[2], w[3], 1, Pad2{}));
+    Tensor h = pointwise_relu(ctx, w[0], w[1]);
+    h = pointwise_relu(h, w[2], w[3]);
     const Tensor o = conv2d(h, w[4], w[5], 1, Pad2{});
     const Tensor bits = sum(laplace_bits(yq, slice_channels(o, 0, 1), slice_channels(o, 1, 1), ov::kLogbMin, ov::kLogbMax));
     bits_total = bits_total.defined() ? add(bits_total, bits) : bits;
@@ -97,7 +97,7 @@ Terms forward(const Net& n, const Tensor& target, Quant q, float T, float noise,
     ups.push_back(u);
   }
   const Tensor x = concat_channels(ups);
-  const Tensor hid = relu(conv2d(x, w[6], w[7], 1, Pad2{}));
+  const Tensor hid = pointwise_relu(x, w[6], w[7]);
   const Tensor x0 = conv2d(hid, w[8], w[9], 1, Pad2{});
   const Tensor x1 = add(x0, conv2d_same(x0, w[10], w[11], 1));
   const Tensor x2 = add(x1, conv2d_same(relu(x1), w[12], w[13], 1));

@@ -253,7 +253,10 @@ constexpr int64_t kChunkRowsPixels = 8192;
 // y = conv2d(x, w, b) for a 1×1 kernel, stride 1, no padding: each image in chunks of
 // k::kPointwiseChunk pixels, in parallel; the weight and bias gradients are per-chunk partial sums
 // added in chunk order, so every result is the same for any thread count.
-Tensor conv2d_pointwise(const Tensor& x, const Tensor& w, const Tensor& b) {
+// relu: y = relu(conv2d(x, w, b)) in one op (pointwise_relu): each chunk's outputs are clipped
+// while in cache, and the backward masks dy by y > 0 a chunk at a time into thread-local scratch,
+// instead of a pre-activation tensor, a ReLU pass each way and a gradient buffer between them.
+Tensor conv2d_pointwise(const Tensor& x, const Tensor& w, const Tensor& b, bool relu = false) {
   const int N = int(x.dim(0)), Cin = int(x.dim(1)), Cout = int(w.dim(0));
   const int64_t P = x.dim(2) * x.dim(3);
   const int64_t chunks = (P + k::kPointwiseChunk - 1) / k::kPointwiseChunk;
@@ -268,12 +271,16 @@ Tensor conv2d_pointwise(const Tensor& x, const Tensor& w, const Tensor& b) {
     int n;
     int64_t p0, len;
     span(j, &n, &p0, &len);
-    k::pointwise_fwd(x.data() + n * Cin * P + p0, P, Cin, w.data(), b.defined() ? b.data() : nullptr, Cout,
-                     y.data() + n * Cout * P + p0, P, len);
+    float* yj = y.data() + n * Cout * P + p0;
+    k::pointwise_fwd(x.data() + n * Cin * P + p0, P, Cin, w.data(), b.defined() ? b.data() : nullptr, Cout, yj, P, len);
+    if (relu)
+      for (int o = 0; o < Cout; ++o) k::relu_fwd(yj + o * P, yj + o * P, size_t(len));
   });
   count_flops("conv2d", int64_t(N) * conv2d_flops(Cin, Cout, 1, 1, x.dim(2), x.dim(3), b.defined()));
-  if (needs_grad({&x, &w, &b}))
-    record(y, "conv2d", {&x, &w, &b}, [x, w, b, N, Cin, Cout, P, items, span](const float* gy) {
+  if (relu) count_flops("relu", 0);
+  if (needs_grad({&x, &w, &b})) {
+    const Buffer yb = relu ? y.buffer() : Buffer();  // the output's data, never the output Tensor (lib/tensor.h)
+    record(y, relu ? "conv2d_relu" : "conv2d", {&x, &w, &b}, [x, w, b, N, Cin, Cout, P, items, span, yb](const float* gy_in) {
       const bool gw = w.requires_grad(), gb = b.defined() && b.requires_grad();
       float* dx = x.requires_grad() ? x.grad_acc() : nullptr;  // allocated before the workers start
       const size_t stride = size_t(Cout) * size_t(Cin + 1);   // one item's partial [gw | gb]
@@ -283,7 +290,17 @@ Tensor conv2d_pointwise(const Tensor& x, const Tensor& w, const Tensor& b) {
         int64_t p0, len;
         span(j, &n, &p0, &len);
         float* pj = gw || gb ? part.data() + j * stride : nullptr;
-        k::pointwise_bwd(x.data() + n * Cin * P + p0, P, Cin, w.data(), gy + n * Cout * P + p0, P, Cout,
+        const float* gy = gy_in + n * Cout * P + p0;
+        int64_t ldg = P;
+        if (yb) {  // dy·[y > 0] for this chunk: the ReLU's backward
+          thread_local std::vector<float> masked;
+          masked.assign(size_t(Cout) * size_t(len), 0.f);
+          for (int o = 0; o < Cout; ++o)
+            k::relu_bwd(yb.data() + n * Cout * P + p0 + o * P, gy + o * P, masked.data() + o * len, size_t(len));
+          gy = masked.data();
+          ldg = len;
+        }
+        k::pointwise_bwd(x.data() + n * Cin * P + p0, P, Cin, w.data(), gy, ldg, Cout,
                          dx ? dx + n * Cin * P + p0 : nullptr, P, gw ? pj : nullptr, gb ? pj + size_t(Cout) * Cin : nullptr,
                          len);
       });
@@ -294,6 +311,7 @@ Tensor conv2d_pointwise(const Tensor& x, const Tensor& w, const Tensor& b) {
       }
       count_flops("conv2d_backward", 2 * int64_t(N) * Cin * Cout * P * (int(gw) + int(dx != nullptr)));
     });
+  }
   return y;
 }
 
@@ -537,6 +555,16 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
       count_flops("conv2d_backward", pass * (int(w.requires_grad()) + int(x.requires_grad())));
     });
   return y;
+}
+
+Tensor pointwise_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
+  NTC_CHECK(x.ndim() == 4 && w.ndim() == 4 && x.dim(1) == w.dim(1) && w.dim(2) == 1 && w.dim(3) == 1,
+            "pointwise_relu: x ", shape_str(x.shape()), " w ", shape_str(w.shape()));
+  if (conv_precision() == Precision::F32 && !portable_products() && w.dim(0) * w.dim(1) <= kPointwiseMaxWeights) {
+    check_bias(b, int(w.dim(0)), "pointwise_relu");
+    return conv2d_pointwise(x, w, b, true);
+  }
+  return relu(conv2d(x, w, b, 1, Pad2{}));
 }
 
 Tensor conv2d_same(const Tensor& x, const Tensor& w, const Tensor& b, int stride) {

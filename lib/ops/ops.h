@@ -74,6 +74,10 @@ Pad2 same_pad_conv_transpose(int kh, int kw, int stride);
 // Ho = (H + top + bottom - kh)/stride + 1. Cross-correlation, no kernel flip.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2 pad);
 Tensor conv2d_same(const Tensor& x, const Tensor& w, const Tensor& b, int stride);
+// relu(conv2d(x, w, b, 1, Pad2{})) for a 1×1 kernel w [Cout, Cin, 1, 1]: the same values and
+// gradients; where conv2d takes its direct pointwise kernel (fp32, outside PortableProducts,
+// Cin·Cout <= 512: the overfitted codec's layers) in one op, without the pre-activation tensor.
+Tensor pointwise_relu(const Tensor& x, const Tensor& w, const Tensor& b);
 // x [N,Cin,H,W], w [Cin,Cout,kh,kw] (PyTorch layout), b [Cout] or undefined ->
 // [N,Cout,Ho,Wo], Ho = (H-1)·stride + kh - top - bottom; the exact adjoint of conv2d.
 Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2 pad);
