@@ -492,8 +492,10 @@ TEST(Cli, OversizedOutputsAndDecompressionBombsAreRefused) {
   // pixel limit whatever the output format; --max-pixels lowers or raises the limit.
   c.height = c.width = 65536;
   write_file_atomic(b.dir + "/bomb.ntc", codec::write_container(c));
+  const auto t1 = std::chrono::steady_clock::now();  // (a refusal takes milliseconds; a decode, minutes)
   EXPECT_EQ(b.run("decode " + b.dir + "/bomb.ntc -o " + b.dir + "/bomb.ppm --model " + b.dir + "/m.ntcm"), 1);
   EXPECT_NE(b.err().find("--max-pixels"), std::string::npos) << b.err();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count(), 10.0);
   write_image(b.dir + "/small.png", picture(40, 50));
   ASSERT_EQ(b.run("encode " + b.dir + "/small.png -o " + b.dir + "/s.ntc --model " + b.dir + "/m.ntcm"), 0) << b.err();
   EXPECT_EQ(b.run("decode " + b.dir + "/s.ntc -o " + b.dir + "/s.ppm --max-pixels 1999 --model " + b.dir + "/m.ntcm"), 1);
@@ -508,7 +510,6 @@ TEST(Cli, OversizedOutputsAndDecompressionBombsAreRefused) {
   EXPECT_EQ(b.run("decode " + b.dir + "/mid.ntc -o " + b.dir + "/mid.ppm --max-memory 0 --model " + b.dir + "/m.ntcm"), 1);
   EXPECT_EQ(b.run("decode " + b.dir + "/mid.ntc -o " + b.dir + "/mid.ppm --max-memory 256 --model " + b.dir + "/m.ntcm"), 0)
       << b.err();
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
 }
 
 // Out of memory anywhere — on the main thread or inside an OpenMP region (lib/threads.h) — is the

@@ -136,7 +136,7 @@ void upsample2_plane_adj(const float* gout, int64_t oh, int64_t ow, float* gin, 
 // f = (¾, ¼, 0, 0) is the bilinear step above (the same values). x [N,C,h,w], taps [4].
 Tensor upsample2(const Tensor& x, int64_t oh, int64_t ow, const Tensor& taps);
 // On one plane (the decoder's function too), and the adjoint: gin += Aᵀ·gout, and gf[q] += ∂/∂f_q
-// (in double; gf may be null); it needs the forward input `in`; tmp and gtmp hold h·ow floats each.
+// (in double; gf may be null; gin may be null when only gf is wanted); it needs the forward input `in`; tmp and gtmp hold h·ow floats each.
 void upsample2_plane(const float* in, int64_t h, int64_t w, const float* f, float* out, int64_t oh, int64_t ow, float* tmp);
 void upsample2_plane_adj(const float* in, int64_t h, int64_t w, const float* f, const float* gout, int64_t oh,
                          int64_t ow, float* gin, double* gf, float* tmp, float* gtmp);

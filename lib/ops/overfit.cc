@@ -91,7 +91,7 @@ struct Taps4 {
 inline Taps4 taps_of(int64_t i, int64_t n) {
   const int64_t k = i >> 1, d = (i & 1) ? 1 : -1;
   auto cl = [n](int64_t v) { return std::clamp<int64_t>(v, 0, n - 1); };
-  return {{k, cl(k + d), cl(k - d), cl(k + 2 * d)}};
+  return {{k, side_of(i, n), cl(k - d), cl(k + 2 * d)}};
 }
 // ((f0·a + f1·b) + f2·c) + f3·d: four products and three sums in this order (no contraction).
 inline float tap_sum(const float* f, float a, float b, float c, float d) { return ((f[0] * a + f[1] * b) + f[2] * c) + f[3] * d; }
@@ -161,13 +161,20 @@ void upsample2_plane_adj(const float* in, int64_t h, int64_t w, const float* f, 
   for (int64_t r = 0; r < h; ++r) {
     const float* g = gtmp + r * ow;
     const float* x = in + r * w;
-    float* gi = gin + r * w;
     double s[4][4] = {};  // [tap][i mod 4]: four independent sums per tap, added at the row's end
-    for (int64_t i = 0; i < ow; ++i) {
-      const Taps4& t = ts[size_t(i)];
-      for (int q = 0; q < 4; ++q) {
-        gi[t.j[q]] += f[q] * g[i];
-        s[q][i & 3] += double(g[i]) * double(x[t.j[q]]);
+    if (gin) {
+      float* gi = gin + r * w;
+      for (int64_t i = 0; i < ow; ++i) {
+        const Taps4& t = ts[size_t(i)];
+        for (int q = 0; q < 4; ++q) {
+          gi[t.j[q]] += f[q] * g[i];
+          s[q][i & 3] += double(g[i]) * double(x[t.j[q]]);
+        }
+      }
+    } else if (gf) {
+      for (int64_t i = 0; i < ow; ++i) {
+        const Taps4& t = ts[size_t(i)];
+        for (int q = 0; q < 4; ++q) s[q][i & 3] += double(g[i]) * double(x[t.j[q]]);
       }
     }
     if (gf)
@@ -188,11 +195,10 @@ Tensor upsample2(const Tensor& x, int64_t oh, int64_t ow, const Tensor& taps) {
   count_flops("upsample2", 7 * P * (h * ow + oh * ow));
   if (needs_grad({&x, &taps}))
     record(y, "upsample2", {&x, &taps}, [x, taps, P, h, w, oh, ow](const float* gy) {
-      Buffer t(size_t(h * ow)), gt(size_t(h * ow)), gx(x.requires_grad() ? size_t(h * w) : 0);
+      Buffer t(size_t(h * ow)), gt(size_t(h * ow));
       double gf[4] = {0, 0, 0, 0};
       for (int64_t p = 0; p < P; ++p) {
-        float* gin = x.requires_grad() ? x.grad_acc() + p * h * w : gx.data();
-        if (!x.requires_grad()) std::fill(gx.data(), gx.data() + h * w, 0.f);
+        float* gin = x.requires_grad() ? x.grad_acc() + p * h * w : nullptr;  // (null: the taps' gradient only)
         upsample2_plane_adj(x.data() + p * h * w, h, w, taps.data(), gy + p * oh * ow, oh, ow, gin,
                             taps.requires_grad() ? gf : nullptr, t.data(), gt.data());
       }
