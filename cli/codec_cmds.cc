@@ -381,11 +381,13 @@ int cmd_info(const std::vector<std::string>& argv) {
   std::snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c.model_hash);
   std::vector<size_t> sizes;
   for (const auto& sec : c.sections) sizes.push_back(sec.size());
+  // flag bit 0: h_s's stride-1 3×3 layers in the portable Winograd form (every stream written now)
+  const char* hs_form = (c.flags & codec::kFlagWinogradHyperSynthesis) ? "winograd" : "direct";
   if (a.has("json")) {
     JsonOut j{{"file", in}, {"bytes", bytes.size()}, {"width", c.width}, {"height", c.height}, {"bpp", bpp},
               {"model_hash", hash}, {"model", model_path.empty() ? JsonOut() : JsonOut(model_path)},
               {"family", model_name.empty() ? JsonOut() : JsonOut(model_name)}, {"lambda", lambda > 0 ? JsonOut(lambda) : JsonOut()},
-              {"sections", sizes}};
+              {"sections", sizes}, {"hyper_synthesis_form", hs_form}};
     std::printf("%s\n", json_line(j).c_str());
     return 0;
   }
@@ -394,6 +396,7 @@ int cmd_info(const std::vector<std::string>& argv) {
               model_path.empty() ? " (not a shipped model; --model FILE names one)" : (" = " + model_path).c_str(),
               model_name.empty() ? "" : (" (" + model_name + ")").c_str());
   if (lambda > 0) std::printf("lambda: %g\n", lambda);
+  std::printf("hyper-synthesis form: %s (codec/BITSTREAM.md)\n", hs_form);
   std::printf("sections:");
   for (size_t n : sizes) std::printf(" %zu", n);
   std::printf(" bytes\n");

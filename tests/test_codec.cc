@@ -310,6 +310,7 @@ TEST(Cli, PipesAndInfo) {
   EXPECT_EQ(j.get("bytes")->num, double(read_file(b.dir + "/f.ntc").size()));
   EXPECT_EQ(j.get("model")->str, b.dir + "/m.ntcm");
   EXPECT_EQ(j.get("sections")->numbers().size(), 2u);
+  EXPECT_EQ(j.get("hyper_synthesis_form")->str, "winograd");  // flag bit 0, set in every new stream
   EXPECT_EQ(b.run("info " + b.dir + "/in.png"), 1);
 }
 
