@@ -22,6 +22,30 @@ inline void at4(const float m[4], float o[2]) {
 
 // Kernels are transformed 8 input channels at a time, lane by lane (plain loops over a fixed lane
 // count that the compiler vectorises), and stored as 8 contiguous floats per ξ plane.
+// U = G g Gᵀ for L kernels side by side (g[i][l]: tap i of kernel l): t = G g by columns, then
+// U = t Gᵀ by rows, u[i][j][l]. One fixed sequence of operations per value (part of the portable
+// form's definition, codec/BITSTREAM.md), in plain loops over the lanes that the compiler vectorises.
+template <int L>
+inline void kernel_transform(const float (&g)[9][L], float (&u)[4][4][L]) {
+  float t[4][3][L];
+  for (int j = 0; j < 3; ++j)  // columns: t = G g
+    for (int l = 0; l < L; ++l) {
+      const float a = g[j][l], b = g[3 + j][l], c = g[6 + j][l];
+      t[0][j][l] = a;
+      t[1][j][l] = 0.5f * (a + b + c);
+      t[2][j][l] = 0.5f * (a - b + c);
+      t[3][j][l] = c;
+    }
+  for (int i = 0; i < 4; ++i)  // rows: U = t Gᵀ
+    for (int l = 0; l < L; ++l) {
+      const float a = t[i][0][l], b = t[i][1][l], c = t[i][2][l];
+      u[i][0][l] = a;
+      u[i][1][l] = 0.5f * (a + b + c);
+      u[i][2][l] = 0.5f * (a - b + c);
+      u[i][3][l] = c;
+    }
+}
+
 template <typename Src, typename Store>  // Src(o, c) -> pointer to that 3×3 kernel; Store(e, o, c, value)
 void weights_blocked(int Cout, int Cin, Src src, bool flip, Store store) {
   constexpr int L = 8;
@@ -30,27 +54,12 @@ void weights_blocked(int Cout, int Cin, Src src, bool flip, Store store) {
 #pragma omp parallel for schedule(static) if (stride > 4096)
   for (int blk = 0; blk < Cout * cb; ++blk) {
     const int o = blk / cb, c0 = (blk % cb) * L, lanes = std::min(L, Cin - c0);
-    float g[9][L] = {}, t[4][3][L], u[4][4][L];
+    float g[9][L] = {}, u[4][4][L];
     for (int l = 0; l < lanes; ++l) {
       const float* k = src(o, c0 + l);
       for (int i = 0; i < 9; ++i) g[i][l] = flip ? k[8 - i] : k[i];
     }
-    for (int j = 0; j < 3; ++j)  // columns: t = G g
-      for (int l = 0; l < L; ++l) {
-        const float a = g[j][l], b = g[3 + j][l], c = g[6 + j][l];
-        t[0][j][l] = a;
-        t[1][j][l] = 0.5f * (a + b + c);
-        t[2][j][l] = 0.5f * (a - b + c);
-        t[3][j][l] = c;
-      }
-    for (int i = 0; i < 4; ++i)  // rows: U = t Gᵀ
-      for (int l = 0; l < L; ++l) {
-        const float a = t[i][0][l], b = t[i][1][l], c = t[i][2][l];
-        u[i][0][l] = a;
-        u[i][1][l] = 0.5f * (a + b + c);
-        u[i][2][l] = 0.5f * (a - b + c);
-        u[i][3][l] = c;
-      }
+    kernel_transform(g, u);
     for (int e = 0; e < 16; ++e)
       for (int l = 0; l < lanes; ++l) store(e, o, c0 + l, u[e / 4][e % 4][l]);
   }
@@ -72,9 +81,9 @@ void winograd_weights_transposed(const float* w, int Cin, int Cout, float* U) {
 }
 
 void winograd_weights_transposed_kn(const float* w, int Cin, int Cout, float* U, int64_t plane, int nr) {
-  // Row c of every U[ξ], L output channels at a time: the same operations per element as
-  // weights_blocked (t = G g by columns, then U = t Gᵀ by rows), with the lanes over o, so that
-  // the stores are contiguous (a run of L columns lies in one panel: L divides nr).
+  // Row c of every U[ξ], L output channels at a time (kernel_transform, as weights_blocked), with
+  // the lanes over o, so that the stores are contiguous (a run of L columns lies in one panel: L
+  // divides nr).
   constexpr int L = 16;
   const int64_t n_pad = nr > 0 ? (int64_t(Cout) + nr - 1) / nr * nr : Cout;
   auto at = [&](int c, int o) {  // pack_b_all's layout (kernels/gemm.h), or row-major [Cin][Cout]
@@ -87,27 +96,12 @@ void winograd_weights_transposed_kn(const float* w, int Cin, int Cout, float* U,
   for (int c = 0; c < Cin; ++c)
     for (int o0 = 0; o0 < n_pad; o0 += L) {
       const int lanes = int(std::max<int64_t>(0, std::min<int64_t>(L, Cout - o0)));
-      float g[9][L] = {}, t[4][3][L], u[4][4][L];
+      float g[9][L] = {}, u[4][4][L];
       for (int l = 0; l < lanes; ++l) {
         const float* k = w + (int64_t(c) * Cout + o0 + l) * 9;
         for (int i = 0; i < 9; ++i) g[i][l] = k[8 - i];  // flipped in both axes
       }
-      for (int j = 0; j < 3; ++j)
-        for (int l = 0; l < L; ++l) {
-          const float a = g[j][l], b = g[3 + j][l], cc = g[6 + j][l];
-          t[0][j][l] = a;
-          t[1][j][l] = 0.5f * (a + b + cc);
-          t[2][j][l] = 0.5f * (a - b + cc);
-          t[3][j][l] = cc;
-        }
-      for (int i = 0; i < 4; ++i)
-        for (int l = 0; l < L; ++l) {
-          const float a = t[i][0][l], b = t[i][1][l], cc = t[i][2][l];
-          u[i][0][l] = a;
-          u[i][1][l] = 0.5f * (a + b + cc);
-          u[i][2][l] = 0.5f * (a - b + cc);
-          u[i][3][l] = cc;
-        }
+      kernel_transform(g, u);
       const int n = nr > 0 ? L : lanes;  // packed: the padding columns too (zeros: g is 0 there)
       if (n <= 0) continue;
       const int64_t base = at(c, o0);
