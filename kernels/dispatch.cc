@@ -267,6 +267,9 @@ void relu_fwd(const float* x, float* y, size_t n) {
 void relu_bwd(const float* x, const float* gy, float* gx, size_t n) {
   backward(pick(ref::relu_bwd, simd::relu_bwd), x, gy, gx, n);
 }
+void relu_mask(const float* x, const float* gy, float* g, size_t n) {
+  backward(pick(ref::relu_mask, simd::relu_mask), x, gy, g, n);  // chunked like a backward; writes g
+}
 void leaky_relu_fwd(const float* x, float* y, size_t n, float slope) {
   auto f = pick(ref::leaky_relu_fwd, simd::leaky_relu_fwd);
   for_chunks(n, [=](size_t i, size_t m) { f(x + i, y + i, m, slope); });

@@ -32,6 +32,7 @@
   X(double, sum_squares, (const float* x, size_t n), (x, n))                                                      \
   X(void, relu_fwd, (const float* x, float* y, size_t n), (x, y, n))                                              \
   X(void, relu_bwd, (const float* x, const float* gy, float* gx, size_t n), (x, gy, gx, n))                       \
+  X(void, relu_mask, (const float* x, const float* gy, float* g, size_t n), (x, gy, g, n))                        \
   X(void, leaky_relu_fwd, (const float* x, float* y, size_t n, float slope), (x, y, n, slope))                    \
   X(void, leaky_relu_bwd, (const float* x, const float* gy, float* gx, size_t n, float slope), (x, gy, gx, n, slope)) \
   X(void, gelu_fwd, (const float* x, float* y, size_t n), (x, y, n))                                              \

@@ -76,6 +76,9 @@ double sum_squares(const float* x, size_t n);
 // ---- activations: fwd y = f(x) (y may alias x); bwd gx += gy * f'(.) ----------------------
 void relu_fwd(const float* x, float* y, size_t n);
 void relu_bwd(const float* x, const float* gy, float* gx, size_t n);            // f'(0) = 0
+// g = 0 + (x > 0 ? gy : 0), written, not added: relu_bwd into a zeroed g (the same bits, −0 → +0
+// included) in one pass instead of a fill and an accumulate.
+void relu_mask(const float* x, const float* gy, float* g, size_t n);
 void leaky_relu_fwd(const float* x, float* y, size_t n, float slope);
 void leaky_relu_bwd(const float* x, const float* gy, float* gx, size_t n, float slope);  // x>0 ? 1 : slope
 void gelu_fwd(const float* x, float* y, size_t n);                               // exact erf form

@@ -33,9 +33,13 @@ const float* rows_of_4(const float* w, int rows, int cols, int ld, bool transpos
   return wp.data();
 }
 
+// How rows_step and rows_pixel store a sum s: out = s, out = out + s, or out = 0 + s (what
+// kAdd gives on a zeroed out, without reading it).
+enum Store { kSet, kAdd, kZeroPlus };
+
 // out[r][0:16] (r < nr, row stride ldo) = init(r) + Σ_c wp[c·4 + r]·in[c][0:16] (c ascending, one FMA
-// each), or with accumulate, out += the sum from 0. in: `cols` rows of stride ldi.
-inline void rows_step(const float* in, int64_t ldi, int cols, const float* wp, const float* init, bool accumulate,
+// each), or for kAdd / kZeroPlus the sum from 0 stored as above. in: `cols` rows of stride ldi.
+inline void rows_step(const float* in, int64_t ldi, int cols, const float* wp, const float* init, Store store,
                       float* out, int64_t ldo, int nr) {
   __m256 a[kRows][2];
   for (int r = 0; r < kRows; ++r) a[r][0] = a[r][1] = _mm256_set1_ps(init && r < nr ? init[r] : 0.f);
@@ -49,9 +53,11 @@ inline void rows_step(const float* in, int64_t ldi, int cols, const float* wp, c
   }
   for (int r = 0; r < nr; ++r) {
     float* o = out + r * ldo;
-    if (accumulate) {
-      _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), a[r][0]));
-      _mm256_storeu_ps(o + 8, _mm256_add_ps(_mm256_loadu_ps(o + 8), a[r][1]));
+    if (store != kSet) {
+      const __m256 o0 = store == kAdd ? _mm256_loadu_ps(o) : _mm256_setzero_ps();
+      const __m256 o1 = store == kAdd ? _mm256_loadu_ps(o + 8) : _mm256_setzero_ps();
+      _mm256_storeu_ps(o, _mm256_add_ps(o0, a[r][0]));
+      _mm256_storeu_ps(o + 8, _mm256_add_ps(o1, a[r][1]));
     } else {
       _mm256_storeu_ps(o, a[r][0]);
       _mm256_storeu_ps(o + 8, a[r][1]);
@@ -60,12 +66,12 @@ inline void rows_step(const float* in, int64_t ldi, int cols, const float* wp, c
 }
 
 // The same for one pixel (the last m < 16 of a row): the scalar form of one lane.
-inline void rows_pixel(const float* in, int64_t ldi, int cols, const float* wp, const float* init, bool accumulate,
+inline void rows_pixel(const float* in, int64_t ldi, int cols, const float* wp, const float* init, Store store,
                        float* out, int64_t ldo, int nr) {
   for (int r = 0; r < nr; ++r) {
     float a = init ? init[r] : 0.f;
     for (int c = 0; c < cols; ++c) a = std::fma(wp[c * kRows + r], in[c * ldi], a);
-    out[r * ldo] = accumulate ? out[r * ldo] + a : a;
+    out[r * ldo] = store == kSet ? a : (store == kAdd ? out[r * ldo] : 0.f) + a;
   }
 }
 
@@ -80,22 +86,23 @@ void pointwise_fwd(const float* x, int64_t ldx, int Cin, const float* w, const f
     const float* wb = wp + size_t(o0 / kRows) * Cin * kRows;
     const float* init = b ? b + o0 : nullptr;
     int64_t p = 0;
-    for (; p + kLanes <= P; p += kLanes) rows_step(x + p, ldx, Cin, wb, init, false, y + o0 * ldy + p, ldy, nr);
-    for (; p < P; ++p) rows_pixel(x + p, ldx, Cin, wb, init, false, y + o0 * ldy + p, ldy, nr);
+    for (; p + kLanes <= P; p += kLanes) rows_step(x + p, ldx, Cin, wb, init, kSet, y + o0 * ldy + p, ldy, nr);
+    for (; p < P; ++p) rows_pixel(x + p, ldx, Cin, wb, init, kSet, y + o0 * ldy + p, ldy, nr);
   }
 }
 
 void pointwise_bwd(const float* x, int64_t ldx, int Cin, const float* w, const float* dy, int64_t ldy, int Cout,
-                   float* dx, int64_t lddx, float* gw, float* gb, int64_t P) {
-  if (use_reference_kernels()) return ref::pointwise_bwd(x, ldx, Cin, w, dy, ldy, Cout, dx, lddx, gw, gb, P);
+                   float* dx, int64_t lddx, float* gw, float* gb, int64_t P, bool dx_write) {
+  if (use_reference_kernels()) return ref::pointwise_bwd(x, ldx, Cin, w, dy, ldy, Cout, dx, lddx, gw, gb, P, dx_write);
   if (dx) {  // dx[i] += Σ_o w[o][i]·dy[o]: the forward's form with wᵀ
+    const Store store = dx_write ? kZeroPlus : kAdd;
     const float* wp = rows_of_4(w, Cin, Cout, Cin, true);
     for (int i0 = 0; i0 < Cin; i0 += kRows) {
       const int nr = std::min(kRows, Cin - i0);
       const float* wb = wp + size_t(i0 / kRows) * Cout * kRows;
       int64_t p = 0;
-      for (; p + kLanes <= P; p += kLanes) rows_step(dy + p, ldy, Cout, wb, nullptr, true, dx + i0 * lddx + p, lddx, nr);
-      for (; p < P; ++p) rows_pixel(dy + p, ldy, Cout, wb, nullptr, true, dx + i0 * lddx + p, lddx, nr);
+      for (; p + kLanes <= P; p += kLanes) rows_step(dy + p, ldy, Cout, wb, nullptr, store, dx + i0 * lddx + p, lddx, nr);
+      for (; p < P; ++p) rows_pixel(dy + p, ldy, Cout, wb, nullptr, store, dx + i0 * lddx + p, lddx, nr);
     }
   }
   const int64_t full = P / kLanes * kLanes;
@@ -151,13 +158,13 @@ void pointwise_fwd(const float* x, int64_t ldx, int Cin, const float* w, const f
 }
 
 void pointwise_bwd(const float* x, int64_t ldx, int Cin, const float* w, const float* dy, int64_t ldy, int Cout,
-                   float* dx, int64_t lddx, float* gw, float* gb, int64_t P) {
+                   float* dx, int64_t lddx, float* gw, float* gb, int64_t P, bool dx_write) {
   if (dx)
     for (int i = 0; i < Cin; ++i)
       for (int64_t p = 0; p < P; ++p) {
         float a = 0.f;
         for (int o = 0; o < Cout; ++o) a = std::fma(w[o * Cin + i], dy[o * ldy + p], a);
-        dx[i * lddx + p] += a;
+        dx[i * lddx + p] = (dx_write ? 0.f : dx[i * lddx + p]) + a;
       }
   float lanes[kLanes];
   if (gw)

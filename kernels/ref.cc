@@ -168,6 +168,9 @@ void relu_fwd(const float* x, float* y, size_t n) {
 void relu_bwd(const float* x, const float* gy, float* gx, size_t n) {
   for (size_t i = 0; i < n; ++i) gx[i] = gx[i] + (x[i] > 0.0f ? gy[i] : 0.0f);
 }
+void relu_mask(const float* x, const float* gy, float* g, size_t n) {
+  for (size_t i = 0; i < n; ++i) g[i] = 0.0f + (x[i] > 0.0f ? gy[i] : 0.0f);
+}
 void leaky_relu_fwd(const float* x, float* y, size_t n, float slope) {
   for (size_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
 }

@@ -254,6 +254,9 @@ void relu_bwd(const float* x, const float* gy, float* gx, size_t n) {
       [](V x, V gy, V gx) { return hn::Add(gx, hn::IfThenElseZero(hn::Gt(x, hn::Zero(D())), gy)); },
       x, gy, gx);
 }
+void relu_mask(const float* x, const float* gy, float* g, size_t n) {
+  Map(g, n, [](V x, V gy) { return hn::Add(hn::Zero(D()), hn::IfThenElseZero(hn::Gt(x, hn::Zero(D())), gy)); }, x, gy);
+}
 void leaky_relu_fwd(const float* x, float* y, size_t n, float slope) {
   const V vs = hn::Set(D(), slope);
   Map(y, n, [vs](V x) { return hn::IfThenElse(hn::Gt(x, hn::Zero(D())), x, hn::Mul(vs, x)); }, x);

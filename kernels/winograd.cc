@@ -178,8 +178,9 @@ void winograd_output(const float* M, int Cout, int H, int W, int64_t ld, int64_t
 }
 
 void winograd_input_tiles(const float* x, int C, int H, int W, int t0, int nt, float* V) {
-  // The block's input rows, channel-last with the zero border ((W + 3) columns: one left, up to
-  // two right), so that a tile's transform runs over the channels in contiguous lanes.
+  // The block's input rows, channel-last with the zero border (2·⌈W/2⌉ + 2 columns: one left, and
+  // one right for even W, two for odd), so that a tile's transform runs over the channels in
+  // contiguous lanes.
   const int tw = (W + 1) / 2, ti0 = t0 / tw, ti1 = (t0 + nt - 1) / tw;
   const int r0 = 2 * ti0 - 1, rows = 2 * (ti1 - ti0) + 4, cols = 2 * tw + 2;
   thread_local std::vector<float> buf;

@@ -121,6 +121,12 @@ Tensor Tensor::grad_tensor() const {
   return g;
 }
 
+float* Tensor::grad_for_write(bool* fresh) const {
+  *fresh = !p_->grad;
+  if (*fresh) p_->grad = Buffer(size_t(numel()));
+  return p_->grad.data();
+}
+
 void Tensor::zero_grad() { p_->grad = Buffer(); }
 
 Tensor Tensor::detach() const {

@@ -102,6 +102,9 @@ class Tensor {
   bool has_grad() const { return bool(p_->grad); }
   float* grad() const { return p_->grad.data(); }   // null if no gradient yet
   float* grad_acc() const;                          // gradient buffer, zero-allocated on demand
+  // For a backward that sets every element of the gradient: when there is none yet, allocates it
+  // uninitialised and sets *fresh (write, as if adding into zeros); else grad_acc(), *fresh false.
+  float* grad_for_write(bool* fresh) const;
   Tensor grad_tensor() const;                       // copy of the gradient (zeros if none)
   void zero_grad();
   void backward();                                  // from a one-element tensor, seed 1

@@ -370,6 +370,29 @@ TEST(Kernels, ReluFwdMatchesRef) { compare_unary(k::relu_fwd, k::ref::relu_fwd, 
 TEST(Kernels, ReluBwdMatchesRef) {
   compare_backward(k::relu_bwd, k::ref::relu_bwd, {-5, 5}, kExact);
 }
+// relu_mask writes what relu_bwd adds into zeros, to the bit (−0 in gy becomes +0 in both), on every
+// target and in the twin.
+TEST(Kernels, ReluMaskIsReluBwdIntoZeros) {
+  compare_backward(k::relu_mask, k::ref::relu_mask, {-5, 5}, kExact);
+  const size_t n = 1029;
+  std::vector<float> x = random_floats(n, {-3, 3}, 5), gy = random_floats(n, {-2, 2}, 6);
+  for (size_t i = 0; i < n; i += 7) gy[i] = -0.0f;
+  for (size_t i = 3; i < n; i += 11) x[i] = 0.0f;
+  for (const bool twin : {false, true}) {
+    std::vector<float> acc(n, 0.0f), g(n, 123.0f);
+    if (twin) {
+      k::ref::relu_bwd(x.data(), gy.data(), acc.data(), n);
+      k::ref::relu_mask(x.data(), gy.data(), g.data(), n);
+    } else {
+      k::relu_bwd(x.data(), gy.data(), acc.data(), n);
+      k::relu_mask(x.data(), gy.data(), g.data(), n);
+    }
+    EXPECT_EQ(0, std::memcmp(acc.data(), g.data(), n * sizeof(float))) << (twin ? "twin" : "simd");
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; ++i) zeros += g[i] == 0.0f && !std::signbit(g[i]);
+    EXPECT_GT(zeros, n / 3);  // the mask acted (x ≤ 0 on about half)
+  }
+}
 TEST(Kernels, LeakyReluFwdMatchesRef) {
   compare_arrays(
       {{-5, 5}, {-1, 1}}, [](P p, size_t n) { k::leaky_relu_fwd(p[0], p[1], n, 0.01f); },

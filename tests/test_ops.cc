@@ -4,7 +4,9 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <functional>
+#include <limits>
 #include <new>
 #include <tuple>
 
@@ -339,6 +341,23 @@ TEST(Ops, PointwiseKernelAndTwinGiveTheSameBits) {
       EXPECT_EQ(dx1, dx2) << what;
       EXPECT_EQ(gw1, gw2) << what;
       EXPECT_EQ(gb1, gb2) << what;
+      // dx_write sets dx to what adding into zeros gives, to the bit, whatever dx held (NaN here),
+      // in both forms; the columns past P stay untouched
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::vector<float> dxz(dx1.size(), 0.f), dxw1(dx1.size(), nan), dxw2 = dxw1;
+      k::pointwise_bwd(x.data(), ld, Cin, w.data(), dy.data(), ld, Cout, dxz.data(), ld, nullptr, nullptr, P);
+      k::pointwise_bwd(x.data(), ld, Cin, w.data(), dy.data(), ld, Cout, dxw1.data(), ld, nullptr, nullptr, P, true);
+      k::ref::pointwise_bwd(x.data(), ld, Cin, w.data(), dy.data(), ld, Cout, dxw2.data(), ld, nullptr, nullptr, P, true);
+      for (int i = 0; i < Cin; ++i)
+        for (int64_t p = 0; p < ld; ++p) {
+          const size_t e = size_t(i * ld + p);
+          if (p < P) {
+            EXPECT_EQ(0, std::memcmp(&dxz[e], &dxw1[e], sizeof(float))) << what << " dx_write at " << e;
+            EXPECT_EQ(0, std::memcmp(&dxz[e], &dxw2[e], sizeof(float))) << what << " twin's dx_write at " << e;
+          } else {
+            EXPECT_TRUE(std::isnan(dxw1[e]) && std::isnan(dxw2[e])) << what << " column " << p;
+          }
+        }
       // and the twin is the convolution: against a double-precision sum
       double worst = 0;
       for (int o = 0; o < Cout; ++o)
@@ -360,6 +379,15 @@ TEST(Ops, PointwiseConvolutionForwardGradientsAndThreads) {
   expect_close(conv2d(x, w, b, 1, Pad2{}), conv2d_direct(x, w, b, 1, Pad2{}), "pointwise");
   gradcheck("pointwise conv2d", {x, w, b}, [](auto& v) { return conv2d(v[0], v[1], v[2], 1, Pad2{}); });
   gradcheck("pointwise conv2d, no bias", {x, w}, [](auto& v) { return conv2d(v[0], v[1], Tensor(), 1, Pad2{}); });
+  // x with a second use: its gradient is set by the pointwise backward (dx_write) or added to, by
+  // whichever backward runs first; both orders of recording
+  gradcheck("pointwise conv2d and another use of x", {x, w, b}, [](auto& v) {
+    return add(conv2d(v[0], v[1], v[2], 1, Pad2{}), conv2d(mul(v[0], v[0]), v[1], v[2], 1, Pad2{}));
+  });
+  gradcheck("another use of x and pointwise conv2d", {x, w, b}, [](auto& v) {
+    const Tensor sq = conv2d(mul(v[0], v[0]), v[1], v[2], 1, Pad2{});
+    return add(sq, conv2d(v[0], v[1], v[2], 1, Pad2{}));
+  });
   const int saved = num_threads();
   const Tensor x0 = Tensor::uniform({2, 7, 101, 90}, -1, 1, rng), w0 = Tensor::uniform({16, 7, 1, 1}, -1, 1, rng);
   const Tensor b0 = Tensor::uniform({16}, -1, 1, rng), gy = Tensor::uniform({2, 16, 101, 90}, -1, 1, rng);

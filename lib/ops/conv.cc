@@ -282,8 +282,9 @@ Tensor conv2d_pointwise(const Tensor& x, const Tensor& w, const Tensor& b, bool 
     const Buffer yb = relu ? y.buffer() : Buffer();  // the output's data, never the output Tensor (lib/tensor.h)
     record(y, relu ? "conv2d_relu" : "conv2d", {&x, &w, &b}, [x, w, b, N, Cin, Cout, P, items, span, yb](const float* gy_in) {
       const bool gw = w.requires_grad(), gb = b.defined() && b.requires_grad();
-      float* dx = x.requires_grad() ? x.grad_acc() : nullptr;  // allocated before the workers start
-      const size_t stride = size_t(Cout) * size_t(Cin + 1);   // one item's partial [gw | gb]
+      bool dx_write = false;  // x has no gradient yet: every chunk sets its part, no zeroing first
+      float* dx = x.requires_grad() ? x.grad_for_write(&dx_write) : nullptr;  // before the workers start
+      const size_t stride = size_t(Cout) * size_t(Cin + 1);                  // one item's partial [gw | gb]
       Buffer part = gw || gb ? Buffer(items * stride) : Buffer();
       for_items(items, 0, [&](size_t j, float*) {
         int n;
@@ -292,17 +293,17 @@ Tensor conv2d_pointwise(const Tensor& x, const Tensor& w, const Tensor& b, bool 
         float* pj = gw || gb ? part.data() + j * stride : nullptr;
         const float* gy = gy_in + n * Cout * P + p0;
         int64_t ldg = P;
-        if (yb) {  // dy·[y > 0] for this chunk: the ReLU's backward
+        if (yb) {  // dy·[y > 0] for this chunk: the ReLU's backward, written in one pass
           thread_local std::vector<float> masked;
-          masked.assign(size_t(Cout) * size_t(len), 0.f);
+          if (masked.size() < size_t(Cout) * size_t(len)) masked.resize(size_t(Cout) * size_t(len));
           for (int o = 0; o < Cout; ++o)
-            k::relu_bwd(yb.data() + n * Cout * P + p0 + o * P, gy + o * P, masked.data() + o * len, size_t(len));
+            k::relu_mask(yb.data() + n * Cout * P + p0 + o * P, gy + o * P, masked.data() + o * len, size_t(len));
           gy = masked.data();
           ldg = len;
         }
         k::pointwise_bwd(x.data() + n * Cin * P + p0, P, Cin, w.data(), gy, ldg, Cout,
                          dx ? dx + n * Cin * P + p0 : nullptr, P, gw ? pj : nullptr, gb ? pj + size_t(Cout) * Cin : nullptr,
-                         len);
+                         len, dx_write);
       });
       for (size_t j = 0; j < items && (gw || gb); ++j) {
         const float* pj = part.data() + j * stride;
