@@ -3,7 +3,7 @@
 against WebP and ntc's amortised default model on the same images, with encode times.
 
   scripts/overfit_eval.py --images A.png B.png ... --out DIR [--crop 256] [--lambdas 0.0016,0.0064,0.0256]
-                          [--iters 8000] [--widths SYN,ARM] [--upsample bilinear|learned] [--threads 1]
+                          [--iters 10000] [--widths SYN,ARM] [--upsample bilinear|learned] [--threads 1]
                           [--jobs 1] [--ntc build/ntc]
   scripts/overfit_eval.py --merge DIR1 DIR2 ... --out DIR   (runs of the same settings on different
                           images, e.g. two halves run side by side on one thread each: one summary)
@@ -91,7 +91,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--lambdas", default="0.0016,0.0064,0.0256")
-    ap.add_argument("--iters", type=int, default=8000)
+    ap.add_argument("--iters", type=int, default=10000)
     ap.add_argument("--widths", default="", help="the decoder's hidden widths SYN,ARM (ntc's default if empty)")
     ap.add_argument("--upsample", default="bilinear", choices=["bilinear", "learned"],
                     help="the overfitted decoder's upsampling (ntc's --overfit-upsample)")

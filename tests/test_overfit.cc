@@ -396,6 +396,19 @@ void expect_decodes_everywhere(const std::vector<uint8_t>& bytes, const std::vec
   set_num_threads(0);
 }
 
+// The presets grow fast < medium < slow, the options' default is medium (what `ntc encode` without
+// --overfit or --iters would run, and what the README's numbers are for), and other names are refused.
+TEST(Overfit, PresetsAreOrderedAndTheDefaultIsMedium) {
+  const int fast = train::overfit_preset_iters("fast"), medium = train::overfit_preset_iters("medium"),
+            slow = train::overfit_preset_iters("slow");
+  EXPECT_LT(0, fast);
+  EXPECT_LT(fast, medium);
+  EXPECT_LT(medium, slow);
+  EXPECT_EQ(train::OverfitOptions{}.iters, medium);
+  EXPECT_THROW(train::overfit_preset_iters("Medium"), Error);
+  EXPECT_THROW(train::overfit_preset_iters(""), Error);
+}
+
 TEST(Overfit, ATinyImageOverfits) {
   const Tensor img = test_image(16, 24);
   train::OverfitOptions o = quick(150);

@@ -276,8 +276,8 @@ int overfit_total_iters(const OverfitOptions& o) {
 
 int overfit_preset_iters(const std::string& preset) {
   if (preset == "fast") return 1000;
-  if (preset == "medium") return 8000;
-  if (preset == "slow") return 12000;
+  if (preset == "medium") return 10000;
+  if (preset == "slow") return 20000;
   fail("--overfit wants fast, medium or slow, got '", preset, "'");
 }
 

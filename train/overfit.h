@@ -31,7 +31,7 @@
 namespace ntc::train {
 
 struct OverfitOptions {
-  int iters = 8000;
+  int iters = 10000;
   int candidates = 3;
   int warmup_iters = 150;
   double hard_fraction = 0.1;
