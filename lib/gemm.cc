@@ -71,12 +71,10 @@ thread_local bool t_portable_winograd = false;
 }  // namespace
 
 bool portable_winograd() { return t_portable_winograd; }
-PortableWinograd::PortableWinograd(bool on) : saved_(t_portable_winograd) { t_portable_winograd = on; }
-PortableWinograd::~PortableWinograd() { t_portable_winograd = saved_; }
+PortableWinograd::PortableWinograd(bool on) : ScopedSwitch(&t_portable_winograd, on) {}
 
 bool portable_products() { return t_portable; }
-PortableProducts::PortableProducts() : saved_(t_portable) { t_portable = true; }
-PortableProducts::~PortableProducts() { t_portable = saved_; }
+PortableProducts::PortableProducts() : ScopedSwitch(&t_portable, true) {}
 
 Precision conv_precision() { return t_conv_precision; }
 ConvPrecisionScope::ConvPrecisionScope(Precision p) : saved_(t_conv_precision) {

@@ -55,30 +55,32 @@ class ConvPrecisionScope {
 // decoder side (h_s, g_s) of encoding and decoding under it: a stream decodes to the same bytes on
 // every x86-64 CPU with AVX2 (codec/BITSTREAM.md).
 bool portable_products();
-class PortableProducts {
+// Sets one of this thread's switches (below) for its lifetime, then restores the value it found.
+class ScopedSwitch {
  public:
-  PortableProducts();
-  ~PortableProducts();
-  PortableProducts(const PortableProducts&) = delete;
-  PortableProducts& operator=(const PortableProducts&) = delete;
+  ScopedSwitch(const ScopedSwitch&) = delete;
+  ScopedSwitch& operator=(const ScopedSwitch&) = delete;
+
+ protected:
+  ScopedSwitch(bool* flag, bool on) : flag_(flag), saved_(*flag) { *flag = on; }
+  ~ScopedSwitch() { *flag_ = saved_; }
 
  private:
+  bool* flag_;
   bool saved_;
+};
+class PortableProducts : ScopedSwitch {
+ public:
+  PortableProducts();
 };
 // Under PortableProducts, whether stride-1 3×3 transposed convolutions padded by one pixel on every
 // side run Winograd F(2×2,3×3) in its portable form (kernels/winograd.h): 2.25× fewer products,
 // other bits than the direct form but the same ones on every target and thread count. A stream
 // says which form its hyper-synthesis used (codec/BITSTREAM.md, flags); nn/compress.cc sets it.
 bool portable_winograd();
-class PortableWinograd {
+class PortableWinograd : ScopedSwitch {
  public:
   explicit PortableWinograd(bool on);
-  ~PortableWinograd();
-  PortableWinograd(const PortableWinograd&) = delete;
-  PortableWinograd& operator=(const PortableWinograd&) = delete;
-
- private:
-  bool saved_;
 };
 // Fails with a one-line error when bf16 products cannot run here (no AVX512_BF16 and not --kernels ref).
 void check_bf16_available();
