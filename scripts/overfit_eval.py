@@ -34,11 +34,29 @@ import time
 
 
 def read_ppm(data):
-    parts = data.split(maxsplit=4)
-    if parts[0] != b"P6" or int(parts[3]) != 255:
+    # Four header fields (magic, width, height, maxval) separated by whitespace or comments, then
+    # exactly one whitespace byte: the pixels may begin with bytes that look like whitespace (9–13,
+    # 32: dark pixels), so they must not be split off with the header.
+    fields, i = [], 0
+    while len(fields) < 4:
+        while i < len(data) and data[i : i + 1].isspace():
+            i += 1
+        if data[i : i + 1] == b"#":
+            while i < len(data) and data[i : i + 1] != b"\n":
+                i += 1
+            continue
+        j = i
+        while j < len(data) and not data[j : j + 1].isspace():
+            j += 1
+        fields.append(data[i:j])
+        i = j
+    if fields[0] != b"P6" or int(fields[3]) != 255:
         raise SystemExit("expected an 8-bit binary PPM")
-    w, h = int(parts[1]), int(parts[2])
-    return w, h, parts[4][: w * h * 3]
+    w, h = int(fields[1]), int(fields[2])
+    px = data[i + 1 : i + 1 + w * h * 3]
+    if len(px) != w * h * 3:
+        raise SystemExit("truncated PPM")
+    return w, h, px
 
 
 def load(path):
@@ -53,6 +71,8 @@ def write_ppm(path, w, h, px):
 
 
 def psnr(a, b):
+    if len(a) != len(b):
+        raise SystemExit("psnr: images of %d and %d samples" % (len(a), len(b)))
     mse = sum((x - y) ** 2 for x, y in zip(a, b)) / len(a)
     return 99.0 if mse == 0 else 10 * math.log10(255 * 255 / mse)
 
