@@ -26,9 +26,9 @@ void pointwise_fwd(const float* x, int64_t ldx, int Cin, const float* w, const f
 
 // The backward over pixels [0, P) (one chunk): dx[i][p] += Σ_o w[o][i]·dy[o][p] (an FMA chain over o
 // ascending, from 0, then added) when dx is not null; with dx_write, dx[i][p] = 0 + that sum instead
-// (what += gives on a zeroed dx, to the bit, without reading dx: for a gradient not yet allocated); gw[o][i] = Σ_p dy[o][p]·x[i][p] and
-// gb[o] = Σ_p dy[o][p] (overwritten; each a sum in 16 lanes by p mod 16, p ascending, the lanes then
-// added in order from 0) when gw / gb are not null.
+// (what += gives on a zeroed dx, to the bit, without reading dx: for a gradient not yet allocated).
+// gw[o][i] = Σ_p dy[o][p]·x[i][p] and gb[o] = Σ_p dy[o][p] (overwritten; each a sum in 16 lanes by
+// p mod 16, p ascending, the lanes then added in order from 0) when gw / gb are not null.
 void pointwise_bwd(const float* x, int64_t ldx, int Cin, const float* w, const float* dy, int64_t ldy, int Cout,
                    float* dx, int64_t lddx, float* gw, float* gb, int64_t P, bool dx_write = false);
 

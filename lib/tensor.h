@@ -7,7 +7,8 @@
 //   a gradient Buffer of the same size. reshape() is a view that shares the data Buffer.
 // * Autodiff: an op that has an input requiring grad (and grad mode on) attaches a Node to its
 //   output: the inputs plus a backward closure written right next to the forward code in the op's
-//   file (lib/ops/*.cc). The closure receives dL/d(output) and ACCUMULATES into each input's grad.
+//   file (lib/ops/*.cc). The closure receives dL/d(output) and ACCUMULATES into each input's grad
+//   (a closure that computes every element may set a gradient not allocated yet: grad_for_write).
 //   Closures may capture inputs (Tensor) and the output's data Buffer, never the output Tensor
 //   itself (that would be a reference cycle).
 // * Tensor::backward() (on a one-element tensor) orders the graph topologically, runs every
